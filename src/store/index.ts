@@ -1,0 +1,333 @@
+/**
+ * store/ — the in-memory record store: the one source of truth that resolvers and the proxy read.
+ *
+ * Owns slim Namespace, Service, EndpointSlice and Pod records (records.ts), the indexes over them (service by
+ * name, slices by service, pods by IP), the merged endpoint view of a service, whether the first full sync has
+ * happened, and change notification in batches. It knows nothing of DNS wire formats or of the Kubernetes client:
+ * sources write through the `StoreWriter` methods, readers get the read-only `StoreView`.
+ */
+import { ipFamily } from '../ip.js';
+import type {
+  Endpoint,
+  EndpointSliceRecord,
+  NamespaceRecord,
+  PodRecord,
+  RecordsByKind,
+  ResourceKind,
+  ServiceRecord,
+} from './records.js';
+
+export type * from './records.js';
+
+/** What changed in one batch. Service keys are `namespace/name` and cover the service and its endpoints. */
+export interface StoreChanges {
+  readonly services: ReadonlySet<string>;
+  readonly namespaces: ReadonlySet<string>;
+  readonly pods: boolean;
+}
+
+export type StoreListener = (changes: StoreChanges) => void;
+
+export interface StoreView {
+  readonly synced: boolean;
+  /** Milliseconds since the epoch of the last change that touched any record. */
+  readonly lastChangeMs: number;
+  namespaceExists(namespace: string): boolean;
+  namespaces(): Iterable<string>;
+  getService(namespace: string, name: string): ServiceRecord | undefined;
+  services(): Iterable<ServiceRecord>;
+  readonly serviceCount: number;
+  /** Addresses of the service merged across its slices, in a stable order; empty when it has none. */
+  endpointsOf(namespace: string, name: string): readonly Endpoint[];
+  podsByIP(ip: string): readonly PodRecord[];
+  namespaceHasPods(namespace: string): boolean;
+  readonly podCount: number;
+  subscribe(listener: StoreListener): () => void;
+}
+
+export const serviceKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+export class RecordStore implements StoreView {
+  private readonly namespaceRecords = new Map<string, NamespaceRecord>();
+  private readonly serviceRecords = new Map<string, ServiceRecord>();
+  /** How many services each namespace holds: a namespace with services exists even without its object. */
+  private readonly servicesPerNamespace = new Map<string, number>();
+  private readonly sliceRecords = new Map<string, EndpointSliceRecord>();
+  private readonly slicesByService = new Map<string, Set<string>>();
+  private readonly mergedEndpoints = new Map<string, readonly Endpoint[]>();
+  private readonly podRecords = new Map<string, PodRecord>();
+  private readonly podIndex = new Map<string, PodRecord[]>();
+  private readonly podsPerNamespace = new Map<string, number>();
+  private readonly listeners = new Set<StoreListener>();
+
+  private batchDepth = 0;
+  private pendingServices = new Set<string>();
+  private pendingNamespaces = new Set<string>();
+  private pendingPods = false;
+
+  synced = false;
+  lastChangeMs = Date.now();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  // ---- reading -------------------------------------------------------------------------------------------
+
+  namespaceExists(namespace: string): boolean {
+    return this.namespaceRecords.has(namespace) || this.servicesPerNamespace.has(namespace);
+  }
+
+  *namespaces(): Iterable<string> {
+    yield* this.namespaceRecords.keys();
+    for (const namespace of this.servicesPerNamespace.keys()) {
+      if (!this.namespaceRecords.has(namespace)) yield namespace;
+    }
+  }
+
+  getService(namespace: string, name: string): ServiceRecord | undefined {
+    return this.serviceRecords.get(serviceKey(namespace, name));
+  }
+
+  services(): Iterable<ServiceRecord> {
+    return this.serviceRecords.values();
+  }
+
+  get serviceCount(): number {
+    return this.serviceRecords.size;
+  }
+
+  endpointsOf(namespace: string, name: string): readonly Endpoint[] {
+    const key = serviceKey(namespace, name);
+    let merged = this.mergedEndpoints.get(key);
+    if (merged === undefined) {
+      merged = this.mergeSlices(key);
+      this.mergedEndpoints.set(key, merged);
+    }
+    return merged;
+  }
+
+  podsByIP(ip: string): readonly PodRecord[] {
+    return this.podIndex.get(ip) ?? [];
+  }
+
+  namespaceHasPods(namespace: string): boolean {
+    return this.podsPerNamespace.has(namespace);
+  }
+
+  get podCount(): number {
+    return this.podRecords.size;
+  }
+
+  subscribe(listener: StoreListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- writing (sources only) ----------------------------------------------------------------------------
+
+  /** Group writes so listeners hear about them once, after the last one. */
+  batch<T>(write: () => T): T {
+    this.batchDepth++;
+    try {
+      return write();
+    } finally {
+      this.batchDepth--;
+      if (this.batchDepth === 0) this.flush();
+    }
+  }
+
+  /** The source has delivered a complete first view; until then the cluster zone answers SERVFAIL. */
+  markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    this.batch(() => (this.pendingPods = true));
+  }
+
+  upsert<K extends ResourceKind>(kind: K, record: RecordsByKind[K]): void {
+    this.batch(() => {
+      switch (kind) {
+        case 'namespace': return this.putNamespace(record as NamespaceRecord);
+        case 'service': return this.putService(record as ServiceRecord);
+        case 'endpointslice': return this.putSlice(record as EndpointSliceRecord);
+        case 'pod': return this.putPod(record as PodRecord);
+      }
+    });
+  }
+
+  /** Remove one record; `namespace` is ignored for namespaces. Removing what is not there is a no-op. */
+  remove(kind: ResourceKind, namespace: string, name: string): void {
+    this.batch(() => {
+      switch (kind) {
+        case 'namespace': return this.dropNamespace(name);
+        case 'service': return this.dropService(serviceKey(namespace, name));
+        case 'endpointslice': return this.dropSlice(serviceKey(namespace, name));
+        case 'pod': return this.dropPod(serviceKey(namespace, name));
+      }
+    });
+  }
+
+  /**
+   * Make the records of one kind exactly `records`, by difference: records that are unchanged are not touched
+   * and records that still exist are never removed, not even briefly, so answers never flicker during a relist.
+   */
+  replaceAll<K extends ResourceKind>(kind: K, records: Iterable<RecordsByKind[K]>): void {
+    this.batch(() => {
+      const existing = this.recordsOf(kind);
+      const seen = new Set<string>();
+      for (const record of records) {
+        const key = kind === 'namespace' ? record.name : serviceKey((record as ServiceRecord).namespace, record.name);
+        seen.add(key);
+        const current = existing.get(key);
+        if (current === undefined || !sameRecord(current, record)) this.upsert(kind, record);
+      }
+      for (const key of [...existing.keys()]) {
+        if (seen.has(key)) continue;
+        const slash = key.indexOf('/');
+        this.remove(kind, key.slice(0, Math.max(slash, 0)), key.slice(slash + 1));
+      }
+    });
+  }
+
+  private recordsOf(kind: ResourceKind): ReadonlyMap<string, RecordsByKind[ResourceKind]> {
+    switch (kind) {
+      case 'namespace': return this.namespaceRecords;
+      case 'service': return this.serviceRecords;
+      case 'endpointslice': return this.sliceRecords;
+      case 'pod': return this.podRecords;
+    }
+  }
+
+  private putNamespace(record: NamespaceRecord): void {
+    const existed = this.namespaceRecords.has(record.name);
+    this.namespaceRecords.set(record.name, record);
+    if (!existed) this.pendingNamespaces.add(record.name);
+  }
+
+  private dropNamespace(name: string): void {
+    if (this.namespaceRecords.delete(name)) this.pendingNamespaces.add(name);
+  }
+
+  private putService(record: ServiceRecord): void {
+    const key = serviceKey(record.namespace, record.name);
+    if (!this.serviceRecords.has(key)) this.countService(record.namespace, +1);
+    this.serviceRecords.set(key, record);
+    this.pendingServices.add(key);
+  }
+
+  private dropService(key: string): void {
+    const record = this.serviceRecords.get(key);
+    if (record === undefined) return;
+    this.serviceRecords.delete(key);
+    this.countService(record.namespace, -1);
+    this.pendingServices.add(key);
+  }
+
+  private countService(namespace: string, delta: number): void {
+    const count = (this.servicesPerNamespace.get(namespace) ?? 0) + delta;
+    if (count > 0) this.servicesPerNamespace.set(namespace, count);
+    else this.servicesPerNamespace.delete(namespace);
+    if (count === 0 || count === delta) this.pendingNamespaces.add(namespace);
+  }
+
+  private putSlice(record: EndpointSliceRecord): void {
+    const key = serviceKey(record.namespace, record.name);
+    this.dropSlice(key);
+    this.sliceRecords.set(key, record);
+    const owner = serviceKey(record.namespace, record.serviceName);
+    let slices = this.slicesByService.get(owner);
+    if (slices === undefined) this.slicesByService.set(owner, (slices = new Set()));
+    slices.add(key);
+    this.endpointsChanged(owner);
+  }
+
+  private dropSlice(key: string): void {
+    const record = this.sliceRecords.get(key);
+    if (record === undefined) return;
+    this.sliceRecords.delete(key);
+    const owner = serviceKey(record.namespace, record.serviceName);
+    const slices = this.slicesByService.get(owner);
+    slices?.delete(key);
+    if (slices?.size === 0) this.slicesByService.delete(owner);
+    this.endpointsChanged(owner);
+  }
+
+  private endpointsChanged(owner: string): void {
+    this.mergedEndpoints.delete(owner);
+    this.pendingServices.add(owner);
+  }
+
+  private putPod(record: PodRecord): void {
+    const key = serviceKey(record.namespace, record.name);
+    this.dropPod(key);
+    this.podRecords.set(key, record);
+    this.podsPerNamespace.set(record.namespace, (this.podsPerNamespace.get(record.namespace) ?? 0) + 1);
+    for (const ip of record.ips) {
+      const pods = this.podIndex.get(ip);
+      if (pods === undefined) this.podIndex.set(ip, [record]);
+      else pods.push(record);
+    }
+    this.pendingPods = true;
+  }
+
+  private dropPod(key: string): void {
+    const record = this.podRecords.get(key);
+    if (record === undefined) return;
+    this.podRecords.delete(key);
+    const left = this.podsPerNamespace.get(record.namespace)! - 1;
+    if (left > 0) this.podsPerNamespace.set(record.namespace, left);
+    else this.podsPerNamespace.delete(record.namespace);
+    for (const ip of record.ips) {
+      const remaining = (this.podIndex.get(ip) ?? []).filter((pod) => pod !== record);
+      if (remaining.length > 0) this.podIndex.set(ip, remaining);
+      else this.podIndex.delete(ip);
+    }
+    this.pendingPods = true;
+  }
+
+  private mergeSlices(owner: string): readonly Endpoint[] {
+    const slices = this.slicesByService.get(owner);
+    if (slices === undefined) return [];
+    const byIp = new Map<string, Endpoint>();
+    // Slice names sort for a stable answer order whatever order the slices arrived in.
+    for (const sliceKey of [...slices].sort()) {
+      const slice = this.sliceRecords.get(sliceKey)!;
+      if (slice.addressType === 'FQDN') continue;
+      for (const endpoint of slice.endpoints) {
+        for (const ip of endpoint.addresses) {
+          const family = ipFamily(ip);
+          if (family === undefined) continue;
+          const seen = byIp.get(ip);
+          // The same address in two slices is one endpoint; a ready copy wins over a not-ready one.
+          if (seen !== undefined && (seen.ready || !endpoint.ready)) continue;
+          byIp.set(ip, {
+            ip,
+            family,
+            ...(endpoint.hostname !== undefined && { hostname: endpoint.hostname }),
+            ready: endpoint.ready,
+            serving: endpoint.serving,
+            terminating: endpoint.terminating,
+            ports: slice.ports,
+          });
+        }
+      }
+    }
+    return [...byIp.values()];
+  }
+
+  private flush(): void {
+    if (this.pendingServices.size === 0 && this.pendingNamespaces.size === 0 && !this.pendingPods) return;
+    const changes: StoreChanges = {
+      services: this.pendingServices,
+      namespaces: this.pendingNamespaces,
+      pods: this.pendingPods,
+    };
+    this.pendingServices = new Set();
+    this.pendingNamespaces = new Set();
+    this.pendingPods = false;
+    this.lastChangeMs = this.now();
+    for (const listener of this.listeners) listener(changes);
+  }
+}
+
+function sameRecord(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
