@@ -1,0 +1,147 @@
+/**
+ * The query parser of the hot path: reads header, question and EDNS straight from the bytes into one reused
+ * object, with no per-query allocation beyond the name key string. It validates everything a hostile client
+ * can get wrong (label types, name length, compression pointers, section counts, OPT shape, trailing bytes),
+ * so nothing later has to.
+ *
+ * Why not dns2: its server decodes every query into a tree of objects and answers through promises; measured
+ * on this machine it serves ~10k QPS, where a bare Node UDP socket replying without parsing does ~117k. The
+ * cluster zone needs ≥0.45× NSD (several tens of thousands of QPS on one core), so this path reads bytes.
+ */
+import { Opcode, RRType } from './constants.js';
+
+export const ParseOutcome = {
+  /** Answer it. */
+  Ok: 0,
+  /** Too short to hold a header, or a response (QR=1): no reply, so we never feed a reflection loop. */
+  Drop: 1,
+  /** Header readable but the question is not: FORMERR with an empty question section. */
+  FormErrNoQuestion: 2,
+  /** The question is fine but something after it is not (bad OPT, trailing bytes): FORMERR echoing it. */
+  FormErr: 3,
+  /** An opcode other than QUERY: NOTIMP. */
+  NotImplemented: 4,
+} as const;
+export type ParseOutcome = (typeof ParseOutcome)[keyof typeof ParseOutcome];
+
+export interface Query {
+  id: number;
+  /** The query's header flag bits (QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode). */
+  flags: number;
+  /** Lower-cased wire form of the question name (see names.ts). */
+  key: string;
+  /** Offset just past QTYPE/QCLASS: the question is bytes 12..questionEnd of the packet. */
+  questionEnd: number;
+  qtype: number;
+  qclass: number;
+  /** An OPT record was present (EDNS). */
+  edns: boolean;
+  /** The client's advertised UDP payload size (meaningful when edns). */
+  udpSize: number;
+  ednsVersion: number;
+  dnssecOk: boolean;
+}
+
+export function newQuery(): Query {
+  return { id: 0, flags: 0, key: '', questionEnd: 0, qtype: 0, qclass: 0, edns: false, udpSize: 0, ednsVersion: 0, dnssecOk: false };
+}
+
+const MAX_NAME = 255;
+/** A name may take at most this many compression jumps; real messages need a handful. */
+const MAX_POINTERS = 32;
+
+/** Parses `packet` into `q` (which is reused between calls). */
+export function parseQuery(packet: Buffer, q: Query): ParseOutcome {
+  const length = packet.length;
+  if (length < 12) return ParseOutcome.Drop;
+  const flags = packet.readUInt16BE(2);
+  if (flags & 0x8000) return ParseOutcome.Drop;
+  q.id = packet.readUInt16BE(0);
+  q.flags = flags;
+  q.edns = false;
+  q.udpSize = 0;
+  q.ednsVersion = 0;
+  q.dnssecOk = false;
+  if (((flags >> 11) & 0xf) !== Opcode.QUERY) return ParseOutcome.NotImplemented;
+  if (packet.readUInt16BE(4) !== 1) return ParseOutcome.FormErrNoQuestion;
+
+  // Question name: plain labels only. A pointer here could only point into the header or forward.
+  let offset = 12;
+  let hasUpper = false;
+  for (;;) {
+    if (offset >= length) return ParseOutcome.FormErrNoQuestion;
+    const labelLength = packet[offset]!;
+    if (labelLength === 0) break;
+    if (labelLength > 63) return ParseOutcome.FormErrNoQuestion;
+    const next = offset + 1 + labelLength;
+    if (next > length || next - 12 >= MAX_NAME) return ParseOutcome.FormErrNoQuestion;
+    for (let i = offset + 1; i < next; i++) {
+      const c = packet[i]!;
+      if (c >= 0x41 && c <= 0x5a) hasUpper = true;
+    }
+    offset = next;
+  }
+  offset++;
+  if (offset + 4 > length) return ParseOutcome.FormErrNoQuestion;
+  const key = packet.toString('latin1', 12, offset);
+  // ASCII-only lower-casing is what DNS means; latin1 letters above 0x7f never equal an ASCII key either way.
+  q.key = hasUpper ? key.toLowerCase() : key;
+  q.qtype = packet.readUInt16BE(offset);
+  q.qclass = packet.readUInt16BE(offset + 2);
+  offset += 4;
+  q.questionEnd = offset;
+
+  // Answer and authority sections are empty in real queries, but a well-formed one is no reason to refuse.
+  const skipped = packet.readUInt16BE(6) + packet.readUInt16BE(8);
+  const additional = packet.readUInt16BE(10);
+  for (let i = 0; i < skipped + additional; i++) {
+    const ownerStart = offset;
+    offset = skipName(packet, offset);
+    if (offset < 0 || offset + 10 > length) return ParseOutcome.FormErr;
+    const type = packet.readUInt16BE(offset);
+    const rdataLength = packet.readUInt16BE(offset + 8);
+    const rdataStart = offset + 10;
+    if (rdataStart + rdataLength > length) return ParseOutcome.FormErr;
+    if (type === RRType.OPT) {
+      // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root, options that fill RDATA exactly.
+      if (i < skipped || q.edns || packet[ownerStart] !== 0) return ParseOutcome.FormErr;
+      for (let o = rdataStart; o < rdataStart + rdataLength; ) {
+        if (o + 4 > rdataStart + rdataLength) return ParseOutcome.FormErr;
+        o += 4 + packet.readUInt16BE(o + 2);
+        if (o > rdataStart + rdataLength) return ParseOutcome.FormErr;
+      }
+      q.edns = true;
+      q.udpSize = packet.readUInt16BE(offset + 2);
+      q.ednsVersion = packet[offset + 5]!;
+      q.dnssecOk = (packet[offset + 6]! & 0x80) !== 0;
+    }
+    offset = rdataStart + rdataLength;
+  }
+  if (offset !== length) return ParseOutcome.FormErr;
+  return ParseOutcome.Ok;
+}
+
+/** Offset just past a (possibly compressed) name at `offset`, or -1 if it is malformed. */
+function skipName(packet: Buffer, offset: number): number {
+  let end = -1;
+  let nameLength = 0;
+  for (let jumps = 0; ; ) {
+    if (offset >= packet.length) return -1;
+    const labelLength = packet[offset]!;
+    if (labelLength === 0) return end < 0 ? offset + 1 : end;
+    if ((labelLength & 0xc0) === 0xc0) {
+      if (offset + 1 >= packet.length || ++jumps > MAX_POINTERS) return -1;
+      const target = ((labelLength & 0x3f) << 8) | packet[offset + 1]!;
+      // Pointers must go backwards (RFC 1035 §4.1.4 "a prior occurrence"); with the bounds on jumps and on
+      // name length, a pointer loop ends in FORMERR instead of spinning.
+      if (target >= offset || target < 12) return -1;
+      if (end < 0) end = offset + 2;
+      offset = target;
+      continue;
+    }
+    if (labelLength > 63) return -1;
+    nameLength += labelLength + 1;
+    if (nameLength >= MAX_NAME) return -1;
+    offset += labelLength + 1;
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Reply assembly on the hot path: header, the client's own question bytes, a prepared answer, and an OPT record
+ * when the query had one (RFC 6891). Fits the reply to the transport: on UDP at most 512 bytes without EDNS and
+ * at most the client's size (capped at MAX_UDP_PAYLOAD) with it; when the answer does not fit, whole answer
+ * records are kept while they fit and TC is set, so the client retries over TCP (RFC 1035 §4.2.1, RFC 2181 §9).
+ * An additional section that does not fit is dropped without TC: it is optional.
+ */
+import type { PreparedAnswer } from './answer.js';
+import { CLASSIC_UDP_SIZE, MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD, RRType } from './constants.js';
+import type { Query } from './query.js';
+
+const OPT_LENGTH = 11;
+
+/** The largest reply the client can take on this transport. */
+export function replyLimit(q: Query, overTcp: boolean): number {
+  if (overTcp) return MAX_TCP_MESSAGE;
+  if (!q.edns) return CLASSIC_UDP_SIZE;
+  return Math.min(Math.max(q.udpSize, CLASSIC_UDP_SIZE), MAX_UDP_PAYLOAD);
+}
+
+/**
+ * The reply to `packet` (already parsed into `q`) carrying `answer`.
+ * `recursionAvailable` is true once a forwarder stands behind the server.
+ */
+export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, limit: number, recursionAvailable = false): Buffer {
+  const questionLength = q.questionEnd - 12;
+  const optLength = q.edns ? OPT_LENGTH : 0;
+  const fixed = 12 + questionLength + optLength;
+  let answerLength = answer.answer.length;
+  let answerCount = answer.answerEnds.length;
+  let authorityLength = answer.authority.length;
+  let additionalLength = answer.additional.length;
+  let truncated = false;
+
+  if (fixed + answerLength + authorityLength + additionalLength > limit) {
+    additionalLength = 0;
+    if (fixed + answerLength + authorityLength > limit) {
+      truncated = true;
+      authorityLength = 0;
+      while (answerCount > 0 && fixed + answer.answerEnds[answerCount - 1]! > limit) answerCount--;
+      answerLength = answerCount === 0 ? 0 : answer.answerEnds[answerCount - 1]!;
+    }
+  }
+
+  const reply = Buffer.allocUnsafe(fixed + answerLength + authorityLength + additionalLength);
+  reply.writeUInt16BE(q.id, 0);
+  // QR=1, opcode and RD and CD echoed from the query, AA/TC/RA ours, rcode's low four bits.
+  let flags = 0x8000 | (q.flags & 0x7910) | (answer.rcode & 0xf);
+  if (answer.authoritative) flags |= 0x0400;
+  if (truncated) flags |= 0x0200;
+  if (recursionAvailable) flags |= 0x0080;
+  reply.writeUInt16BE(flags, 2);
+  reply.writeUInt16BE(1, 4);
+  reply.writeUInt16BE(answerCount, 6);
+  reply.writeUInt16BE(authorityLength > 0 ? answer.authorityCount : 0, 8);
+  reply.writeUInt16BE((additionalLength > 0 ? answer.additionalCount : 0) + (q.edns ? 1 : 0), 10);
+  packet.copy(reply, 12, 12, q.questionEnd);
+  let offset = q.questionEnd;
+  offset += answer.answer.copy(reply, offset, 0, answerLength);
+  if (authorityLength > 0) offset += answer.authority.copy(reply, offset);
+  if (additionalLength > 0) offset += answer.additional.copy(reply, offset);
+  if (q.edns) writeOpt(reply, offset, answer.rcode, q.dnssecOk);
+  return reply;
+}
+
+/** A reply with no question section, for queries whose question cannot be read or is not a QUERY. */
+export function writeHeaderOnlyReply(packet: Buffer, rcode: number): Buffer {
+  const reply = Buffer.alloc(12);
+  reply.writeUInt16BE(packet.readUInt16BE(0), 0);
+  reply.writeUInt16BE(0x8000 | (packet.readUInt16BE(2) & 0x7910) | (rcode & 0xf), 2);
+  return reply;
+}
+
+function writeOpt(reply: Buffer, offset: number, rcode: number, dnssecOk: boolean): void {
+  reply[offset] = 0;
+  reply.writeUInt16BE(RRType.OPT, offset + 1);
+  reply.writeUInt16BE(MAX_UDP_PAYLOAD, offset + 3);
+  reply[offset + 5] = rcode >> 4; // extended rcode: BADVERS (16) is 1 here and 0 in the header
+  reply[offset + 6] = 0; // EDNS version 0
+  reply[offset + 7] = dnssecOk ? 0x80 : 0; // DO echoed (RFC 3225 §3)
+  reply[offset + 8] = 0;
+  reply.writeUInt16BE(0, offset + 9);
+}
