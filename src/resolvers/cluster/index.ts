@@ -1,0 +1,287 @@
+/**
+ * resolvers/cluster — answers the cluster zone and the reverse zones for cluster addresses, authoritatively,
+ * from the live store (never from a cache: a changed endpoint is answered at once).
+ *
+ * Owns the name table (which names exist), the records each Service contributes (service-entry.ts), the zone's
+ * own records (SOA, NS and its glue, dns-version TXT), pod records, and the choice between an answer, NODATA,
+ * NXDOMAIN and, before the store's first sync, SERVFAIL. Reads the store; writes nothing but its own table.
+ * Answers are prepared when a name is first asked after a change and reused until the next change.
+ */
+import { canonicalIp, undashIp } from '../../ip.js';
+import { serviceKey, type StoreChanges, type StoreView } from '../../store/index.js';
+import {
+  emptyAnswer,
+  firstLabel,
+  isInZone,
+  nameToKey,
+  parentKey,
+  prepareAnswer,
+  Rcode,
+  RRClass,
+  RRType,
+  type PreparedAnswer,
+  type Query,
+  type ResourceRecord,
+} from '../../wire/index.js';
+import { ServiceEntry } from './service-entry.js';
+import { NameTable, type NameNode } from './table.js';
+
+/** The Kubernetes DNS-Based Service Discovery schema version we implement (spec §2.2). */
+export const DNS_SCHEMA_VERSION = '1.1.0';
+/** CoreDNS serves dns-version with this TTL. */
+const DNS_VERSION_TTL = 28800;
+const REVERSE_ZONES = ['in-addr.arpa', 'ip6.arpa'];
+
+export type PodMode = 'insecure' | 'verified' | 'disabled';
+
+export interface ClusterZoneOptions {
+  /** The cluster domain, e.g. `cluster.local`. */
+  readonly zone: string;
+  readonly ttl: number;
+  readonly pods: PodMode;
+  /**
+   * Addresses this server answers on. The NS glue is the cluster IP of any service with one of these as an
+   * endpoint (the kube-dns Service, as CoreDNS finds it), else these addresses themselves.
+   */
+  readonly selfAddresses: readonly string[];
+}
+
+interface Zone {
+  readonly key: string;
+  /** NXDOMAIN answers by question length (the SOA's compression offsets depend on it)... */
+  nxdomain: Array<PreparedAnswer | undefined>;
+  /** ...prepared in this generation. */
+  nxdomainGeneration: number;
+}
+
+const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
+
+export class ClusterResolver {
+  private readonly table = new NameTable();
+  private readonly entries = new Map<string, ServiceEntry>();
+  private readonly pinnedNamespaces = new Set<string>();
+  private readonly selfAddresses: ReadonlySet<string>;
+  /** Services that front this server (their endpoints include one of our addresses): their IPs are the NS glue. */
+  private readonly fronting = new Set<string>();
+  private readonly zones: Zone[];
+  private readonly clusterZone: Zone;
+  private readonly podZoneKey: string;
+  private readonly nsKey: string;
+  private readonly hostmasterKey: string;
+  private generation = 0;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly store: StoreView, private readonly options: ClusterZoneOptions) {
+    this.selfAddresses = new Set(options.selfAddresses.map((ip) => canonicalIp(ip) ?? ip));
+    this.zones = [options.zone, ...REVERSE_ZONES].map((name) => ({ key: nameToKey(name), nxdomain: [], nxdomainGeneration: 0 }));
+    this.clusterZone = this.zones[0]!;
+    const zoneKey = this.clusterZone.key;
+    this.podZoneKey = nameToKey('pod').slice(0, -1) + zoneKey;
+    this.nsKey = nameToKey('ns.dns').slice(0, -1) + zoneKey;
+    this.hostmasterKey = nameToKey('hostmaster').slice(0, -1) + zoneKey;
+
+    for (const zone of this.zones) {
+      this.table.pin(zone.key);
+      this.table.attach(zone.key, { records: (owner) => this.apexRecords(owner) });
+    }
+    this.table.attach(this.nsKey, { records: (owner) => this.glueRecords(owner) });
+    this.table.attach(nameToKey('dns-version').slice(0, -1) + zoneKey, {
+      records: (owner) => [{ owner, ttl: DNS_VERSION_TTL, data: { type: RRType.TXT, texts: [DNS_SCHEMA_VERSION] } }],
+    });
+
+    this.apply({
+      services: new Set([...store.services()].map((service) => serviceKey(service.namespace, service.name))),
+      namespaces: new Set(store.namespaces()),
+      pods: true,
+    });
+    this.unsubscribe = store.subscribe((changes) => this.apply(changes));
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  /** How many names exist in the table (for metrics and tests). */
+  get nameCount(): number {
+    return this.table.size;
+  }
+
+  /**
+   * The answer for a question in one of our zones, or undefined when the name is not ours to answer.
+   * Synchronous and allocation-free once a name's answer is prepared.
+   */
+  resolve(q: Query): PreparedAnswer | undefined {
+    if (q.qclass !== RRClass.IN && q.qclass !== RRClass.ANY) return undefined;
+    if (!this.store.synced) return this.zoneOf(q.key) === undefined ? undefined : SERVFAIL;
+    const node = this.table.get(q.key);
+    if (node !== undefined) return this.answerAt(node, q.qtype);
+    const zone = this.zoneOf(q.key);
+    if (zone === undefined) return undefined;
+    if (zone === this.clusterZone && isInZone(q.key, this.podZoneKey)) {
+      const pod = this.podAnswer(q.key, q.qtype);
+      if (pod !== undefined) return pod;
+    }
+    return this.nxdomain(zone, q.key);
+  }
+
+  private apply(changes: StoreChanges): void {
+    for (const key of changes.services) this.rebuildService(key);
+    for (const namespace of changes.namespaces) this.pinNamespace(namespace);
+    this.generation++;
+  }
+
+  private rebuildService(key: string): void {
+    const old = this.entries.get(key);
+    if (old !== undefined) {
+      for (const [name, source] of old.contributions) this.table.detach(name, source);
+      this.entries.delete(key);
+      this.fronting.delete(key);
+    }
+    const slash = key.indexOf('/');
+    const namespace = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    const service = this.store.getService(namespace, name);
+    if (service === undefined) return;
+    const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl);
+    for (const [owner, source] of entry.contributions) this.table.attach(owner, source);
+    this.entries.set(key, entry);
+    if (service.clusterIPs.length > 0 && entry.fronts(this.selfAddresses)) this.fronting.add(key);
+  }
+
+  /** `<ns>.svc.<zone>` exists (NODATA, not NXDOMAIN) for every namespace, even one with no services. */
+  private pinNamespace(namespace: string): void {
+    const key = nameToKey(`${namespace}.svc`).slice(0, -1) + this.clusterZone.key;
+    const exists = this.store.namespaceExists(namespace);
+    if (exists && !this.pinnedNamespaces.has(namespace)) {
+      this.table.pin(key);
+      this.pinnedNamespaces.add(namespace);
+    } else if (!exists && this.pinnedNamespaces.delete(namespace)) {
+      this.table.unpin(key);
+    }
+  }
+
+  private zoneOf(key: string): Zone | undefined {
+    for (const zone of this.zones) if (isInZone(key, zone.key)) return zone;
+    return undefined;
+  }
+
+  private answerAt(node: NameNode, qtype: number): PreparedAnswer {
+    if (node.generation !== this.generation) {
+      node.answers.clear();
+      node.generation = this.generation;
+    }
+    let answer = node.answers.get(qtype);
+    if (answer === undefined) {
+      answer = this.prepareAt(node, qtype);
+      node.answers.set(qtype, answer);
+    }
+    return answer;
+  }
+
+  private prepareAt(node: NameNode, qtype: number): PreparedAnswer {
+    const records = node.records();
+    const cname = records.find((record) => record.data.type === RRType.CNAME);
+    let answer: ResourceRecord[];
+    if (cname !== undefined && qtype !== RRType.CNAME && qtype !== RRType.ANY) {
+      answer = [cname, ...this.chase(cname, qtype)];
+    } else {
+      answer = qtype === RRType.ANY ? records : records.filter((record) => record.data.type === qtype);
+    }
+    if (answer.length === 0) return this.negative(node.key, Rcode.NOERROR);
+    return prepareAnswer(node.key, { rcode: Rcode.NOERROR, authoritative: true, answer, additional: this.additionalFor(answer) });
+  }
+
+  /** Follows a CNAME whose target is in our own zones (an ExternalName naming another service), at most 8 deep. */
+  private chase(cname: ResourceRecord, qtype: number): ResourceRecord[] {
+    const chain: ResourceRecord[] = [];
+    const seen = new Set<string>();
+    for (let link = cname; link.data.type === RRType.CNAME && chain.length < 8; ) {
+      const target = link.data.target;
+      if (seen.has(target)) break;
+      seen.add(target);
+      const records = this.table.get(target)?.records() ?? [];
+      const next = records.find((record) => record.data.type === RRType.CNAME);
+      if (next === undefined) return [...chain, ...records.filter((record) => record.data.type === qtype)];
+      chain.push(next);
+      link = next;
+    }
+    return chain;
+  }
+
+  /** The addresses of SRV and NS targets we know, so clients need no second query. */
+  private additionalFor(answer: readonly ResourceRecord[]): ResourceRecord[] {
+    const targets = new Set<string>();
+    for (const record of answer) {
+      if (record.data.type === RRType.SRV || record.data.type === RRType.NS) targets.add(record.data.target);
+    }
+    const additional: ResourceRecord[] = [];
+    for (const target of targets) {
+      for (const record of this.table.get(target)?.records() ?? []) {
+        if (record.data.type === RRType.A || record.data.type === RRType.AAAA) additional.push(record);
+      }
+    }
+    return additional;
+  }
+
+  private negative(key: string, rcode: number): PreparedAnswer {
+    const zone = this.zoneOf(key)!;
+    return prepareAnswer(key, { rcode, authoritative: true, authority: this.apexRecords(zone.key).filter((r) => r.data.type === RRType.SOA) });
+  }
+
+  private nxdomain(zone: Zone, key: string): PreparedAnswer {
+    if (zone.nxdomainGeneration !== this.generation) {
+      zone.nxdomain = [];
+      zone.nxdomainGeneration = this.generation;
+    }
+    let answer = zone.nxdomain[key.length];
+    if (answer === undefined) {
+      answer = this.negative(key, Rcode.NXDOMAIN);
+      zone.nxdomain[key.length] = answer;
+    }
+    return answer;
+  }
+
+  /**
+   * `<dashed-ip>.<ns>.pod.<zone>`: answered for any well-formed address in an existing namespace
+   * (`insecure`), only for a pod with that address in that namespace (`verified`), or never (`disabled`).
+   * `pod.<zone>` and `<ns>.pod.<zone>` are empty non-terminals while a name below them can exist.
+   */
+  private podAnswer(key: string, qtype: number): PreparedAnswer | undefined {
+    const mode = this.options.pods;
+    if (mode === 'disabled') return undefined;
+    if (key === this.podZoneKey) return this.negative(key, Rcode.NOERROR);
+    const namespaceKey = parentKey(key)!;
+    const inNamespace = (namespace: string): boolean =>
+      this.store.namespaceExists(namespace) && (mode === 'insecure' || this.store.namespaceHasPods(namespace));
+    if (namespaceKey === this.podZoneKey) return inNamespace(firstLabel(key)) ? this.negative(key, Rcode.NOERROR) : undefined;
+    if (parentKey(namespaceKey) !== this.podZoneKey) return undefined;
+    const namespace = firstLabel(namespaceKey);
+    const ip = undashIp(firstLabel(key));
+    if (ip === undefined || !inNamespace(namespace)) return undefined;
+    if (mode === 'verified' && !this.store.podsByIP(ip).some((pod) => pod.namespace === namespace)) return undefined;
+    const record: ResourceRecord = { owner: key, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } };
+    if (qtype !== record.data.type && qtype !== RRType.ANY) return this.negative(key, Rcode.NOERROR);
+    return prepareAnswer(key, { rcode: Rcode.NOERROR, authoritative: true, answer: [record] });
+  }
+
+  /** SOA and NS of a zone apex. The serial moves with every store change, as CoreDNS's does. */
+  private apexRecords(owner: string): ResourceRecord[] {
+    const ttl = this.options.ttl;
+    const serial = Math.floor(this.store.lastChangeMs / 1000) >>> 0;
+    return [
+      {
+        owner,
+        ttl,
+        data: { type: RRType.SOA, mname: this.nsKey, rname: this.hostmasterKey, serial, refresh: 7200, retry: 1800, expire: 86400, minimum: ttl },
+      },
+      { owner, ttl, data: { type: RRType.NS, target: this.nsKey } },
+    ];
+  }
+
+  private glueRecords(owner: string): ResourceRecord[] {
+    const fronting = [...this.fronting].flatMap((key) => this.entries.get(key)?.service.clusterIPs ?? []);
+    const addresses = fronting.length > 0 ? fronting : [...this.selfAddresses];
+    return addresses.map((ip) => ({ owner, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } }));
+  }
+}
+

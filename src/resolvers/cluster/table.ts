@@ -1,0 +1,99 @@
+/**
+ * The name table of the zones we are authoritative for: every name that exists, keyed by wire key, including
+ * empty non-terminals, so "does this name exist?" (NXDOMAIN vs NODATA) is one map lookup.
+ *
+ * A node does not hold records; it holds record sources (a service, an endpoint name, a port, a PTR target) that
+ * produce records from the store when the name is first asked after a change. That keeps the table small (two
+ * nodes per endpoint at most) and makes a store change cost only the names of the service that changed.
+ */
+import type { PreparedAnswer, ResourceRecord } from '../../wire/index.js';
+import { parentKey } from '../../wire/index.js';
+
+export interface RecordSource {
+  /** The records this source owns at `owner`. Called off the hot path, once per name per generation. */
+  records(owner: string): readonly ResourceRecord[];
+}
+
+export class NameNode {
+  readonly sources: RecordSource[] = [];
+  /** Live nodes directly below this one: a node with children is an empty non-terminal, never NXDOMAIN. */
+  children = 0;
+  /** Holds that keep the node alive on their own (zone apex, the `<ns>.svc` name of an existing namespace). */
+  pins = 0;
+  /** Prepared answers by qtype, valid for `generation`. */
+  answers = new Map<number, PreparedAnswer>();
+  generation = -1;
+
+  constructor(readonly key: string) {}
+
+  get alive(): boolean {
+    return this.sources.length > 0 || this.children > 0 || this.pins > 0;
+  }
+
+  records(): ResourceRecord[] {
+    return this.sources.flatMap((source) => source.records(this.key));
+  }
+}
+
+export class NameTable {
+  private readonly nodes = new Map<string, NameNode>();
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  get(key: string): NameNode | undefined {
+    return this.nodes.get(key);
+  }
+
+  attach(key: string, source: RecordSource): void {
+    this.obtain(key).sources.push(source);
+  }
+
+  detach(key: string, source: RecordSource): void {
+    const node = this.nodes.get(key);
+    if (node === undefined) return;
+    const index = node.sources.indexOf(source);
+    if (index >= 0) node.sources.splice(index, 1);
+    this.release(node);
+  }
+
+  pin(key: string): void {
+    this.obtain(key).pins++;
+  }
+
+  unpin(key: string): void {
+    const node = this.nodes.get(key);
+    if (node === undefined || node.pins === 0) return;
+    node.pins--;
+    this.release(node);
+  }
+
+  private obtain(key: string): NameNode {
+    let node = this.nodes.get(key);
+    if (node !== undefined) return node;
+    node = new NameNode(key);
+    this.nodes.set(key, node);
+    // Walk up creating empty non-terminals until an existing ancestor (at the latest, the pinned zone apex).
+    for (let parent = parentKey(key); parent !== undefined; parent = parentKey(parent)) {
+      const above = this.nodes.get(parent);
+      if (above !== undefined) {
+        above.children++;
+        break;
+      }
+      const created = new NameNode(parent);
+      created.children = 1;
+      this.nodes.set(parent, created);
+    }
+    return node;
+  }
+
+  private release(node: NameNode): void {
+    for (let current: NameNode | undefined = node; current !== undefined && !current.alive; ) {
+      this.nodes.delete(current.key);
+      const parent = parentKey(current.key);
+      current = parent === undefined ? undefined : this.nodes.get(parent);
+      if (current !== undefined) current.children--;
+    }
+  }
+}
