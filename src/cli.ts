@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * The `clusterdns` command: parses the command line, starts the requested command, turns errors into one clear
+ * line and an exit code (2 for usage and configuration, 1 for anything else), and stops cleanly on SIGINT/SIGTERM.
+ */
+import { readFileSync } from 'node:fs';
+import { parseServeArgs, serveHelp } from './config/index.js';
+import { ClusterDnsError, ConfigError } from './errors.js';
+import { formatAddress, serve } from './main.js';
+import { createLogger } from './telemetry/index.js';
+
+const USAGE = `Usage: clusterdns <command> [flags]
+
+Commands:
+  serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
+  version    print the version
+  help       print this help`;
+
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+function fail(error: unknown): never {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`clusterdns: ${describe(error) ?? message}\n`);
+  process.exit(error instanceof ConfigError ? 2 : 1);
+}
+
+/** Startup errors a user can act on, said in their terms. */
+function describe(error: unknown): string | undefined {
+  const errno = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (errno.syscall !== 'bind' && errno.syscall !== 'listen') return undefined;
+  const where = errno.address !== undefined ? formatAddress({ host: errno.address, port: errno.port ?? 0 }) : 'the listen address';
+  if (errno.code === 'EACCES') return `cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --listen 127.0.0.1:5353)`;
+  if (errno.code === 'EADDRINUSE') return `cannot listen on ${where}: the address is already in use`;
+  if (errno.code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: no such address on this machine`;
+  return undefined;
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'serve': {
+      const config = parseServeArgs(args);
+      if (config === undefined) {
+        process.stdout.write(`${serveHelp()}\n`);
+        return;
+      }
+      const log = createLogger(config.logLevel);
+      const running = await serve(config, log);
+      const first = running.addresses[0]!;
+      log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.zone}`);
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'stopping');
+        void running.close().then(() => process.exit(0));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      return;
+    }
+    case 'version':
+    case '--version':
+      process.stdout.write(`${version()}\n`);
+      return;
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    case undefined:
+      process.stderr.write(`${USAGE}\n`);
+      process.exit(2);
+    default:
+      throw new ConfigError(`unknown command "${command}"; run 'clusterdns help'`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (!(error instanceof ClusterDnsError) && !(error as NodeJS.ErrnoException).syscall) {
+    process.stderr.write(`clusterdns: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  }
+  fail(error);
+});

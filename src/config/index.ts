@@ -1,0 +1,132 @@
+/**
+ * config/ — turns the command line into one validated, frozen Config. Every flag is declared and documented
+ * here (the `--help` text is generated from the same table), unknown flags and bad values fail with a message
+ * that names the flag, and nothing else in clusterdns reads argv or the environment for settings.
+ */
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../errors.js';
+import type { PodMode } from '../resolvers/cluster/index.js';
+import { NameError, nameToKey } from '../wire/index.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServeConfig {
+  readonly listen: readonly ListenAddress[];
+  readonly zone: string;
+  readonly manifests: string | undefined;
+  readonly ttl: number;
+  readonly pods: PodMode;
+  readonly logLevel: LogLevel;
+  readonly tcpIdleTimeoutMs: number;
+  readonly maxTcpConnections: number;
+}
+
+interface FlagSpec {
+  readonly type: 'string' | 'boolean';
+  readonly multiple?: boolean;
+  readonly value?: string;
+  readonly default?: string;
+  readonly help: string;
+}
+
+/** The flags of `clusterdns serve`, in the order `--help` lists them. */
+export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  listen: {
+    type: 'string',
+    multiple: true,
+    value: 'HOST:PORT',
+    default: '0.0.0.0:53',
+    help: 'address to answer on, UDP and TCP; repeat for more; IPv6 as [::1]:5353; port 0 picks a free port',
+  },
+  zone: { type: 'string', value: 'NAME', default: 'cluster.local', help: 'the cluster domain; in-addr.arpa and ip6.arpa are answered for cluster addresses' },
+  manifests: {
+    type: 'string',
+    value: 'PATH',
+    help: 'serve the objects in a YAML/JSON file or a directory of them (Namespace, Service, EndpointSlice, Pod); edits are picked up while running',
+  },
+  ttl: { type: 'string', value: 'SECONDS', default: '5', help: 'TTL of cluster-zone records, 0 to 3600' },
+  pods: { type: 'string', value: 'MODE', default: 'insecure', help: 'pod records <a-b-c-d>.<ns>.pod.<zone>: insecure (any address), verified (existing pods only) or disabled' },
+  'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: `one of ${LOG_LEVELS.join(', ')}` },
+  'tcp-idle-timeout': { type: 'string', value: 'SECONDS', default: '10', help: 'close a TCP connection that sends nothing for this long' },
+  'max-tcp-connections': { type: 'string', value: 'N', default: '1000', help: 'open TCP connections at most; more are closed at once' },
+  help: { type: 'boolean', help: 'print this help and exit' },
+};
+
+export function serveHelp(): string {
+  const rows = Object.entries(SERVE_FLAGS).map(([name, spec]) => {
+    const left = `  --${name}${spec.value ? ` ${spec.value}` : ''}`;
+    const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
+    return `${left.padEnd(34)}${spec.help}${def}`;
+  });
+  return ['Usage: clusterdns serve [flags]', '', 'Answers the Kubernetes cluster zone over UDP and TCP.', '', 'Flags:', ...rows].join('\n');
+}
+
+/** Parses `serve`'s arguments. Returns undefined when `--help` was asked for. */
+export function parseServeArgs(args: readonly string[]): ServeConfig | undefined {
+  let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
+  try {
+    const options = Object.fromEntries(
+      Object.entries(SERVE_FLAGS).map(([name, spec]) => [name, { type: spec.type, ...(spec.multiple && { multiple: true }) }]),
+    );
+    ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message.replace(/\. To specify a positional argument.*$/s, '')}; see 'clusterdns serve --help'`);
+  }
+  if (values.help === true) return undefined;
+  const text = (name: string): string => (values[name] as string | undefined) ?? SERVE_FLAGS[name]!.default!;
+
+  const listenValues = (values.listen as string[] | undefined) ?? [SERVE_FLAGS.listen!.default!];
+  return Object.freeze({
+    listen: Object.freeze(listenValues.map(parseListen)),
+    zone: parseZone(text('zone')),
+    manifests: values.manifests as string | undefined,
+    ttl: parseInteger('ttl', text('ttl'), 0, 3600),
+    pods: parseChoice('pods', text('pods'), ['insecure', 'verified', 'disabled'] as const),
+    logLevel: parseChoice('log-level', text('log-level'), LOG_LEVELS),
+    tcpIdleTimeoutMs: parseInteger('tcp-idle-timeout', text('tcp-idle-timeout'), 1, 3600) * 1000,
+    maxTcpConnections: parseInteger('max-tcp-connections', text('max-tcp-connections'), 1, 1_000_000),
+  });
+}
+
+export function parseListen(value: string): ListenAddress {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(value);
+  const host = match?.[1] ?? match?.[2];
+  if (!match || host === undefined) throw new ConfigError(`--listen ${value}: expected HOST:PORT, e.g. 127.0.0.1:5353 or [::1]:5353`);
+  const resolvedHost = host === '' ? '0.0.0.0' : host;
+  if (isIP(resolvedHost) === 0) throw new ConfigError(`--listen ${value}: "${host}" is not an IP address`);
+  if (match[1] !== undefined && isIP(resolvedHost) !== 6) throw new ConfigError(`--listen ${value}: only IPv6 addresses go in brackets`);
+  const port = Number(match[3]);
+  if (port > 65535) throw new ConfigError(`--listen ${value}: port ${port} is above 65535`);
+  return Object.freeze({ host: resolvedHost, port });
+}
+
+function parseZone(value: string): string {
+  const zone = value.replace(/\.$/, '').toLowerCase();
+  try {
+    nameToKey(zone);
+  } catch (error) {
+    if (error instanceof NameError) throw new ConfigError(`--zone ${value}: ${error.message}`);
+    throw error;
+  }
+  if (zone === '') throw new ConfigError('--zone: the root zone cannot be the cluster domain');
+  return zone;
+}
+
+function parseInteger(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value)) throw new ConfigError(`--${flag} ${value}: expected a whole number from ${min} to ${max}`);
+  const number = Number(value);
+  if (number < min || number > max) throw new ConfigError(`--${flag} ${value}: expected a whole number from ${min} to ${max}`);
+  return number;
+}
+
+function parseChoice<T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) throw new ConfigError(`--${flag} ${value}: expected one of ${choices.join(', ')}`);
+  return value as T;
+}

@@ -1,0 +1,147 @@
+/**
+ * server/ — the UDP and TCP listeners. Owns sockets and framing only: every packet goes through one
+ * QueryAnswerer (answer-query.ts), which parses it once and runs the resolver steps. Each listen address gets
+ * a UDP socket and a TCP server on the same port. TCP follows RFC 7766: two-byte length prefixes, several
+ * queries per connection answered in order as they arrive, an idle timeout and a cap on open connections.
+ * Nothing a client sends can throw out of here: bad messages become rcodes, broken connections are dropped.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ListenAddress } from '../config/index.js';
+import type { QueryAnswerer } from './answer-query.js';
+
+export { QueryAnswerer, type ResolverStep } from './answer-query.js';
+
+export interface DnsServerOptions {
+  readonly listen: readonly ListenAddress[];
+  readonly tcpIdleTimeoutMs: number;
+  readonly maxTcpConnections: number;
+}
+
+export interface BoundAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Bursts queue in the kernel rather than drop while the event loop is busy (the kernel may cap it lower). */
+const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
+/** With port 0, the UDP port picked may be taken for TCP; try a few picks before giving up. */
+const EPHEMERAL_PORT_TRIES = 8;
+const EMPTY: Buffer = Buffer.alloc(0);
+
+export class DnsServer {
+  private readonly udpSockets: UdpSocket[] = [];
+  private readonly tcpServers: Server[] = [];
+  private readonly connections = new Set<Socket>();
+  /** TCP connections closed at once because the cap was reached. */
+  rejectedConnections = 0;
+
+  constructor(
+    private readonly answerer: QueryAnswerer,
+    private readonly options: DnsServerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Binds every listen address; resolves with the bound addresses (the real port when 0 was asked). */
+  async start(): Promise<BoundAddress[]> {
+    const bound: BoundAddress[] = [];
+    for (const address of this.options.listen) bound.push(await this.bind(address));
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.connections) socket.destroy();
+    await Promise.all([
+      ...this.udpSockets.map((socket) => new Promise<void>((done) => socket.close(() => done()))),
+      ...this.tcpServers.map((server) => new Promise<void>((done) => server.close(() => done()))),
+    ]);
+  }
+
+  private async bind(address: ListenAddress): Promise<BoundAddress> {
+    for (let attempt = 1; ; attempt++) {
+      const udp = await this.bindUdp(address);
+      const port = udp.address().port;
+      try {
+        const tcp = await this.bindTcp(address.host, port);
+        this.udpSockets.push(udp);
+        this.tcpServers.push(tcp);
+        return { host: address.host, port };
+      } catch (error) {
+        await new Promise<void>((done) => udp.close(() => done()));
+        const retry = address.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < EPHEMERAL_PORT_TRIES;
+        if (!retry) throw error;
+      }
+    }
+  }
+
+  private bindUdp(address: ListenAddress): Promise<UdpSocket> {
+    const v6 = address.host.includes(':');
+    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(address.port, address.host, () => {
+        socket.off('error', reject);
+        try {
+          socket.setRecvBufferSize(UDP_RECEIVE_BUFFER);
+        } catch {
+          // The kernel limit (net.core.rmem_max) applies; the default still works.
+        }
+        socket.on('error', (error) => this.log.warn({ err: error }, 'UDP socket error'));
+        socket.on('message', (packet, peer) => {
+          const reply = this.answerer.answer(packet, false);
+          if (reply !== undefined) socket.send(reply, peer.port, peer.address);
+        });
+        resolve(socket);
+      });
+    });
+  }
+
+  private bindTcp(host: string, port: number): Promise<Server> {
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+        server.off('error', reject);
+        server.on('error', (error) => this.log.warn({ err: error }, 'TCP listener error'));
+        resolve(server);
+      });
+    });
+  }
+
+  private accept(socket: Socket): void {
+    if (this.connections.size >= this.options.maxTcpConnections) {
+      this.rejectedConnections++;
+      socket.destroy();
+      return;
+    }
+    this.connections.add(socket);
+    socket.setTimeout(this.options.tcpIdleTimeoutMs, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.connections.delete(socket));
+    let pending: Buffer = EMPTY;
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      let offset = 0;
+      while (pending.length - offset >= 2) {
+        const length = pending.readUInt16BE(offset);
+        if (pending.length - offset - 2 < length) break;
+        const reply = this.answerer.answer(pending.subarray(offset + 2, offset + 2 + length), true);
+        offset += 2 + length;
+        if (reply === undefined) {
+          // Not a query we can answer (no header, or a response): nothing sensible follows on this stream.
+          socket.destroy();
+          return;
+        }
+        const framed = Buffer.allocUnsafe(reply.length + 2);
+        framed.writeUInt16BE(reply.length, 0);
+        reply.copy(framed, 2);
+        if (!socket.write(framed)) {
+          socket.pause();
+          socket.once('drain', () => socket.resume());
+        }
+      }
+      pending = offset === pending.length ? EMPTY : pending.subarray(offset);
+    });
+  }
+}

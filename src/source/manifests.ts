@@ -1,0 +1,155 @@
+/**
+ * The manifest-file source: Kubernetes objects from a YAML/JSON file or a directory of them, loaded into the
+ * store and reloaded when the files change. A reload that fails (bad YAML, a bad object) is logged and the last
+ * good state keeps serving; a good reload replaces the store's contents by difference, so names that stay are
+ * answered throughout.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import yaml from 'js-yaml';
+import type { Logger } from 'pino';
+import { ManifestError } from '../errors.js';
+import type { RecordStore, RecordsByKind, ResourceKind } from '../store/index.js';
+import { ObjectError, toRecord } from './objects.js';
+
+const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** Editors write a file in several steps; wait for them to settle before reading. */
+const RELOAD_DELAY_MS = 100;
+
+export type Snapshot = { [K in ResourceKind]: Array<RecordsByKind[K]> };
+
+/** Reads every manifest under `path` into slim records. Throws ManifestError naming the file (and line). */
+export async function loadManifests(path: string, log?: Logger): Promise<Snapshot> {
+  const snapshot: Snapshot = { namespace: [], service: [], endpointslice: [], pod: [] };
+  for (const file of await manifestFiles(path)) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new ManifestError(`${file}: cannot read: ${(error as Error).message}`, { cause: error });
+    }
+    let documents: unknown[];
+    try {
+      documents = extname(file) === '.json' ? [JSON.parse(text)] : yaml.loadAll(text, undefined, { filename: file });
+    } catch (error) {
+      const where = error instanceof yaml.YAMLException ? `${file}:${error.mark.line + 1}:${error.mark.column + 1}` : file;
+      const reason = error instanceof yaml.YAMLException ? error.reason : (error as Error).message;
+      throw new ManifestError(`${where}: invalid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${reason}`, { cause: error });
+    }
+    documents.forEach((document, index) => {
+      for (const object of flattenLists(document)) {
+        if (object === null || object === undefined) continue;
+        try {
+          const slim = toRecord(object);
+          if (slim === undefined) {
+            log?.debug({ file, document: index + 1, kind: (object as { kind?: unknown }).kind }, 'ignoring an object of a kind clusterdns does not use');
+            continue;
+          }
+          (snapshot[slim.kind] as unknown[]).push(slim.record);
+        } catch (error) {
+          if (!(error instanceof ObjectError)) throw error;
+          throw new ManifestError(`${file}: document ${index + 1}: ${error.message}`, { cause: error });
+        }
+      }
+    });
+  }
+  return snapshot;
+}
+
+function flattenLists(document: unknown): unknown[] {
+  if (typeof document === 'object' && document !== null && (document as { kind?: unknown }).kind === 'List') {
+    const items = (document as { items?: unknown }).items;
+    return Array.isArray(items) ? items.flatMap(flattenLists) : [];
+  }
+  return [document];
+}
+
+async function manifestFiles(path: string): Promise<string[]> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    throw new ManifestError(`${path}: cannot read: ${(error as Error).message}`, { cause: error });
+  }
+  if (!info.isDirectory()) return [path];
+  const entries = await readdir(path, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile() && MANIFEST_EXTENSIONS.has(extname(entry.name)) && !entry.name.startsWith('.'))
+    .map((entry) => join(entry.parentPath ?? entry.path, entry.name))
+    .sort();
+}
+
+/** Writes a snapshot into the store as one batch, by difference. */
+export function applySnapshot(store: RecordStore, snapshot: Snapshot): void {
+  store.batch(() => {
+    store.replaceAll('namespace', snapshot.namespace);
+    store.replaceAll('service', snapshot.service);
+    store.replaceAll('endpointslice', snapshot.endpointslice);
+    store.replaceAll('pod', snapshot.pod);
+    store.markSynced();
+  });
+}
+
+/** Loads `path` into the store, then keeps it in step with the files until `close()`. */
+export class ManifestSource {
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> = Promise.resolve();
+  private readonly path: string;
+
+  constructor(path: string, private readonly store: RecordStore, private readonly log: Logger) {
+    this.path = resolve(path);
+  }
+
+  /** The first load; a failure here is fatal to startup (the caller reports it). */
+  async start(): Promise<void> {
+    const snapshot = await loadManifests(this.path, this.log);
+    applySnapshot(this.store, snapshot);
+    this.log.info(counts(snapshot), 'loaded manifests');
+    this.watch();
+  }
+
+  /** Resolves once any reload in progress has finished (tests and shutdown use it). */
+  settled(): Promise<void> {
+    return this.reloading;
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.watcher?.close();
+  }
+
+  private async watch(): Promise<void> {
+    // Watch the directory, not the file: editors replace a file by renaming a new one over it.
+    const isDirectory = (await stat(this.path)).isDirectory();
+    const directory = isDirectory ? this.path : dirname(this.path);
+    const name = basename(this.path);
+    this.watcher = watch(directory, { recursive: isDirectory }, (_event, changed) => {
+      if (!isDirectory && changed !== null && changed !== name) return;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => (this.reloading = this.reloading.then(() => this.reload())), RELOAD_DELAY_MS);
+    });
+    this.watcher.on('error', (error) => this.log.error({ err: error }, 'stopped watching manifests; restart to pick up changes'));
+  }
+
+  private async reload(): Promise<void> {
+    try {
+      const snapshot = await loadManifests(this.path, this.log);
+      applySnapshot(this.store, snapshot);
+      this.log.info(counts(snapshot), 'reloaded manifests');
+    } catch (error) {
+      const message = error instanceof ManifestError ? error.message : `reading ${this.path}: ${(error as Error).message}`;
+      this.log.error({ code: (error as ManifestError).code ?? 'E_MANIFEST' }, `${message}; still serving the last good manifests`);
+    }
+  }
+}
+
+function counts(snapshot: Snapshot): Record<string, number> {
+  return {
+    namespaces: snapshot.namespace.length,
+    services: snapshot.service.length,
+    endpointSlices: snapshot.endpointslice.length,
+    pods: snapshot.pod.length,
+  };
+}
