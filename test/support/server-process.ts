@@ -1,0 +1,95 @@
+/**
+ * Starts the real clusterdns process (`node dist/cli.js serve ...`) on an ephemeral loopback port and reads the
+ * bound port from its "serving" log line. Stopped by PID in `stop()`; tests never touch processes they did not start.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface ServerProcess {
+  readonly port: number;
+  readonly host: string;
+  readonly child: ChildProcess;
+  /** Every log line so far, parsed. */
+  readonly logs: Array<Record<string, unknown>>;
+  /** Resolves with the first log line matching `test` (already seen or yet to come). */
+  waitForLog(test: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+export async function startServer(args: readonly string[], host = '127.0.0.1'): Promise<ServerProcess> {
+  const listen = host.includes(':') ? `[${host}]:0` : `${host}:0`;
+  const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, '--log-level', 'debug', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const waiters = new Set<{ test: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
+  let buffered = '';
+  let stderrText = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderrText += chunk;
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const text of lines) {
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        line = { msg: text };
+      }
+      logs.push(line);
+      for (const waiter of waiters) {
+        if (waiter.test(line)) {
+          waiters.delete(waiter);
+          waiter.resolve(line);
+        }
+      }
+    }
+  });
+  const waitForLog = (test: (line: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> => {
+    const seen = logs.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const waiter = { test, resolve: (line: Record<string, unknown>) => { clearTimeout(timer); resolve(line); } };
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error(`no matching log line within ${timeoutMs} ms; stderr so far:\n${stderrText}`));
+      }, timeoutMs);
+      waiters.add(waiter);
+    });
+  };
+  const exited = once(child, 'exit');
+  const serving = await Promise.race([
+    waitForLog((line) => line.msg === 'serving'),
+    exited.then(([code]) => { throw new Error(`clusterdns exited with ${code} before serving:\n${stderrText}`); }),
+  ]);
+  const port = Number(String((serving.listen as string[])[0]).split(':').pop());
+  return {
+    port,
+    host,
+    child,
+    logs,
+    waitForLog,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Runs the CLI to completion (for startup failures and --help). */
+export async function runCli(args: readonly string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
