@@ -69,7 +69,9 @@ export function emptyAnswer(rcode: number, authoritative = false): PreparedAnswe
  */
 export function prepareAnswer(qnameKey: string, sections: AnswerSections): PreparedAnswer {
   const writer = new SectionWriter(12 + qnameKey.length + 4);
-  writer.remember(qnameKey, 12);
+  // Every suffix of the question can be pointed at, as BIND and NSD do: smaller replies, so more records fit
+  // before TC. Names compressed this way show the client's spelling of the shared labels (DNS ignores case).
+  for (let i = 0; qnameKey.charCodeAt(i) !== 0; i += qnameKey.charCodeAt(i) + 1) writer.remember(qnameKey.slice(i), 12 + i);
   const answerEnds: number[] = [];
   for (const record of sections.answer ?? []) {
     writer.record(record);

@@ -1,0 +1,82 @@
+/** The record store: merging slices, ready rules, and reconciliation by difference that never drops a survivor. */
+import { describe, expect, it } from 'vitest';
+import { RecordStore, type EndpointSliceRecord, type ServiceRecord, type StoreChanges } from '../src/store/index.js';
+
+const service = (name: string, ip: string, namespace = 'default'): ServiceRecord => ({
+  namespace, name, kind: 'ClusterIP', clusterIPs: [ip], ports: [], publishNotReadyAddresses: false,
+});
+
+const slice = (name: string, serviceName: string, endpoints: Array<[string, boolean]>): EndpointSliceRecord => ({
+  namespace: 'default',
+  name,
+  serviceName,
+  addressType: 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  endpoints: endpoints.map(([ip, ready]) => ({ addresses: [ip], ready, serving: ready, terminating: false })),
+});
+
+describe('RecordStore', () => {
+  it('merges endpoints of all slices of a service; an address in two slices once, ready copy first', () => {
+    const store = new RecordStore();
+    store.upsert('service', service('web', '10.96.0.1'));
+    store.upsert('endpointslice', slice('web-b', 'web', [['10.0.0.2', false], ['10.0.0.3', true]]));
+    store.upsert('endpointslice', slice('web-a', 'web', [['10.0.0.1', true], ['10.0.0.2', true]]));
+    const endpoints = store.endpointsOf('default', 'web');
+    expect(endpoints.map((e) => [e.ip, e.ready])).toEqual([['10.0.0.1', true], ['10.0.0.2', true], ['10.0.0.3', true]]);
+    store.remove('endpointslice', 'default', 'web-a');
+    expect(store.endpointsOf('default', 'web').map((e) => [e.ip, e.ready])).toEqual([['10.0.0.2', false], ['10.0.0.3', true]]);
+  });
+
+  it('replaceAll reconciles by difference: survivors are neither removed nor re-announced', () => {
+    const store = new RecordStore();
+    store.replaceAll('service', [service('a', '10.96.0.1'), service('b', '10.96.0.2'), service('c', '10.96.0.3')]);
+    const seen: StoreChanges[] = [];
+    store.subscribe((changes) => seen.push({ ...changes, services: new Set(changes.services) }));
+    let missing = 0;
+    store.subscribe(() => { if (store.getService('default', 'a') === undefined) missing++; });
+
+    store.replaceAll('service', [service('a', '10.96.0.1'), service('b', '10.96.0.22'), service('d', '10.96.0.4')]);
+    expect(seen).toHaveLength(1);
+    expect([...seen[0]!.services].sort()).toEqual(['default/b', 'default/c', 'default/d']);
+    expect(missing).toBe(0);
+    expect(store.getService('default', 'b')?.clusterIPs).toEqual(['10.96.0.22']);
+    expect(store.getService('default', 'c')).toBeUndefined();
+  });
+
+  it('a namespace exists with its object or with a service in it', () => {
+    const store = new RecordStore();
+    store.upsert('namespace', { name: 'empty' });
+    store.upsert('service', service('x', '10.96.0.9', 'implicit'));
+    expect(store.namespaceExists('empty')).toBe(true);
+    expect(store.namespaceExists('implicit')).toBe(true);
+    expect(store.namespaceExists('nope')).toBe(false);
+    store.remove('service', 'implicit', 'x');
+    expect(store.namespaceExists('implicit')).toBe(false);
+  });
+
+  it('indexes pods by IP, shared addresses (hostNetwork) included', () => {
+    const store = new RecordStore();
+    store.upsert('pod', { namespace: 'a', name: 'p1', ips: ['10.0.0.1'] });
+    store.upsert('pod', { namespace: 'b', name: 'p2', ips: ['10.0.0.1', 'fd00::1'] });
+    expect(store.podsByIP('10.0.0.1').map((p) => p.name)).toEqual(['p1', 'p2']);
+    store.upsert('pod', { namespace: 'b', name: 'p2', ips: ['fd00::1'] });
+    expect(store.podsByIP('10.0.0.1').map((p) => p.name)).toEqual(['p1']);
+    expect(store.namespaceHasPods('b')).toBe(true);
+    store.remove('pod', 'b', 'p2');
+    expect(store.namespaceHasPods('b')).toBe(false);
+    expect(store.podsByIP('fd00::1')).toEqual([]);
+  });
+
+  it('batches writes into one notification', () => {
+    const store = new RecordStore();
+    let notifications = 0;
+    store.subscribe(() => notifications++);
+    store.batch(() => {
+      store.upsert('service', service('a', '10.96.0.1'));
+      store.upsert('endpointslice', slice('a-1', 'a', [['10.0.0.1', true]]));
+      store.markSynced();
+    });
+    expect(notifications).toBe(1);
+    expect(store.synced).toBe(true);
+  });
+});

@@ -1,0 +1,86 @@
+/** Wire-format building blocks: name keys, zone matching on label boundaries, IP forms, and prepared answers. */
+import { describe, expect, it } from 'vitest';
+import { canonicalIp, dashedIp, reverseName, undashIp } from '../src/ip.js';
+import { isInZone, keyToName, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, RRType, writeReply } from '../src/wire/index.js';
+
+describe('names', () => {
+  it('round-trips names through wire keys, lower-cased', () => {
+    expect(keyToName(nameToKey('Web.Default.svc.cluster.local.'))).toBe('web.default.svc.cluster.local.');
+    expect(nameToKey('a.b')).toBe('\x01a\x01b\x00');
+  });
+
+  it('rejects labels over 63 bytes and names over 255', () => {
+    expect(() => nameToKey(`${'a'.repeat(64)}.local`)).toThrow(/longer than 63/);
+    expect(() => nameToKey(Array.from({ length: 5 }, () => 'a'.repeat(60)).join('.'))).toThrow(/longer than 255/);
+  });
+
+  it('matches zones on label boundaries only', () => {
+    const zone = nameToKey('cluster.local');
+    expect(isInZone(nameToKey('web.default.svc.cluster.local'), zone)).toBe(true);
+    expect(isInZone(zone, zone)).toBe(true);
+    expect(isInZone(nameToKey('mycluster.local'), zone)).toBe(false);
+    // A label that happens to end in the bytes of the zone's first label is not inside the zone.
+    const tricky = `\x09x\x07cluster\x05local\x00`;
+    expect(isInZone(tricky, zone)).toBe(false);
+  });
+});
+
+describe('IP forms', () => {
+  it('canonical text (RFC 5952), dashed names and reverse names', () => {
+    expect(canonicalIp('FD00:0:0:0:0:0:0:0020')).toBe('fd00::20');
+    expect(canonicalIp('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(canonicalIp('::ffff:10.0.0.1')).toBe('::ffff:a00:1');
+    expect(canonicalIp('10.0.0.256')).toBeUndefined();
+    expect(dashedIp('10.244.1.5')).toBe('10-244-1-5');
+    expect(dashedIp('fd00::2:a')).toBe('fd00--2-a');
+    expect(undashIp('fd00--2-a')).toBe('fd00::2:a');
+    expect(undashIp('10-244-1-5')).toBe('10.244.1.5');
+    expect(undashIp('1-2-3')).toBeUndefined();
+    expect(reverseName('10.96.0.10')).toBe('10.0.96.10.in-addr.arpa');
+    expect(reverseName('fd00::20')).toBe(`${'0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f'}.ip6.arpa`);
+  });
+});
+
+describe('prepared answers', () => {
+  /** A query as dig sends it: RD set, one question, optionally an OPT record. */
+  function query(name: string, type: number, edns?: number): Buffer {
+    const labels = name.split('.').map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)]));
+    const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0]);
+    const question = Buffer.concat([...labels, Buffer.from([0, type >> 8, type & 0xff, 0, 1])]);
+    const opt = edns ? Buffer.from([0, 0, 41, edns >> 8, edns & 0xff, 0, 0, 0x80, 0, 0, 0]) : Buffer.alloc(0);
+    return Buffer.concat([header, question, opt]);
+  }
+
+  it('points owners at the question (so they echo its case) and compresses names after the first', () => {
+    const key = nameToKey('web.default.svc.cluster.local');
+    const prepared = prepareAnswer(key, {
+      rcode: 0,
+      authoritative: true,
+      answer: [{ owner: key, ttl: 5, data: { type: RRType.CNAME, target: nameToKey('x.default.svc.cluster.local') } }],
+    });
+    // owner pointer (2) + type/class/ttl/length (10) + "x" label (2) + pointer to "default.svc.cluster.local" (2)
+    expect(prepared.answer.subarray(0, 2)).toEqual(Buffer.from([0xc0, 0x0c]));
+    expect(prepared.answer.length).toBe(16);
+    const packet = query('WEB.default.svc.cluster.local', RRType.CNAME);
+    const q = newQuery();
+    expect(parseQuery(packet, q)).toBe(ParseOutcome.Ok);
+    expect(q.key).toBe(key);
+    const reply = writeReply(packet, q, prepared, 512);
+    expect(reply.readUInt16BE(0)).toBe(0x1234);
+    expect(reply.readUInt16BE(2)).toBe(0x8500); // QR, AA, RD echoed
+    expect(reply.subarray(12, q.questionEnd)).toEqual(packet.subarray(12, q.questionEnd));
+  });
+
+  it('echoes the DO bit and advertises 1232 in the OPT record', () => {
+    const packet = query('a.cluster.local', RRType.A, 4096);
+    const q = newQuery();
+    expect(parseQuery(packet, q)).toBe(ParseOutcome.Ok);
+    expect([q.edns, q.udpSize, q.dnssecOk]).toEqual([true, 4096, true]);
+    const reply = writeReply(packet, q, prepareAnswer(q.key, { rcode: 3, authoritative: true }), 1232);
+    const opt = reply.subarray(reply.length - 11);
+    expect(opt.readUInt16BE(1)).toBe(41);
+    expect(opt.readUInt16BE(3)).toBe(1232);
+    expect(opt[7]).toBe(0x80);
+    expect(reply.readUInt16BE(2) & 0xf).toBe(3);
+  });
+});
