@@ -95,7 +95,10 @@ describe('usage errors: exit 2, one line naming the command or flag', () => {
     const { code, stdout, stderr } = await runCli(['serve', '--listen', '127.0.0.1:0', '--manifests', DEMO, '--ttl', '-1']);
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr.split('\n')[0]).toBe("clusterdns: Option '--ttl' argument is ambiguous.");
+    expect(stderr).toBe(
+      "clusterdns: Option '--ttl' argument is ambiguous. Did you forget to specify the option argument for '--ttl'? " +
+      "To specify an option argument starting with a dash use '--ttl=-XYZ'; see 'clusterdns serve --help'\n",
+    );
   });
 
   it('a positional argument names it', async () => {

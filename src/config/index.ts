@@ -77,7 +77,9 @@ export function parseServeArgs(args: readonly string[]): ServeConfig | undefined
     );
     ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
   } catch (error) {
-    throw new ConfigError(`${(error as Error).message.replace(/\. To specify a positional argument.*$/s, '')}; see 'clusterdns serve --help'`);
+    // parseArgs explains itself over several lines and suggests '--' for positionals, which serve never takes.
+    const reason = (error as Error).message.replace(/\s*To specify a positional argument.*$/s, '').split('\n').join(' ');
+    throw new ConfigError(`${reason.replace(/\.?\s*$/, '')}; see 'clusterdns serve --help'`);
   }
   if (values.help === true) return undefined;
   const text = (name: string): string => (values[name] as string | undefined) ?? SERVE_FLAGS[name]!.default!;

@@ -89,8 +89,15 @@ export class DnsServer {
         }
         socket.on('error', (error) => this.log.warn({ err: error }, 'UDP socket error'));
         socket.on('message', (packet, peer) => {
+          // Source port 0 cannot be answered (and Node's send throws on it): drop such packets unread.
+          if (peer.port === 0) return;
           const reply = this.answerer.answer(packet, false);
-          if (reply !== undefined) socket.send(reply, peer.port, peer.address);
+          if (reply === undefined) return;
+          try {
+            socket.send(reply, peer.port, peer.address);
+          } catch (error) {
+            this.log.debug({ err: error, peer: `${peer.address}:${peer.port}` }, 'cannot send a UDP reply');
+          }
         });
         resolve(socket);
       });
