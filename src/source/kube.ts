@@ -1,0 +1,311 @@
+/**
+ * The Kubernetes API source: watches Namespaces, Services, discovery.k8s.io/v1 EndpointSlices and (only when
+ * asked) Pods, and keeps the store's slim records in step with them. The only part of clusterdns that imports
+ * @kubernetes/client-node (here and in its kube-* siblings); it uses the client's config, credentials and
+ * `Watch`, never its informer cache, which would hold every whole API object.
+ *
+ * Each watched collection runs its own list+watch loop (kube-stream.ts). Once every one of them has completed its
+ * first list the store is marked synced; until then the cluster zone answers SERVFAIL. Nothing here ever clears
+ * the store: through API outages, 410s, errors and silent watches, the last known records keep being served.
+ *
+ * With `namespaces`, Services, EndpointSlices and Pods are watched per namespace on the namespaced paths
+ * (`/api/v1/namespaces/<ns>/services`), so the API server does the filtering and a namespace-scoped Role is
+ * enough for them; Namespaces (cluster-scoped) are watched whole and filtered here. Without it, one cluster-wide
+ * watch per kind.
+ */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { ClusterDnsError, ConfigError } from '../errors.js';
+import type { RecordsByKind, RecordStore, ResourceKind } from '../store/index.js';
+import {
+  CollectionStream,
+  namespaceSink,
+  wholeKindSink,
+  type CollectionSpec,
+  type RecordSink,
+  type StreamState,
+  type StreamTuning,
+} from './kube-stream.js';
+import type { Json } from './kube-api.js';
+import { toEndpointSlice, toNamespace, toPod, toService } from './objects.js';
+
+export { KubeConfig };
+export { KubeApiError } from './kube-api.js';
+export { backoffDelay } from './kube-stream.js';
+
+/** Finished pods never hold an IP that DNS should vouch for; the server leaves them out. */
+export const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
+
+export const KUBE_DEFAULTS = {
+  /** Items per list page. */
+  pageSize: 500,
+  /** Real servers send a bookmark about every minute; five silent minutes means the watch is dead. */
+  watchdogMs: 5 * 60_000,
+  /** A list page, or a watch's response headers, that takes longer than this is abandoned and retried. */
+  requestTimeoutMs: 60_000,
+  backoffBaseMs: 500,
+  backoffCapMs: 30_000,
+} as const;
+
+export interface KubeSourceOptions {
+  /** Watch only these namespaces (CoreDNS's `namespaces`); all when absent or empty. */
+  readonly namespaces?: readonly string[];
+  /** Watch Pods (for `pods verified`, search-path completion); only IP → namespace/name is kept. */
+  readonly watchPods: boolean;
+  readonly pageSize?: number;
+  /** A watch with no event and no bookmark for a whole period of this is aborted and restarted. */
+  readonly watchdogMs?: number;
+  readonly requestTimeoutMs?: number;
+  /** Retry delays: full jitter over base × 2^(n−1), at most cap. */
+  readonly backoff?: { readonly baseMs: number; readonly capMs: number };
+  /** Random source in [0, 1) for the jitter. */
+  readonly random?: () => number;
+  /** Clock for `lastEventAt`. */
+  readonly now?: () => number;
+}
+
+/** One watched kind's health, for /ready, metrics and logs (its namespaces' streams taken together). */
+export interface WatchState {
+  readonly kind: ResourceKind;
+  /** Every watch of the kind is established (it has not failed since it last connected). */
+  readonly connected: boolean;
+  /** Lists made again after a 410 Gone. */
+  readonly relists: number;
+  /** Milliseconds since the epoch (per `now`) of the last event or bookmark, if any yet. */
+  readonly lastEventAt: number | undefined;
+  /** Every watch of the kind has completed its first list. */
+  readonly synced: boolean;
+  /** Why it is not connected, while it is not. */
+  readonly reason: string | undefined;
+}
+
+export type WatchStateListener = (state: WatchState) => void;
+
+interface KindDef<K extends ResourceKind> {
+  readonly kind: K;
+  readonly prefix: string;
+  readonly resource: string;
+  readonly namespaced: boolean;
+  readonly convert: (object: Json) => RecordsByKind[K] | undefined;
+  readonly fieldSelector?: string;
+}
+
+const NAMESPACES: KindDef<'namespace'> = { kind: 'namespace', prefix: '/api/v1', resource: 'namespaces', namespaced: false, convert: toNamespace };
+const SERVICES: KindDef<'service'> = { kind: 'service', prefix: '/api/v1', resource: 'services', namespaced: true, convert: toService };
+const ENDPOINT_SLICES: KindDef<'endpointslice'> = {
+  kind: 'endpointslice', prefix: '/apis/discovery.k8s.io/v1', resource: 'endpointslices', namespaced: true, convert: toEndpointSlice,
+};
+const PODS: KindDef<'pod'> = {
+  kind: 'pod', prefix: '/api/v1', resource: 'pods', namespaced: true, convert: toPod, fieldSelector: POD_FIELD_SELECTOR,
+};
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/**
+ * The kubeconfig to use: `path` when given; else in-cluster (service account) when KUBERNETES_SERVICE_HOST is
+ * set; else $KUBECONFIG (several files joined by the path delimiter are merged) or ~/.kube/config. Throws
+ * ConfigError naming what was tried when none is usable.
+ */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  let origin: string;
+  try {
+    if (path !== undefined) {
+      origin = `--kubeconfig ${path}`;
+      kc.loadFromFile(path);
+    } else if (process.env.KUBERNETES_SERVICE_HOST) {
+      origin = 'in-cluster config (KUBERNETES_SERVICE_HOST is set)';
+      kc.loadFromCluster();
+    } else if (process.env.KUBECONFIG) {
+      origin = `$KUBECONFIG (${process.env.KUBECONFIG})`;
+      const [first, ...rest] = process.env.KUBECONFIG.split(delimiter).filter((file) => file !== '');
+      if (first === undefined) throw new Error('names no file');
+      kc.loadFromFile(first);
+      for (const file of rest) {
+        const more = new KubeConfig();
+        more.loadFromFile(file);
+        kc.mergeConfig(more);
+      }
+    } else {
+      const file = join(homedir(), '.kube', 'config');
+      origin = file;
+      if (!existsSync(file)) {
+        throw new ConfigError('no Kubernetes API to watch: give --kubeconfig PATH or --manifests PATH, set $KUBECONFIG, ' +
+          `or run in a cluster (KUBERNETES_SERVICE_HOST); ${file} does not exist`);
+      }
+      kc.loadFromFile(file);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`cannot load the kubeconfig from ${origin!}: ${(error as Error).message}`);
+  }
+  checkKubeConfig(kc, origin);
+  return kc;
+}
+
+/** Fails at start, not on every retry, for a kubeconfig no request could ever succeed with. */
+function checkKubeConfig(kc: KubeConfig, origin: string): void {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new ConfigError(`kubeconfig from ${origin}: no current context with a cluster`);
+  let url: URL;
+  try {
+    url = new URL(cluster.server);
+  } catch {
+    throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" has no valid server URL (${cluster.server})`);
+  }
+  if (url.protocol === 'http:' && !cluster.skipTLSVerify) {
+    // @kubernetes/client-node refuses plain HTTP unless told the connection is not verified anyway.
+    throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" uses http:// and needs insecure-skip-tls-verify: true`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" server ${cluster.server} is not http(s)`);
+  }
+}
+
+export class KubeSource {
+  private readonly streams: Array<{ readonly kind: ResourceKind; readonly state: StreamState; readonly run: () => Promise<void> }> = [];
+  private readonly kinds: ResourceKind[];
+  private readonly controller = new AbortController();
+  private readonly listeners = new Set<WatchStateListener>();
+  private readonly lastStates = new Map<ResourceKind, string>();
+  private loops: Array<Promise<void>> = [];
+  private started = false;
+  private closed = false;
+  private syncedOnce = false;
+  private readonly syncedPromise: Promise<void>;
+  private resolveSynced!: () => void;
+  private rejectSynced!: (error: Error) => void;
+  private startedAt = 0;
+
+  constructor(
+    private readonly kubeConfig: KubeConfig,
+    private readonly store: RecordStore,
+    private readonly log: Logger,
+    private readonly options: KubeSourceOptions,
+  ) {
+    for (const namespace of options.namespaces ?? []) {
+      if (!DNS_LABEL.test(namespace)) throw new ConfigError(`namespaces: "${namespace}" is not a namespace name`);
+    }
+    this.kinds = ['namespace', 'service', 'endpointslice', ...(options.watchPods ? ['pod' as const] : [])];
+    this.syncedPromise = new Promise<void>((resolve, reject) => {
+      this.resolveSynced = resolve;
+      this.rejectSynced = reject;
+    });
+    // close() before sync rejects it; callers that never asked must not see an unhandled rejection.
+    this.syncedPromise.catch(() => undefined);
+  }
+
+  /** Starts every list+watch loop and returns; it does not wait for the first sync (see `synced()`). */
+  async start(): Promise<void> {
+    if (this.started) throw new ClusterDnsError('E_STATE', 'KubeSource.start() called twice');
+    if (this.closed) throw new ClusterDnsError('E_STATE', 'KubeSource.start() after close()');
+    this.started = true;
+    checkKubeConfig(this.kubeConfig, 'the given KubeConfig');
+    const namespaces = this.options.namespaces?.length ? [...new Set(this.options.namespaces)] : undefined;
+    this.addKind(NAMESPACES, undefined, namespaces); // cluster-scoped: one watch, filtered here
+    this.addKind(SERVICES, namespaces);
+    this.addKind(ENDPOINT_SLICES, namespaces);
+    if (this.options.watchPods) this.addKind(PODS, namespaces);
+    this.startedAt = Date.now();
+    this.log.info({ kinds: this.kinds, namespaces: namespaces ?? 'all', server: this.kubeConfig.getCurrentCluster()?.server },
+      'watching the Kubernetes API');
+    this.loops = this.streams.map(({ run }) => run());
+  }
+
+  /** Resolves once every watched kind has completed its first list (the store is then marked synced). */
+  synced(): Promise<void> {
+    return this.syncedPromise;
+  }
+
+  get isSynced(): boolean {
+    return this.syncedOnce;
+  }
+
+  /** The state of each watched kind, in a fixed order (namespace, service, endpointslice, pod). */
+  states(): WatchState[] {
+    return this.kinds.map((kind) => this.stateOf(kind));
+  }
+
+  /** Told of each change of a kind's state: connected, synced, relists, reason (not of every event). */
+  onStateChange(listener: WatchStateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stops every watch and request and waits for the loops to end; no timer or socket is left behind. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.controller.abort();
+    await Promise.all(this.loops);
+    this.rejectSynced(new ClusterDnsError('E_CLOSED', 'the Kubernetes source closed before its first sync'));
+  }
+
+  private addKind<K extends ResourceKind>(def: KindDef<K>, namespaces: readonly string[] | undefined, keepNames?: readonly string[]): void {
+    const tuning: StreamTuning = {
+      pageSize: this.options.pageSize ?? KUBE_DEFAULTS.pageSize,
+      watchdogMs: this.options.watchdogMs ?? KUBE_DEFAULTS.watchdogMs,
+      requestTimeoutMs: this.options.requestTimeoutMs ?? KUBE_DEFAULTS.requestTimeoutMs,
+      backoffBaseMs: this.options.backoff?.baseMs ?? KUBE_DEFAULTS.backoffBaseMs,
+      backoffCapMs: this.options.backoff?.capMs ?? KUBE_DEFAULTS.backoffCapMs,
+      random: this.options.random ?? Math.random,
+      now: this.options.now ?? Date.now,
+    };
+    const allowed = keepNames === undefined ? undefined : new Set(keepNames);
+    const keep = allowed === undefined ? undefined : (record: RecordsByKind[K]): boolean => allowed.has(record.name);
+    const add = (spec: CollectionSpec<K>, sink: RecordSink<K>): void => {
+      const log = this.log.child({ kind: def.kind, ...(spec.namespace !== undefined && { namespace: spec.namespace }) });
+      const stream = new CollectionStream(this.kubeConfig, spec, sink, log, tuning, this.controller.signal, () => this.changed(def.kind));
+      this.streams.push({ kind: def.kind, state: stream.state, run: () => stream.run() });
+    };
+    const base = { kind: def.kind, convert: def.convert, ...(def.fieldSelector !== undefined && { fieldSelector: def.fieldSelector }), ...(keep && { keep }) };
+    if (namespaces === undefined || !def.namespaced) {
+      add({ ...base, path: `${def.prefix}/${def.resource}` }, wholeKindSink(this.store, def.kind));
+      return;
+    }
+    for (const namespace of namespaces) {
+      add({ ...base, namespace, path: `${def.prefix}/namespaces/${namespace}/${def.resource}` }, namespaceSink(this.store, def.kind, namespace));
+    }
+  }
+
+  private stateOf(kind: ResourceKind): WatchState {
+    const streams = this.streams.filter((entry) => entry.kind === kind).map((entry) => entry.state);
+    let lastEventAt: number | undefined;
+    for (const state of streams) {
+      if (state.lastEventAt !== undefined && (lastEventAt === undefined || state.lastEventAt > lastEventAt)) lastEventAt = state.lastEventAt;
+    }
+    return {
+      kind,
+      connected: streams.length > 0 && streams.every((state) => state.connected),
+      relists: streams.reduce((sum, state) => sum + state.relists, 0),
+      lastEventAt,
+      synced: streams.length > 0 && streams.every((state) => state.listed),
+      reason: streams.find((state) => state.reason !== undefined)?.reason,
+    };
+  }
+
+  private changed(kind: ResourceKind): void {
+    const state = this.stateOf(kind);
+    const { lastEventAt: _ignored, ...compared } = state;
+    const signature = JSON.stringify(compared);
+    if (this.lastStates.get(kind) !== signature) {
+      this.lastStates.set(kind, signature);
+      for (const listener of this.listeners) {
+        try {
+          listener(state);
+        } catch (error) {
+          this.log.error({ err: error }, 'a watch-state listener threw');
+        }
+      }
+    }
+    if (!this.syncedOnce && this.streams.every(({ state }) => state.listed)) {
+      this.syncedOnce = true;
+      this.store.markSynced();
+      this.log.info({ ms: Date.now() - this.startedAt, services: this.store.serviceCount, pods: this.store.podCount }, 'synced: every watched kind is listed');
+      this.resolveSynced();
+    }
+  }
+}
