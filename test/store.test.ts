@@ -43,6 +43,13 @@ describe('RecordStore', () => {
     expect(store.getService('default', 'c')).toBeUndefined();
   });
 
+  it('replaceAll scoped to a namespace leaves the other namespaces alone', () => {
+    const store = new RecordStore();
+    store.replaceAll('service', [service('a', '10.96.0.1', 'one'), service('b', '10.96.0.2', 'two'), service('c', '10.96.0.3', 'one')]);
+    store.replaceAll('service', [service('a', '10.96.0.1', 'one')], { namespace: 'one' });
+    expect([...store.services()].map((s) => `${s.namespace}/${s.name}`).sort()).toEqual(['one/a', 'two/b']);
+  });
+
   it('a namespace exists with its object or with a service in it', () => {
     const store = new RecordStore();
     store.upsert('namespace', { name: 'empty' });

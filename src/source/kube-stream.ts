@@ -50,46 +50,19 @@ export interface StreamState {
   reason: string | undefined;
 }
 
-/** Where a stream's records go: the whole kind, or one namespace's share of it. */
+/** Where a stream's records go: the whole kind, or (with `namespace`) one namespace's share of it. */
 export interface RecordSink<K extends ResourceKind> {
   replace(records: Array<RecordsByKind[K]>): void;
   put(record: RecordsByKind[K]): void;
   drop(namespace: string, name: string): void;
 }
 
-/** The stream is the only writer of `kind`: the store's own difference-based replaceAll does the reconciling. */
-export function wholeKindSink<K extends ResourceKind>(store: RecordStore, kind: K): RecordSink<K> {
+/** The store's difference-based replaceAll reconciles a relist, scoped to the stream's namespace if it has one. */
+export function storeSink<K extends ResourceKind>(store: RecordStore, kind: K, namespace?: string): RecordSink<K> {
   return {
-    replace: (records) => store.replaceAll(kind, records),
+    replace: (records) => store.replaceAll(kind, records, namespace === undefined ? undefined : { namespace }),
     put: (record) => store.upsert(kind, record),
-    drop: (namespace, name) => store.remove(kind, namespace, name),
-  };
-}
-
-/**
- * The stream writes one namespace of `kind` and other streams write the others, so store.replaceAll (which
- * replaces the whole kind) cannot reconcile a relist. This sink remembers the names it wrote and removes, by
- * difference and in one batch, only those of its namespace that the new list no longer has.
- */
-export function namespaceSink<K extends ResourceKind>(store: RecordStore, kind: K, namespace: string): RecordSink<K> {
-  let names = new Set<string>();
-  return {
-    replace: (records) => {
-      const listed = new Set(records.map((record) => record.name));
-      store.batch(() => {
-        for (const record of records) store.upsert(kind, record);
-        for (const name of names) if (!listed.has(name)) store.remove(kind, namespace, name);
-      });
-      names = listed;
-    },
-    put: (record) => {
-      names.add(record.name);
-      store.upsert(kind, record);
-    },
-    drop: (ns, name) => {
-      names.delete(name);
-      store.remove(kind, ns, name);
-    },
+    drop: (ns, name) => store.remove(kind, ns, name),
   };
 }
 

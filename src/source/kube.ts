@@ -22,8 +22,7 @@ import { ClusterDnsError, ConfigError } from '../errors.js';
 import type { RecordsByKind, RecordStore, ResourceKind } from '../store/index.js';
 import {
   CollectionStream,
-  namespaceSink,
-  wholeKindSink,
+  storeSink,
   type CollectionSpec,
   type RecordSink,
   type StreamState,
@@ -263,11 +262,11 @@ export class KubeSource {
     };
     const base = { kind: def.kind, convert: def.convert, ...(def.fieldSelector !== undefined && { fieldSelector: def.fieldSelector }), ...(keep && { keep }) };
     if (namespaces === undefined || !def.namespaced) {
-      add({ ...base, path: `${def.prefix}/${def.resource}` }, wholeKindSink(this.store, def.kind));
+      add({ ...base, path: `${def.prefix}/${def.resource}` }, storeSink(this.store, def.kind));
       return;
     }
     for (const namespace of namespaces) {
-      add({ ...base, namespace, path: `${def.prefix}/namespaces/${namespace}/${def.resource}` }, namespaceSink(this.store, def.kind, namespace));
+      add({ ...base, namespace, path: `${def.prefix}/namespaces/${namespace}/${def.resource}` }, storeSink(this.store, def.kind, namespace));
     }
   }
 

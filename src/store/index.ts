@@ -168,11 +168,13 @@ export class RecordStore implements StoreView {
   /**
    * Make the records of one kind exactly `records`, by difference: records that are unchanged are not touched
    * and records that still exist are never removed, not even briefly, so answers never flicker during a relist.
+   * With `scope.namespace`, only that namespace's records of the kind are replaced (a per-namespace watch).
    */
-  replaceAll<K extends ResourceKind>(kind: K, records: Iterable<RecordsByKind[K]>): void {
+  replaceAll<K extends ResourceKind>(kind: K, records: Iterable<RecordsByKind[K]>, scope?: { namespace: string }): void {
     this.batch(() => {
       const existing = this.recordsOf(kind);
       const seen = new Set<string>();
+      const inScope = (key: string): boolean => scope === undefined || key.startsWith(`${scope.namespace}/`);
       for (const record of records) {
         const key = kind === 'namespace' ? record.name : serviceKey((record as ServiceRecord).namespace, record.name);
         seen.add(key);
@@ -180,7 +182,7 @@ export class RecordStore implements StoreView {
         if (current === undefined || !sameRecord(current, record)) this.upsert(kind, record);
       }
       for (const key of [...existing.keys()]) {
-        if (seen.has(key)) continue;
+        if (seen.has(key) || !inScope(key)) continue;
         const slash = key.indexOf('/');
         this.remove(kind, key.slice(0, Math.max(slash, 0)), key.slice(slash + 1));
       }
