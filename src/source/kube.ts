@@ -101,6 +101,14 @@ const PODS: KindDef<'pod'> = {
   kind: 'pod', prefix: '/api/v1', resource: 'pods', namespaced: true, convert: toPod, fieldSelector: POD_FIELD_SELECTOR,
 };
 
+/**
+ * Every collection this source may list and watch, as RBAC names it (API group, resource); Pods only with
+ * `watchPods`. manifests/clusterrole.yaml grants exactly these, with verbs list and watch
+ * (test/manifests.test.ts holds the two together).
+ */
+export const WATCHED_RESOURCES: ReadonlyArray<{ readonly group: string; readonly resource: string }> = [NAMESPACES, SERVICES, ENDPOINT_SLICES, PODS]
+  .map(({ prefix, resource }) => Object.freeze({ group: /^\/apis\/([^/]+)\//.exec(prefix)?.[1] ?? '', resource }));
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /**
