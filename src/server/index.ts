@@ -9,9 +9,9 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/index.js';
-import type { QueryAnswerer } from './answer-query.js';
+import type { Arrival, Client, QueryAnswerer } from './answer-query.js';
 
-export { QueryAnswerer, type ResolverStep } from './answer-query.js';
+export { QueryAnswerer, type ResolverStep, type AnswererOptions } from './answer-query.js';
 
 export interface DnsServerOptions {
   readonly listen: readonly ListenAddress[];
@@ -46,7 +46,7 @@ export class DnsServer {
   /** Binds every listen address; resolves with the bound addresses (the real port when 0 was asked). */
   async start(): Promise<BoundAddress[]> {
     const bound: BoundAddress[] = [];
-    for (const address of this.options.listen) bound.push(await this.bind(address));
+    for (const [index, address] of this.options.listen.entries()) bound.push(await this.bind(address, index));
     return bound;
   }
 
@@ -58,12 +58,12 @@ export class DnsServer {
     ]);
   }
 
-  private async bind(address: ListenAddress): Promise<BoundAddress> {
+  private async bind(address: ListenAddress, listener: number): Promise<BoundAddress> {
     for (let attempt = 1; ; attempt++) {
-      const udp = await this.bindUdp(address);
+      const udp = await this.bindUdp(address, listener);
       const port = udp.address().port;
       try {
-        const tcp = await this.bindTcp(address.host, port);
+        const tcp = await this.bindTcp(address.host, port, listener);
         this.udpSockets.push(udp);
         this.tcpServers.push(tcp);
         return { host: address.host, port };
@@ -75,8 +75,9 @@ export class DnsServer {
     }
   }
 
-  private bindUdp(address: ListenAddress): Promise<UdpSocket> {
+  private bindUdp(address: ListenAddress, listener: number): Promise<UdpSocket> {
     const v6 = address.host.includes(':');
+    const arrival: Arrival = { listener, overTcp: false };
     const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
@@ -91,7 +92,7 @@ export class DnsServer {
         socket.on('message', (packet, peer) => {
           // Source port 0 cannot be answered (and Node's send throws on it): drop such packets unread.
           if (peer.port === 0) return;
-          const reply = this.answerer.answer(packet, false);
+          const reply = this.answerer.answer(packet, arrival, peer);
           if (reply === undefined) return;
           try {
             socket.send(reply, peer.port, peer.address);
@@ -104,8 +105,9 @@ export class DnsServer {
     });
   }
 
-  private bindTcp(host: string, port: number): Promise<Server> {
-    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+  private bindTcp(host: string, port: number, listener: number): Promise<Server> {
+    const arrival: Arrival = { listener, overTcp: true };
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket, arrival));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
@@ -116,7 +118,7 @@ export class DnsServer {
     });
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, arrival: Arrival): void {
     if (this.connections.size >= this.options.maxTcpConnections) {
       this.rejectedConnections++;
       socket.destroy();
@@ -126,6 +128,7 @@ export class DnsServer {
     socket.setTimeout(this.options.tcpIdleTimeoutMs, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));
+    const client: Client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     let pending: Buffer = EMPTY;
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -133,7 +136,7 @@ export class DnsServer {
       while (pending.length - offset >= 2) {
         const length = pending.readUInt16BE(offset);
         if (pending.length - offset - 2 < length) break;
-        const reply = this.answerer.answer(pending.subarray(offset + 2, offset + 2 + length), true);
+        const reply = this.answerer.answer(pending.subarray(offset + 2, offset + 2 + length), arrival, client);
         offset += 2 + length;
         if (reply === undefined) {
           // Not a query we can answer (no header, or a response): nothing sensible follows on this stream.

@@ -57,6 +57,8 @@ interface Zone {
 const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
 
 export class ClusterResolver {
+  /** The `plugin` label of its responses in CoreDNS's metrics. */
+  readonly name = 'kubernetes';
   private readonly table = new NameTable();
   private readonly entries = new Map<string, ServiceEntry>();
   private readonly pinnedNamespaces = new Set<string>();

@@ -1,0 +1,87 @@
+/**
+ * The HTTP endpoints the kubelet and Prometheus use, with CoreDNS's paths and semantics:
+ *   GET /health   200 "OK" while the process runs (also during lame duck, as CoreDNS's health plugin does)
+ *   GET /ready    200 "OK" once the first sync is done; 503 with the reason before it and during lame duck
+ *   GET /metrics  Prometheus text
+ * Each endpoint has its own listen address; endpoints that share an address share one HTTP server.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { ListenAddress } from '../config/index.js';
+
+export interface Readiness {
+  /** Undefined when ready; otherwise why not. */
+  notReadyReason(): string | undefined;
+}
+
+export interface EndpointAddresses {
+  readonly health: ListenAddress;
+  readonly ready: ListenAddress;
+  readonly metrics: ListenAddress;
+}
+
+type Route = '/health' | '/ready' | '/metrics';
+
+export class TelemetryEndpoints {
+  private readonly servers: Server[] = [];
+  /** Where each path ended up listening (the real port when 0 was asked). */
+  readonly bound = new Map<Route, ListenAddress>();
+
+  constructor(private readonly registry: Registry, private readonly readiness: Readiness) {}
+
+  async start(addresses: EndpointAddresses): Promise<void> {
+    const groups = new Map<string, { address: ListenAddress; routes: Route[] }>();
+    const entries: Array<[Route, ListenAddress]> = [['/health', addresses.health], ['/ready', addresses.ready], ['/metrics', addresses.metrics]];
+    for (const [route, address] of entries) {
+      const key = `${address.host}|${address.port}`;
+      const group = groups.get(key) ?? { address, routes: [] };
+      group.routes.push(route);
+      groups.set(key, group);
+    }
+    for (const { address, routes } of groups.values()) {
+      const server = createServer((request, response) => void this.handle(routes, request.method, request.url, response));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: address.host, port: address.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const port = (server.address() as { port: number }).port;
+      for (const route of routes) this.bound.set(route, { host: address.host, port });
+      this.servers.push(server);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((server) => new Promise<void>((done) => {
+      server.closeAllConnections();
+      server.close(() => done());
+    })));
+  }
+
+  private async handle(routes: readonly Route[], method: string | undefined, url: string | undefined, response: import('node:http').ServerResponse): Promise<void> {
+    const path = (url ?? '/').split('?')[0] as Route;
+    if (!routes.includes(path)) return send(response, 404, 'not found\n');
+    if (method !== 'GET' && method !== 'HEAD') return send(response, 405, 'method not allowed\n');
+    switch (path) {
+      case '/health':
+        return send(response, 200, 'OK');
+      case '/ready': {
+        const reason = this.readiness.notReadyReason();
+        return reason === undefined ? send(response, 200, 'OK') : send(response, 503, `${reason}\n`);
+      }
+      case '/metrics':
+        try {
+          return send(response, 200, await this.registry.metrics(), this.registry.contentType);
+        } catch (error) {
+          return send(response, 500, `collecting metrics failed: ${(error as Error).message}\n`);
+        }
+    }
+  }
+}
+
+function send(response: import('node:http').ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
+  response.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  response.end(body);
+}

@@ -1,0 +1,197 @@
+/**
+ * The per-query metrics, with CoreDNS's names, labels and buckets so existing dashboards keep working:
+ *
+ *   coredns_dns_requests_total{server,zone,view,proto,family,type}
+ *   coredns_dns_responses_total{server,zone,view,rcode,plugin}
+ *   coredns_dns_request_duration_seconds{server,zone,view,type}      (histogram)
+ *   coredns_dns_request_size_bytes{server,zone,view,proto}           (histogram)
+ *   coredns_dns_response_size_bytes{server,zone,view,proto}          (histogram)
+ *
+ * Why not prom-client's own Counter/Histogram here: their `labels(...).inc()` hashes the label set on every
+ * call, which costs more than answering a cluster-zone query. So the query path only bumps slots in typed
+ * arrays (`observe`), and these collectors turn the arrays into Prometheus series when /metrics is scraped.
+ * `zone` is "." and `view` is empty, as for kubeadm's single CoreDNS server block `.:53`.
+ */
+import type { Registry } from 'prom-client';
+import { rcodeName } from '../wire/index.js';
+
+/** The types CoreDNS counts by name; every other type is "other". */
+const MONITORED_TYPES = ['A', 'AAAA', 'MX', 'SOA', 'CNAME', 'PTR', 'TXT', 'NS', 'SRV', 'DS', 'DNSKEY', 'RRSIG', 'NSEC', 'NSEC3', 'HINFO', 'NAPTR', 'IXFR', 'AXFR', 'ANY'] as const;
+const TYPE_CODES = [1, 28, 15, 6, 5, 12, 16, 2, 33, 43, 48, 46, 47, 50, 13, 35, 251, 252, 255];
+const TYPE_LABELS = [...MONITORED_TYPES, 'other'];
+const OTHER_TYPE = TYPE_LABELS.length - 1;
+const typeIndex = new Uint8Array(256).fill(OTHER_TYPE);
+TYPE_CODES.forEach((code, i) => (typeIndex[code] = i));
+
+/** CoreDNS's plugin.TimeBuckets: 0.25 ms doubling 16 times. */
+export const DURATION_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i);
+/** CoreDNS's plugin.SizeBuckets. */
+export const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3];
+const RCODES = 24;
+const PROTOS = ['udp', 'tcp'] as const;
+
+/** The step that wrote a response, as CoreDNS's `plugin` label names it ('' when the server itself did). */
+export const PLUGINS = ['', 'kubernetes'] as const;
+export type PluginIndex = number;
+
+export interface Listener {
+  /** `dns://:53`, as CoreDNS names a server. */
+  readonly server: string;
+  /** CoreDNS's family label: 1 for IPv4, 2 for IPv6. */
+  readonly family: 1 | 2;
+}
+
+class Histogram {
+  readonly counts: Float64Array;
+  readonly sums: Float64Array;
+
+  constructor(readonly series: number, readonly buckets: readonly number[]) {
+    this.counts = new Float64Array(series * (buckets.length + 1));
+    this.sums = new Float64Array(series);
+  }
+
+  observe(series: number, value: number): void {
+    const buckets = this.buckets;
+    let i = 0;
+    while (i < buckets.length && value > buckets[i]!) i++;
+    this.counts[series * (buckets.length + 1) + i]!++;
+    this.sums[series]! += value;
+  }
+
+  /** Prometheus values (cumulative buckets, +Inf, sum, count) for every series that has seen something. */
+  values(name: string, labelsOf: (series: number) => Record<string, string>): Array<{ metricName: string; labels: Record<string, string | number>; value: number }> {
+    const out: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+    const width = this.buckets.length + 1;
+    for (let series = 0; series < this.series; series++) {
+      let total = 0;
+      for (let i = 0; i < width; i++) total += this.counts[series * width + i]!;
+      if (total === 0) continue;
+      const labels = labelsOf(series);
+      let cumulative = 0;
+      for (let i = 0; i < width; i++) {
+        cumulative += this.counts[series * width + i]!;
+        out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: i < this.buckets.length ? this.buckets[i]! : '+Inf' }, value: cumulative });
+      }
+      out.push({ metricName: `${name}_sum`, labels, value: this.sums[series]! });
+      out.push({ metricName: `${name}_count`, labels, value: total });
+    }
+    return out;
+  }
+}
+
+export class QueryMetrics {
+  private readonly requests: Float64Array;
+  private readonly responses: Float64Array;
+  private readonly duration: Histogram;
+  private readonly requestSize: Histogram;
+  private readonly responseSize: Histogram;
+
+  /** Labels of each listen address; set once the server has bound (port 0 becomes a real port). */
+  private listeners: readonly Listener[];
+
+  constructor(listeners: readonly Listener[]) {
+    this.listeners = listeners;
+    const n = listeners.length;
+    this.requests = new Float64Array(n * PROTOS.length * TYPE_LABELS.length);
+    this.responses = new Float64Array(n * RCODES * PLUGINS.length);
+    this.duration = new Histogram(n * TYPE_LABELS.length, DURATION_BUCKETS);
+    this.requestSize = new Histogram(n * PROTOS.length, SIZE_BUCKETS);
+    this.responseSize = new Histogram(n * PROTOS.length, SIZE_BUCKETS);
+  }
+
+  /** Replaces the listeners' labels (same count and order), e.g. with the ports actually bound. */
+  describeListeners(listeners: readonly Listener[]): void {
+    if (listeners.length !== this.listeners.length) throw new Error('describeListeners: the number of listeners cannot change');
+    this.listeners = listeners;
+  }
+
+  /** One answered query. Called on the hot path: arithmetic on typed arrays only. */
+  observe(listener: number, overTcp: boolean, qtype: number, rcode: number, plugin: PluginIndex, requestBytes: number, responseBytes: number, seconds: number): void {
+    const proto = overTcp ? 1 : 0;
+    const type = qtype < 256 ? typeIndex[qtype]! : OTHER_TYPE;
+    this.requests[(listener * PROTOS.length + proto) * TYPE_LABELS.length + type]!++;
+    this.responses[(listener * RCODES + Math.min(rcode, RCODES - 1)) * PLUGINS.length + plugin]!++;
+    this.duration.observe(listener * TYPE_LABELS.length + type, seconds);
+    this.requestSize.observe(listener * PROTOS.length + proto, requestBytes);
+    this.responseSize.observe(listener * PROTOS.length + proto, responseBytes);
+  }
+
+  /** Adds the collectors to `registry`. */
+  register(registry: Registry): void {
+    const base = (listener: number): Record<string, string> => ({ server: this.listeners[listener]!.server, zone: '.', view: '' });
+    const perProto = (series: number): Record<string, string> => ({ ...base(Math.floor(series / PROTOS.length)), proto: PROTOS[series % PROTOS.length]! });
+    const collectors: ArrayCollector[] = [
+      {
+        name: 'coredns_dns_requests_total',
+        help: 'Counter of DNS requests made per zone, protocol and family.',
+        type: 'counter',
+        values: () => nonZero(this.requests, (slot) => {
+          const type = slot % TYPE_LABELS.length;
+          const rest = Math.floor(slot / TYPE_LABELS.length);
+          const listener = Math.floor(rest / PROTOS.length);
+          return { ...base(listener), proto: PROTOS[rest % PROTOS.length]!, family: String(this.listeners[listener]!.family), type: TYPE_LABELS[type]! };
+        }),
+      },
+      {
+        name: 'coredns_dns_responses_total',
+        help: 'Counter of response status codes.',
+        type: 'counter',
+        values: () => nonZero(this.responses, (slot) => {
+          const plugin = slot % PLUGINS.length;
+          const rest = Math.floor(slot / PLUGINS.length);
+          return { ...base(Math.floor(rest / RCODES)), rcode: rcodeName(rest % RCODES), plugin: PLUGINS[plugin]! };
+        }),
+      },
+      {
+        name: 'coredns_dns_request_duration_seconds',
+        help: 'Histogram of the time (in seconds) each request took per zone.',
+        type: 'histogram',
+        values: () => this.duration.values('coredns_dns_request_duration_seconds', (series) => ({
+          ...base(Math.floor(series / TYPE_LABELS.length)),
+          type: TYPE_LABELS[series % TYPE_LABELS.length]!,
+        })),
+      },
+      {
+        name: 'coredns_dns_request_size_bytes',
+        help: 'Size of the request in bytes per zone and protocol.',
+        type: 'histogram',
+        values: () => this.requestSize.values('coredns_dns_request_size_bytes', perProto),
+      },
+      {
+        name: 'coredns_dns_response_size_bytes',
+        help: 'Size of the returned response in bytes.',
+        type: 'histogram',
+        values: () => this.responseSize.values('coredns_dns_response_size_bytes', perProto),
+      },
+    ];
+    for (const collector of collectors) registry.registerMetric(asMetric(collector));
+  }
+}
+
+interface ArrayCollector {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'histogram';
+  values(): Array<{ metricName?: string; labels: Record<string, string | number>; value: number }>;
+}
+
+function nonZero(counts: Float64Array, labelsOf: (slot: number) => Record<string, string>): Array<{ labels: Record<string, string>; value: number }> {
+  const out: Array<{ labels: Record<string, string>; value: number }> = [];
+  counts.forEach((value, slot) => {
+    if (value > 0) out.push({ labels: labelsOf(slot), value });
+  });
+  return out;
+}
+
+/** prom-client's registry renders anything with this shape; see its Registry.getMetricsAsString. */
+function asMetric(collector: ArrayCollector): Parameters<Registry['registerMetric']>[0] {
+  const metric = {
+    name: collector.name,
+    help: collector.help,
+    type: collector.type,
+    aggregator: 'sum',
+    get: async () => ({ name: collector.name, help: collector.help, type: collector.type, aggregator: 'sum', values: collector.values() }),
+    reset: () => undefined,
+  };
+  return metric as unknown as Parameters<Registry['registerMetric']>[0];
+}
