@@ -3,10 +3,9 @@
  * The `clusterdns` command: parses the command line, starts the requested command, turns errors into one clear
  * line and an exit code (2 for usage and configuration, 1 for anything else), and stops cleanly on SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { parseServeArgs, serveHelp } from './config/index.js';
 import { ClusterDnsError, ConfigError } from './errors.js';
-import { formatAddress, serve } from './main.js';
+import { formatAddress, serve, version } from './main.js';
 import { createLogger } from './telemetry/index.js';
 
 const USAGE = `Usage: clusterdns <command> [flags]
@@ -15,11 +14,6 @@ Commands:
   serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
   version    print the version
   help       print this help`;
-
-function version(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
-}
 
 function fail(error: unknown): never {
   const message = error instanceof Error ? error.message : String(error);
@@ -51,9 +45,13 @@ async function main(argv: readonly string[]): Promise<void> {
       const running = await serve(config, log);
       const first = running.addresses[0]!;
       log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.zone}`);
-      const stop = (signal: string): void => {
+      // SIGTERM (the kubelet) goes through lame duck; SIGINT (Ctrl-C), or a second signal, stops at once.
+      const stop = (signal: NodeJS.Signals): void => {
         log.info({ signal }, 'stopping');
-        void running.close().then(() => process.exit(0));
+        const done = signal === 'SIGTERM' ? running.shutdown() : running.close();
+        void done.then(() => process.exit(0));
+        process.once('SIGINT', () => void running.close().then(() => process.exit(0)));
+        process.once('SIGTERM', () => void running.close().then(() => process.exit(0)));
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -1,33 +1,51 @@
 /**
- * The composition root: config → source → store → resolvers → server. The only module that knows every part;
- * the parts know only what flows into them. Returns a handle whose close() stops everything in reverse order.
+ * The composition root: config → source → store → resolvers → server, with telemetry beside them. The only
+ * module that knows every part; the parts know only what flows into them. serve() returns a handle whose
+ * shutdown() goes through lame duck (DNS still answered, /ready at 503) and close() stops everything at once.
  */
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import type { BoundAddress } from './server/index.js';
-import { DnsServer, QueryAnswerer } from './server/index.js';
-import type { ServeConfig } from './config/index.js';
-import { ConfigError } from './errors.js';
+import type { ListenAddress, ServeConfig } from './config/index.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
+import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
+import { KubeSource, loadKubeConfig } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
-import { RecordStore } from './store/index.js';
-import type { Logger } from './telemetry/index.js';
-import { keyToName } from './wire/index.js';
+import { RecordStore, type StoreView } from './store/index.js';
+import { createTelemetry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
+  /** Where /health, /ready and /metrics listen. */
+  readonly http: ReadonlyMap<string, ListenAddress>;
+  /** Lame duck for `lameduckMs` (answering DNS, /ready 503), then close. */
+  shutdown(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** At most one "a resolver threw" log line per this many milliseconds: a bug must not flood the logs. */
-const STEP_ERROR_LOG_INTERVAL_MS = 10_000;
+export function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
 
 export async function serve(config: ServeConfig, log: Logger): Promise<RunningServer> {
-  if (config.manifests === undefined) {
-    throw new ConfigError('nothing to serve: give --manifests PATH (a file or directory of Kubernetes objects)');
-  }
   const store = new RecordStore();
-  const source = new ManifestSource(config.manifests, store, log.child({ part: 'source' }));
-  await source.start();
+  let manifests: ManifestSource | undefined;
+  let kube: KubeSource | undefined;
+  if (config.manifests !== undefined) {
+    manifests = new ManifestSource(config.manifests, store, log.child({ part: 'source' }));
+    await manifests.start();
+  } else {
+    kube = new KubeSource(loadKubeConfig(config.kubeconfig), store, log.child({ part: 'kube' }), {
+      namespaces: config.namespaces,
+      watchPods: config.pods === 'verified',
+      onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
+        const record = store.getService(namespace, service);
+        if (record === undefined || record.kind === 'ExternalName') return;
+        const label = record.kind === 'ClusterIP' ? 'cluster_ip' : record.hasSelector ? 'headless_with_selector' : 'headless_without_selector';
+        telemetry.observeProgramming(label, (Date.now() - triggeredAtMs) / 1000);
+      },
+    });
+  }
 
   const cluster = new ClusterResolver(store, {
     zone: config.zone,
@@ -35,37 +53,87 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     pods: config.pods,
     selfAddresses: selfAddresses(config),
   });
-  let lastStepErrorLog = 0;
-  const answerer = new QueryAnswerer([cluster], (error, q) => {
-    const now = Date.now();
-    if (now - lastStepErrorLog < STEP_ERROR_LOG_INTERVAL_MS) return;
-    lastStepErrorLog = now;
-    log.error({ err: error, name: keyToName(q.key), qtype: q.qtype }, 'a resolver failed; answered SERVFAIL (a bug: please report it)');
+  let server: DnsServer | undefined;
+  const telemetry = createTelemetry({
+    version: version(),
+    listeners: config.listen.map(listenerLabels),
+    servicesWithoutReadyEndpoints: () => servicesWithoutReadyEndpoints(store),
+    clusterNames: () => cluster.nameCount,
+    rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
+    ...(kube !== undefined && { watchStates: () => kube.states() }),
   });
-  const server = new DnsServer(answerer, config, log.child({ part: 'server' }));
+  const answerer = new QueryAnswerer([cluster], { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
+  server = new DnsServer(answerer, config, log.child({ part: 'server' }));
+  let lameDuck = false;
+  const endpoints = new TelemetryEndpoints(telemetry.registry, {
+    notReadyReason: () => {
+      if (lameDuck) return 'lame duck: shutting down';
+      if (store.synced) return undefined;
+      const waiting = kube?.states().filter((state) => !state.synced).map((state) => `${state.kind}s${state.reason ? ` (${state.reason})` : ''}`);
+      return `waiting for the first sync of ${waiting?.join(', ') ?? 'the manifests'}`;
+    },
+  });
+
+  const closeAll = async (): Promise<void> => {
+    await server?.close();
+    await endpoints.close();
+    await kube?.close();
+    manifests?.close();
+    cluster.close();
+  };
   let addresses: BoundAddress[];
   try {
     addresses = await server.start();
+    telemetry.queries.describeListeners(addresses.map(listenerLabels));
+    await endpoints.start(config);
+    await kube?.start();
   } catch (error) {
-    source.close();
-    cluster.close();
-    await server.close();
+    await closeAll();
     throw error;
   }
-  log.info({ zone: config.zone, listen: addresses.map(formatAddress), names: cluster.nameCount }, 'serving');
+  log.info({
+    zone: config.zone,
+    listen: addresses.map(formatAddress),
+    http: Object.fromEntries([...endpoints.bound].map(([path, address]) => [path.slice(1), formatAddress(address)])),
+    source: manifests !== undefined ? config.manifests : 'kubernetes',
+    names: cluster.nameCount,
+  }, 'serving');
 
+  let closing: Promise<void> | undefined;
   return {
     addresses,
-    async close() {
-      await server.close();
-      cluster.close();
-      source.close();
+    http: new Map([...endpoints.bound].map(([path, address]) => [path.slice(1), address])),
+    shutdown() {
+      if (lameDuck) return closing ?? Promise.resolve();
+      lameDuck = true;
+      log.info({ lameduckMs: config.lameduckMs }, 'lame duck: still answering, /ready reports 503');
+      closing = new Promise<void>((resolve) => setTimeout(resolve, config.lameduckMs)).then(closeAll);
+      return closing;
+    },
+    close() {
+      closing ??= closeAll();
+      return closing;
     },
   };
 }
 
 export function formatAddress(address: { host: string; port: number }): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** CoreDNS's server label (`dns://:53` for every address) and family label of a listen address. */
+function listenerLabels(address: { host: string; port: number }): Listener {
+  const wildcard = address.host === '0.0.0.0' || address.host === '::';
+  return { server: `dns://${wildcard ? '' : formatAddress(address).replace(/:\d+$/, '')}:${address.port}`, family: address.host.includes(':') ? 2 : 1 };
+}
+
+function servicesWithoutReadyEndpoints(store: StoreView): number {
+  let count = 0;
+  for (const service of store.services()) {
+    if (service.kind === 'ExternalName') continue;
+    if (!store.endpointsOf(service.namespace, service.name).some((endpoint) => endpoint.ready)) count++;
+  }
+  return count;
 }
 
 /** The addresses clients reach us on: the listen addresses, or every interface address for a wildcard. */

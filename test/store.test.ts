@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { RecordStore, type EndpointSliceRecord, type ServiceRecord, type StoreChanges } from '../src/store/index.js';
 
 const service = (name: string, ip: string, namespace = 'default'): ServiceRecord => ({
-  namespace, name, kind: 'ClusterIP', clusterIPs: [ip], ports: [], publishNotReadyAddresses: false,
+  namespace, name, kind: 'ClusterIP', clusterIPs: [ip], ports: [], publishNotReadyAddresses: false, hasSelector: true,
 });
 
 const slice = (name: string, serviceName: string, endpoints: Array<[string, boolean]>): EndpointSliceRecord => ({

@@ -21,6 +21,15 @@ export interface ServeConfig {
   readonly listen: readonly ListenAddress[];
   readonly zone: string;
   readonly manifests: string | undefined;
+  /** Set (possibly to undefined: find one) when the Kubernetes API is the source. */
+  readonly kubeconfig: string | undefined;
+  /** Watch only these namespaces; empty means all. */
+  readonly namespaces: readonly string[];
+  readonly health: ListenAddress;
+  readonly ready: ListenAddress;
+  readonly metrics: ListenAddress;
+  readonly lameduckMs: number;
+  readonly logQueries: boolean;
   readonly ttl: number;
   readonly pods: PodMode;
   readonly logLevel: LogLevel;
@@ -49,11 +58,22 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   manifests: {
     type: 'string',
     value: 'PATH',
-    help: 'serve the objects in a YAML/JSON file or a directory of them (Namespace, Service, EndpointSlice, Pod); edits are picked up while running',
+    help: 'serve the objects in a YAML/JSON file or a directory of them (Namespace, Service, EndpointSlice, Pod) instead of watching a cluster; edits are picked up while running',
   },
+  kubeconfig: {
+    type: 'string',
+    value: 'PATH',
+    help: 'watch the cluster of this kubeconfig; without it and without --manifests: in-cluster config when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG, else ~/.kube/config',
+  },
+  namespaces: { type: 'string', value: 'NS,...', help: 'watch only these namespaces (default: all)' },
   ttl: { type: 'string', value: 'SECONDS', default: '5', help: 'TTL of cluster-zone records, 0 to 3600' },
   pods: { type: 'string', value: 'MODE', default: 'insecure', help: 'pod records <a-b-c-d>.<ns>.pod.<zone>: insecure (any address), verified (existing pods only) or disabled' },
+  health: { type: 'string', value: 'HOST:PORT', default: ':8080', help: 'serve GET /health (200 while the process runs)' },
+  ready: { type: 'string', value: 'HOST:PORT', default: ':8181', help: 'serve GET /ready (200 once the first sync is done, 503 before it and in lame duck)' },
+  metrics: { type: 'string', value: 'HOST:PORT', default: ':9153', help: 'serve GET /metrics (Prometheus, CoreDNS metric names)' },
+  lameduck: { type: 'string', value: 'SECONDS', default: '5', help: 'on SIGTERM keep answering DNS this long (with /ready at 503) before closing' },
   'log-level': { type: 'string', value: 'LEVEL', default: 'info', help: `one of ${LOG_LEVELS.join(', ')}` },
+  'log-queries': { type: 'boolean', help: 'log every query and its rcode (off by default: it costs throughput)' },
   'tcp-idle-timeout': { type: 'string', value: 'SECONDS', default: '10', help: 'close a TCP connection that sends nothing for this long' },
   'max-tcp-connections': { type: 'string', value: 'N', default: '1000', help: 'open TCP connections at most; more are closed at once' },
   help: { type: 'boolean', help: 'print this help and exit' },
@@ -85,10 +105,24 @@ export function parseServeArgs(args: readonly string[]): ServeConfig | undefined
   const text = (name: string): string => (values[name] as string | undefined) ?? SERVE_FLAGS[name]!.default!;
 
   const listenValues = (values.listen as string[] | undefined) ?? [SERVE_FLAGS.listen!.default!];
+  const manifests = values.manifests as string | undefined;
+  const kubeconfig = values.kubeconfig as string | undefined;
+  if (manifests !== undefined && kubeconfig !== undefined) {
+    throw new ConfigError('--manifests and --kubeconfig: choose one source, files or a cluster');
+  }
+  const namespaces = values.namespaces === undefined ? [] : parseNamespaces(values.namespaces as string);
+  if (manifests !== undefined && namespaces.length > 0) throw new ConfigError('--namespaces applies to a watched cluster, not to --manifests');
   return Object.freeze({
-    listen: Object.freeze(listenValues.map(parseListen)),
+    listen: Object.freeze(listenValues.map((value) => parseListen(value))),
     zone: parseZone(text('zone')),
-    manifests: values.manifests as string | undefined,
+    manifests,
+    kubeconfig,
+    namespaces: Object.freeze(namespaces),
+    health: parseListen(text('health'), 'health'),
+    ready: parseListen(text('ready'), 'ready'),
+    metrics: parseListen(text('metrics'), 'metrics'),
+    lameduckMs: parseInteger('lameduck', text('lameduck'), 0, 600) * 1000,
+    logQueries: values['log-queries'] === true,
     ttl: parseInteger('ttl', text('ttl'), 0, 3600),
     pods: parseChoice('pods', text('pods'), ['insecure', 'verified', 'disabled'] as const),
     logLevel: parseChoice('log-level', text('log-level'), LOG_LEVELS),
@@ -97,16 +131,26 @@ export function parseServeArgs(args: readonly string[]): ServeConfig | undefined
   });
 }
 
-export function parseListen(value: string): ListenAddress {
+/** `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every IPv4 address. */
+export function parseListen(value: string, flag = 'listen'): ListenAddress {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(value);
   const host = match?.[1] ?? match?.[2];
-  if (!match || host === undefined) throw new ConfigError(`--listen ${value}: expected HOST:PORT, e.g. 127.0.0.1:5353 or [::1]:5353`);
+  if (!match || host === undefined) throw new ConfigError(`--${flag} ${value}: expected HOST:PORT, e.g. 127.0.0.1:5353 or [::1]:5353`);
   const resolvedHost = host === '' ? '0.0.0.0' : host;
-  if (isIP(resolvedHost) === 0) throw new ConfigError(`--listen ${value}: "${host}" is not an IP address`);
-  if (match[1] !== undefined && isIP(resolvedHost) !== 6) throw new ConfigError(`--listen ${value}: only IPv6 addresses go in brackets`);
+  if (isIP(resolvedHost) === 0) throw new ConfigError(`--${flag} ${value}: "${host}" is not an IP address`);
+  if (match[1] !== undefined && isIP(resolvedHost) !== 6) throw new ConfigError(`--${flag} ${value}: only IPv6 addresses go in brackets`);
   const port = Number(match[3]);
-  if (port > 65535) throw new ConfigError(`--listen ${value}: port ${port} is above 65535`);
+  if (port > 65535) throw new ConfigError(`--${flag} ${value}: port ${port} is above 65535`);
   return Object.freeze({ host: resolvedHost, port });
+}
+
+function parseNamespaces(value: string): string[] {
+  const namespaces = value.split(',').map((namespace) => namespace.trim()).filter((namespace) => namespace !== '');
+  for (const namespace of namespaces) {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new ConfigError(`--namespaces ${value}: "${namespace}" is not a namespace name`);
+  }
+  if (namespaces.length === 0) throw new ConfigError('--namespaces: give at least one namespace');
+  return [...new Set(namespaces)];
 }
 
 function parseZone(value: string): string {

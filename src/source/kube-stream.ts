@@ -28,6 +28,8 @@ export interface CollectionSpec<K extends ResourceKind> {
   readonly convert: (object: Json) => RecordsByKind[K] | undefined;
   /** A filter applied after conversion (namespaces outside `--namespaces`). */
   readonly keep?: (record: RecordsByKind[K]) => boolean;
+  /** Told of each object a watch event put into the store (not of list items), after it is there. */
+  readonly observe?: (object: Json) => void;
 }
 
 export interface StreamTuning {
@@ -258,8 +260,10 @@ export class CollectionStream<K extends ResourceKind> {
       case 'ADDED':
       case 'MODIFIED': {
         const record = this.convert(object, undefined);
-        if (record !== undefined) this.sink.put(record);
-        else if (typeof metadata.name === 'string' && !this.reported.has(this.keyOf(metadata))) {
+        if (record !== undefined) {
+          this.sink.put(record);
+          this.spec.observe?.(object);
+        } else if (typeof metadata.name === 'string' && !this.reported.has(this.keyOf(metadata))) {
           // The object no longer gives a record (a pod that lost its IP, a slice that lost its service label).
           this.sink.drop(String(metadata.namespace ?? ''), metadata.name);
         }

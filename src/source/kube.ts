@@ -64,6 +64,11 @@ export interface KubeSourceOptions {
   readonly random?: () => number;
   /** Clock for `lastEventAt`. */
   readonly now?: () => number;
+  /**
+   * Told when a watched EndpointSlice change is in the store, with the time the change was triggered (the
+   * `endpoints.kubernetes.io/last-change-trigger-time` annotation), for the DNS programming latency metric.
+   */
+  readonly onEndpointsProgrammed?: (change: { namespace: string; service: string; triggeredAtMs: number }) => void;
 }
 
 /** One watched kind's health, for /ready, metrics and logs (its namespaces' streams taken together). */
@@ -251,6 +256,15 @@ export class KubeSource {
     this.rejectSynced(new ClusterDnsError('E_CLOSED', 'the Kubernetes source closed before its first sync'));
   }
 
+  private endpointsProgrammed(object: Json): void {
+    const metadata = (object.metadata ?? {}) as { namespace?: unknown; labels?: Record<string, unknown>; annotations?: Record<string, unknown> };
+    const trigger = metadata.annotations?.['endpoints.kubernetes.io/last-change-trigger-time'];
+    const service = metadata.labels?.['kubernetes.io/service-name'];
+    const triggeredAtMs = typeof trigger === 'string' ? Date.parse(trigger) : NaN;
+    if (Number.isNaN(triggeredAtMs) || typeof service !== 'string' || typeof metadata.namespace !== 'string') return;
+    this.options.onEndpointsProgrammed?.({ namespace: metadata.namespace, service, triggeredAtMs });
+  }
+
   private addKind<K extends ResourceKind>(def: KindDef<K>, namespaces: readonly string[] | undefined, keepNames?: readonly string[]): void {
     const tuning: StreamTuning = {
       pageSize: this.options.pageSize ?? KUBE_DEFAULTS.pageSize,
@@ -268,7 +282,16 @@ export class KubeSource {
       const stream = new CollectionStream(this.kubeConfig, spec, sink, log, tuning, this.controller.signal, () => this.changed(def.kind));
       this.streams.push({ kind: def.kind, state: stream.state, run: () => stream.run() });
     };
-    const base = { kind: def.kind, convert: def.convert, ...(def.fieldSelector !== undefined && { fieldSelector: def.fieldSelector }), ...(keep && { keep }) };
+    const observe = def.kind === 'endpointslice' && this.options.onEndpointsProgrammed !== undefined
+      ? (object: Json): void => this.endpointsProgrammed(object)
+      : undefined;
+    const base = {
+      kind: def.kind,
+      convert: def.convert,
+      ...(def.fieldSelector !== undefined && { fieldSelector: def.fieldSelector }),
+      ...(keep && { keep }),
+      ...(observe && { observe }),
+    };
     if (namespaces === undefined || !def.namespaced) {
       add({ ...base, path: `${def.prefix}/${def.resource}` }, storeSink(this.store, def.kind));
       return;

@@ -63,7 +63,9 @@ export function toService(object: Json): ServiceRecord {
   const type = optionalString(spec.type, `${where}: spec.type`) ?? 'ClusterIP';
   const ports = (optionalArray(spec.ports, `${where}: spec.ports`) ?? []).map((port, i) => servicePort(port, `${where}: spec.ports[${i}]`));
   const publishNotReadyAddresses = optionalBoolean(spec.publishNotReadyAddresses, `${where}: spec.publishNotReadyAddresses`) ?? false;
-  const base = { namespace, name, ports, publishNotReadyAddresses };
+  const selector = optionalObject(spec.selector, `${where}: spec.selector`);
+  const hasSelector = selector !== undefined && Object.keys(selector).length > 0;
+  const base = { namespace, name, ports, publishNotReadyAddresses, hasSelector };
 
   if (type === 'ExternalName') {
     const externalName = optionalString(spec.externalName, `${where}: spec.externalName`);

@@ -32,6 +32,8 @@ export interface ServiceRecord {
   readonly externalName?: string;
   readonly ports: readonly ServicePort[];
   readonly publishNotReadyAddresses: boolean;
+  /** The service selects pods (its EndpointSlices are managed for it), as opposed to hand-made endpoints. */
+  readonly hasSelector: boolean;
   /** Set when `sessionAffinity: ClientIP`. */
   readonly affinityTimeoutSeconds?: number;
 }

@@ -11,6 +11,8 @@ export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 export interface ServerProcess {
   readonly port: number;
   readonly host: string;
+  /** `health`, `ready` and `metrics` → their `host:port`. */
+  readonly http: Readonly<Record<string, string>>;
   readonly child: ChildProcess;
   /** Every log line so far, parsed. */
   readonly logs: Array<Record<string, unknown>>;
@@ -21,7 +23,9 @@ export interface ServerProcess {
 
 export async function startServer(args: readonly string[], host = '127.0.0.1'): Promise<ServerProcess> {
   const listen = host.includes(':') ? `[${host}]:0` : `${host}:0`;
-  const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, '--log-level', 'debug', ...args], {
+  const loopback = host.includes(':') ? '[::1]:0' : '127.0.0.1:0';
+  const http = ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
+  const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -70,6 +74,7 @@ export async function startServer(args: readonly string[], host = '127.0.0.1'): 
   return {
     port,
     host,
+    http: serving.http as Record<string, string>,
     child,
     logs,
     waitForLog,
