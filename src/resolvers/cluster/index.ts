@@ -168,8 +168,8 @@ export class ClusterResolver {
   }
 
   private answerAt(node: NameNode, qtype: number): PreparedAnswer {
-    if (node.generation !== this.generation) {
-      node.answers.clear();
+    if (node.answers === undefined || node.generation !== this.generation) {
+      node.answers = new Map();
       node.generation = this.generation;
     }
     let answer = node.answers.get(qtype);

@@ -9,19 +9,22 @@
 import type { PreparedAnswer, ResourceRecord } from '../../wire/index.js';
 import { parentKey } from '../../wire/index.js';
 
+const NO_SOURCES: RecordSource[] = [];
+
 export interface RecordSource {
   /** The records this source owns at `owner`. Called off the hot path, once per name per generation. */
   records(owner: string): readonly ResourceRecord[];
 }
 
 export class NameNode {
-  readonly sources: RecordSource[] = [];
+  /** Almost always one source; arrays are built to size, since push() on an empty array reserves 17 slots. */
+  sources: RecordSource[] = NO_SOURCES;
   /** Live nodes directly below this one: a node with children is an empty non-terminal, never NXDOMAIN. */
   children = 0;
   /** Holds that keep the node alive on their own (zone apex, the `<ns>.svc` name of an existing namespace). */
   pins = 0;
-  /** Prepared answers by qtype, valid for `generation`. */
-  answers = new Map<number, PreparedAnswer>();
+  /** Prepared answers by qtype, valid for `generation`; made when the name is first asked (most never are). */
+  answers: Map<number, PreparedAnswer> | undefined;
   generation = -1;
 
   constructor(readonly key: string) {}
@@ -47,14 +50,15 @@ export class NameTable {
   }
 
   attach(key: string, source: RecordSource): void {
-    this.obtain(key).sources.push(source);
+    const node = this.obtain(key);
+    node.sources = [...node.sources, source];
   }
 
   detach(key: string, source: RecordSource): void {
     const node = this.nodes.get(key);
     if (node === undefined) return;
-    const index = node.sources.indexOf(source);
-    if (index >= 0) node.sources.splice(index, 1);
+    const remaining = node.sources.filter((existing) => existing !== source);
+    node.sources = remaining.length === 0 ? NO_SOURCES : remaining;
     this.release(node);
   }
 
