@@ -71,8 +71,13 @@ const CASES: Record<string, Case> = {
   },
   'PTR of an address that is no cluster address: NXDOMAIN': { q: '1.1.168.192.in-addr.arpa PTR', rcode: 'NXDOMAIN', authority: [REVERSE_SOA] },
   'reverse empty non-terminal: NODATA': { q: '0.96.10.in-addr.arpa PTR', rcode: 'NOERROR', answer: [], authority: [REVERSE_SOA] },
+  'IPv6 reverse empty non-terminal: NODATA': { q: 'd.f.ip6.arpa PTR', rcode: 'NOERROR', answer: [], authority: [REVERSE_SOA.replace('in-addr.arpa.', 'ip6.arpa.')] },
+  'IPv6 reverse prefix with no address below: NXDOMAIN': { q: 'e.f.ip6.arpa PTR', rcode: 'NXDOMAIN', authority: [REVERSE_SOA.replace('in-addr.arpa.', 'ip6.arpa.')] },
+  'reverse label with a leading zero is no address: NXDOMAIN': { q: '020.0.96.10.in-addr.arpa PTR', rcode: 'NXDOMAIN', authority: [REVERSE_SOA] },
+  'PTR name, A query: NODATA': { q: '20.0.96.10.in-addr.arpa A', rcode: 'NOERROR', answer: [], authority: [REVERSE_SOA] },
   'endpoint name of a ClusterIP service (CoreDNS)': { q: '10-244-1-5.web.default.svc.cluster.local A', rcode: 'NOERROR', answer: [`10-244-1-5.${W} 5 IN A 10.244.1.5`] },
   'not-ready endpoint has no name': { q: '10-244-1-6.web.default.svc.cluster.local A', ...NXDOMAIN },
+  'a name below an endpoint name: NXDOMAIN': { q: 'x.10-244-1-5.web.default.svc.cluster.local A', ...NXDOMAIN },
   // §2.4.1 headless: ready endpoints, merged across slices, each address once, dual-stack
   'headless A: ready endpoints of all slices, once each': {
     q: 'db.default.svc.cluster.local A',

@@ -7,7 +7,7 @@
  * NXDOMAIN and, before the store's first sync, SERVFAIL. Reads the store; writes nothing but its own table.
  * Answers are prepared when a name is first asked after a change and reused until the next change.
  */
-import { canonicalIp, undashIp } from '../../ip.js';
+import { canonicalIp, ipv6Bytes, undashIp } from '../../ip.js';
 import { serviceKey, type StoreChanges, type StoreView } from '../../store/index.js';
 import {
   emptyAnswer,
@@ -55,12 +55,21 @@ interface Zone {
 }
 
 const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
+/** Computed answers (endpoint, reverse and pod names) kept per generation; past this many the cache restarts. */
+const COMPUTED_CACHE_LIMIT = 50_000;
 
 export class ClusterResolver {
   /** The `plugin` label of its responses in CoreDNS's metrics. */
   readonly name = 'kubernetes';
   private readonly table = new NameTable();
   private readonly entries = new Map<string, ServiceEntry>();
+  /** Address → the services with a reverse name for it (a cluster IP or an answered endpoint). */
+  private readonly byAddress = new Map<string, ServiceEntry[]>();
+  /** Sorted hex forms of every indexed address, for "is anything below this reverse name?"; built on demand. */
+  private reversePrefixes: { generation: number; v4: string[]; v6: string[] } | undefined;
+  /** Prepared answers for names not in the table, keyed `qtype key`, valid for `computedGeneration`. */
+  private computed = new Map<string, PreparedAnswer>();
+  private computedGeneration = 0;
   private readonly pinnedNamespaces = new Set<string>();
   private readonly selfAddresses: ReadonlySet<string>;
   /** Services that front this server (their endpoints include one of our addresses): their IPs are the NS glue. */
@@ -119,11 +128,7 @@ export class ClusterResolver {
     if (node !== undefined) return this.answerAt(node, q.qtype);
     const zone = this.zoneOf(q.key);
     if (zone === undefined) return undefined;
-    if (zone === this.clusterZone && isInZone(q.key, this.podZoneKey)) {
-      const pod = this.podAnswer(q.key, q.qtype);
-      if (pod !== undefined) return pod;
-    }
-    return this.nxdomain(zone, q.key);
+    return this.computedAnswer(zone, q.key, q.qtype) ?? this.nxdomain(zone, q.key);
   }
 
   private apply(changes: StoreChanges): void {
@@ -136,6 +141,7 @@ export class ClusterResolver {
     const old = this.entries.get(key);
     if (old !== undefined) {
       for (const [name, source] of old.contributions) this.table.detach(name, source);
+      for (const ip of old.addresses()) this.unindexAddress(ip, old);
       this.entries.delete(key);
       this.fronting.delete(key);
     }
@@ -146,8 +152,19 @@ export class ClusterResolver {
     if (service === undefined) return;
     const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl);
     for (const [owner, source] of entry.contributions) this.table.attach(owner, source);
+    for (const ip of entry.addresses()) {
+      const owners = this.byAddress.get(ip);
+      if (owners === undefined) this.byAddress.set(ip, [entry]);
+      else if (!owners.includes(entry)) owners.push(entry);
+    }
     this.entries.set(key, entry);
     if (service.clusterIPs.length > 0 && entry.fronts(this.selfAddresses)) this.fronting.add(key);
+  }
+
+  private unindexAddress(ip: string, entry: ServiceEntry): void {
+    const owners = this.byAddress.get(ip)?.filter((owner) => owner !== entry) ?? [];
+    if (owners.length > 0) this.byAddress.set(ip, owners);
+    else this.byAddress.delete(ip);
   }
 
   /** `<ns>.svc.<zone>` exists (NODATA, not NXDOMAIN) for every namespace, even one with no services. */
@@ -201,7 +218,7 @@ export class ClusterResolver {
       const target = link.data.target;
       if (seen.has(target)) break;
       seen.add(target);
-      const records = this.table.get(target)?.records() ?? [];
+      const records = this.recordsAt(target) ?? [];
       const next = records.find((record) => record.data.type === RRType.CNAME);
       if (next === undefined) return [...chain, ...records.filter((record) => record.data.type === qtype)];
       chain.push(next);
@@ -218,7 +235,7 @@ export class ClusterResolver {
     }
     const additional: ResourceRecord[] = [];
     for (const target of targets) {
-      for (const record of this.table.get(target)?.records() ?? []) {
+      for (const record of this.recordsAt(target) ?? []) {
         if (record.data.type === RRType.A || record.data.type === RRType.AAAA) additional.push(record);
       }
     }
@@ -243,27 +260,96 @@ export class ClusterResolver {
     return answer;
   }
 
+  /** The records at any name of ours, in the table or computed; undefined when the name does not exist. */
+  private recordsAt(key: string): ResourceRecord[] | undefined {
+    const node = this.table.get(key);
+    if (node !== undefined) return node.records();
+    const zone = this.zoneOf(key);
+    return zone === undefined ? undefined : this.computedRecords(zone, key);
+  }
+
+  /** The answer at a name that is not in the table but may exist: an endpoint, reverse or pod name. */
+  private computedAnswer(zone: Zone, key: string, qtype: number): PreparedAnswer | undefined {
+    if (this.computedGeneration !== this.generation || this.computed.size >= COMPUTED_CACHE_LIMIT) {
+      this.computed = new Map();
+      this.computedGeneration = this.generation;
+    }
+    const cacheKey = `${qtype} ${key}`;
+    const cached = this.computed.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const records = this.computedRecords(zone, key);
+    if (records === undefined) return undefined;
+    const answer = records.filter((record) => record.data.type === qtype || qtype === RRType.ANY);
+    const prepared = answer.length === 0
+      ? this.negative(key, Rcode.NOERROR)
+      : prepareAnswer(key, { rcode: Rcode.NOERROR, authoritative: true, answer });
+    this.computed.set(cacheKey, prepared);
+    return prepared;
+  }
+
+  /** Records of a computed name ([] for an empty non-terminal), or undefined when it does not exist. */
+  private computedRecords(zone: Zone, key: string): ResourceRecord[] | undefined {
+    if (zone !== this.clusterZone) return this.reverseRecords(zone, key);
+    if (isInZone(key, this.podZoneKey)) return this.podRecords(key);
+    const parent = parentKey(key);
+    const entry = parent === undefined ? undefined : this.table.get(parent)?.sources.find((source) => source instanceof ServiceEntry);
+    const label = firstLabel(key);
+    return entry?.hasEndpoint(label) ? entry.endpointRecords(key, label) : undefined;
+  }
+
   /**
    * `<dashed-ip>.<ns>.pod.<zone>`: answered for any well-formed address in an existing namespace
    * (`insecure`), only for a pod with that address in that namespace (`verified`), or never (`disabled`).
    * `pod.<zone>` and `<ns>.pod.<zone>` are empty non-terminals while a name below them can exist.
    */
-  private podAnswer(key: string, qtype: number): PreparedAnswer | undefined {
+  private podRecords(key: string): ResourceRecord[] | undefined {
     const mode = this.options.pods;
     if (mode === 'disabled') return undefined;
-    if (key === this.podZoneKey) return this.negative(key, Rcode.NOERROR);
+    if (key === this.podZoneKey) return [];
     const namespaceKey = parentKey(key)!;
     const inNamespace = (namespace: string): boolean =>
       this.store.namespaceExists(namespace) && (mode === 'insecure' || this.store.namespaceHasPods(namespace));
-    if (namespaceKey === this.podZoneKey) return inNamespace(firstLabel(key)) ? this.negative(key, Rcode.NOERROR) : undefined;
+    if (namespaceKey === this.podZoneKey) return inNamespace(firstLabel(key)) ? [] : undefined;
     if (parentKey(namespaceKey) !== this.podZoneKey) return undefined;
     const namespace = firstLabel(namespaceKey);
     const ip = undashIp(firstLabel(key));
     if (ip === undefined || !inNamespace(namespace)) return undefined;
     if (mode === 'verified' && !this.store.podsByIP(ip).some((pod) => pod.namespace === namespace)) return undefined;
-    const record: ResourceRecord = { owner: key, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } };
-    if (qtype !== record.data.type && qtype !== RRType.ANY) return this.negative(key, Rcode.NOERROR);
-    return prepareAnswer(key, { rcode: Rcode.NOERROR, authoritative: true, answer: [record] });
+    return [{ owner: key, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } }];
+  }
+
+  /**
+   * A reverse name: PTRs for an address of ours, [] for a partial name with one of our addresses below it
+   * (an empty non-terminal: NXDOMAIN there would tell resolvers that nothing below exists, RFC 8020).
+   */
+  private reverseRecords(zone: Zone, key: string): ResourceRecord[] | undefined {
+    const v6 = zone.key === this.zones[2]!.key;
+    const hex = reverseHex(key.slice(0, key.length - zone.key.length), v6);
+    if (hex === undefined) return undefined;
+    if (hex.length === (v6 ? 32 : 8)) {
+      const ip = v6 ? canonicalIp(hex.match(/.{4}/g)!.join(':'))! : hex.match(/.{2}/g)!.map((byte) => parseInt(byte, 16)).join('.');
+      const owners = this.byAddress.get(ip);
+      if (owners === undefined) return undefined;
+      return owners.flatMap((entry) => entry.ptrTargets(ip)).map((target) => ({ owner: key, ttl: this.options.ttl, data: { type: RRType.PTR, target } }));
+    }
+    if (this.reversePrefixes?.generation !== this.generation) {
+      const v4: string[] = [];
+      const v6s: string[] = [];
+      for (const ip of this.byAddress.keys()) {
+        if (ip.includes(':')) v6s.push(ipv6Bytes(ip).toString('hex'));
+        else v4.push(ip.split('.').map((octet) => Number(octet).toString(16).padStart(2, '0')).join(''));
+      }
+      this.reversePrefixes = { generation: this.generation, v4: v4.sort(), v6: v6s.sort() };
+    }
+    const sorted = v6 ? this.reversePrefixes.v6 : this.reversePrefixes.v4;
+    let low = 0;
+    let high = sorted.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (sorted[middle]! < hex) low = middle + 1;
+      else high = middle;
+    }
+    return sorted[low]?.startsWith(hex) ? [] : undefined;
   }
 
   /** SOA and NS of a zone apex. The serial moves with every store change, as CoreDNS's does. */
@@ -287,3 +373,25 @@ export class ClusterResolver {
   }
 }
 
+
+/**
+ * The hex digits of the address (prefix) a reverse name stands for, most significant first: two per octet
+ * under in-addr.arpa (decimal labels, no leading zeros), one per nibble under ip6.arpa. Undefined when the
+ * labels cannot be part of an address.
+ */
+function reverseHex(labels: string, v6: boolean): string | undefined {
+  let hex = '';
+  let count = 0;
+  for (let i = 0; i < labels.length; i += labels.charCodeAt(i) + 1) {
+    const label = labels.slice(i + 1, i + 1 + labels.charCodeAt(i));
+    if (v6) {
+      if (!/^[0-9a-f]$/.test(label)) return undefined;
+      hex = label + hex;
+    } else {
+      if (!/^(0|[1-9][0-9]{0,2})$/.test(label) || Number(label) > 255) return undefined;
+      hex = Number(label).toString(16).padStart(2, '0') + hex;
+    }
+    if (++count > (v6 ? 32 : 4)) return undefined;
+  }
+  return hex;
+}

@@ -7,21 +7,22 @@
  *   <endpoint>.<svc>.<ns>.svc.<zone>      A/AAAA of a ready endpoint (its hostname, else its dashed IP)
  *   <reversed ip>.in-addr.arpa|ip6.arpa   PTR for cluster IPs and ready endpoint addresses
  *
- * A headless service with no ready endpoints owns no names at all (§2.4.1: NXDOMAIN).
+ * Only the service and port names go into the name table (`contributions`); endpoint names and reverse names,
+ * one or two per endpoint, are answered through this entry (`endpointRecords`, `ptrTargets`), which keeps the
+ * table's size proportional to services rather than endpoints. A headless service with no ready endpoints owns
+ * no names at all (§2.4.1: NXDOMAIN).
  */
-import { dashedIp, reverseName } from '../../ip.js';
+import { dashedIp } from '../../ip.js';
 import type { Endpoint, ServiceRecord, SlicePort } from '../../store/index.js';
 import { nameToKey, RRType, type ResourceRecord } from '../../wire/index.js';
 import type { RecordSource } from './table.js';
 
-export class ServiceEntry {
-  /** Every (name, source) this service adds to the table, so a rebuild can take exactly these away. */
+export class ServiceEntry implements RecordSource {
+  /** The table names this service adds (its own name and its port names), so a rebuild takes exactly these away. */
   readonly contributions: Array<readonly [string, RecordSource]> = [];
   readonly key: string;
   /** Endpoints DNS answers with: ready ones, or all with publishNotReadyAddresses. */
   private readonly endpoints: readonly Endpoint[];
-  /** The endpoint-name key of each entry in `endpoints`. */
-  private readonly endpointKeys: readonly string[];
 
   constructor(
     readonly service: ServiceRecord,
@@ -33,26 +34,39 @@ export class ServiceEntry {
     this.endpoints = service.kind === 'ExternalName'
       ? []
       : allEndpoints.filter((endpoint) => endpoint.ready || service.publishNotReadyAddresses);
-    this.endpointKeys = this.endpoints.map((endpoint) => {
-      const label = endpoint.hostname ?? dashedIp(endpoint.ip);
-      return String.fromCharCode(label.length) + label.toLowerCase() + this.key;
-    });
-    if (service.kind === 'Headless' && this.endpoints.length === 0) return;
-
-    this.add(this.key, { records: (owner) => this.serviceRecords(owner) });
-    for (const ip of service.clusterIPs) this.add(nameToKey(reverseName(ip)), new PtrSource(this.key, ttl));
+    if (!this.exists) return;
+    this.contributions.push([this.key, this]);
     if (service.kind === 'ExternalName') return;
-
     for (const [portKey, port] of this.namedPorts()) {
-      this.add(portKey + this.key, { records: (owner) => this.portRecords(owner, port) });
+      this.contributions.push([portKey + this.key, { records: (owner) => this.portRecords(owner, port) }]);
     }
-    const endpointNames = new Set(this.endpointKeys);
-    for (const endpointKey of endpointNames) {
-      this.add(endpointKey, { records: (owner) => this.endpointNameRecords(owner) });
-    }
-    this.endpoints.forEach((endpoint, i) => {
-      this.add(nameToKey(reverseName(endpoint.ip)), new PtrSource(this.endpointKeys[i]!, ttl));
-    });
+  }
+
+  /** A headless service without a ready endpoint has no names (spec §2.4.1). */
+  get exists(): boolean {
+    return this.service.kind !== 'Headless' || this.endpoints.length > 0;
+  }
+
+  /** Every address with a reverse name pointing here: the cluster IPs and the answered endpoints. */
+  addresses(): string[] {
+    return this.exists ? [...this.service.clusterIPs, ...this.endpoints.map((endpoint) => endpoint.ip)] : [];
+  }
+
+  /** PTR targets for `ip`: the service for a cluster IP, the endpoint name for an endpoint address. */
+  ptrTargets(ip: string): string[] {
+    const targets = this.service.clusterIPs.includes(ip) ? [this.key] : [];
+    for (const endpoint of this.endpoints) if (endpoint.ip === ip) targets.push(this.endpointKey(endpoint));
+    return targets;
+  }
+
+  /** True when an answered endpoint is named `label` (the first label of `<label>.<svc>...`). */
+  hasEndpoint(label: string): boolean {
+    return this.endpoints.some((endpoint) => endpointLabel(endpoint) === label);
+  }
+
+  /** A/AAAA at the endpoint name `owner` (whose first label is `label`). */
+  endpointRecords(owner: string, label: string): ResourceRecord[] {
+    return this.endpoints.filter((endpoint) => endpointLabel(endpoint) === label).map((endpoint) => addressRecord(owner, this.ttl, endpoint.ip));
   }
 
   /** True when one of `addresses` is an endpoint of this service (used to find the DNS service itself). */
@@ -60,8 +74,24 @@ export class ServiceEntry {
     return this.endpoints.some((endpoint) => addresses.has(endpoint.ip));
   }
 
-  private add(key: string, source: RecordSource): void {
-    this.contributions.push([key, source]);
+  /** The records at the service's own name. */
+  records(owner: string): ResourceRecord[] {
+    const { service, ttl } = this;
+    if (service.kind === 'ExternalName') {
+      return [{ owner, ttl, data: { type: RRType.CNAME, target: nameToKey(service.externalName!) } }];
+    }
+    if (service.kind === 'ClusterIP') {
+      const addresses = service.clusterIPs.map((ip) => addressRecord(owner, ttl, ip));
+      return [...addresses, ...srvRecords(owner, ttl, service.ports.map((port) => [port.port, this.key] as const))];
+    }
+    const addresses = [...new Set(this.endpoints.map((endpoint) => endpoint.ip))].map((ip) => addressRecord(owner, ttl, ip));
+    const targets = this.endpoints.flatMap((endpoint) => endpoint.ports.map((port) => [port.port, this.endpointKey(endpoint)] as const));
+    return [...addresses, ...srvRecords(owner, ttl, targets)];
+  }
+
+  private endpointKey(endpoint: Endpoint): string {
+    const label = endpointLabel(endpoint);
+    return String.fromCharCode(label.length) + label + this.key;
   }
 
   /** `_<name>._<proto>.` prefixes of the named ports: the service's ports, or for headless the slices' ports. */
@@ -80,53 +110,24 @@ export class ServiceEntry {
     return prefixes;
   }
 
-  private serviceRecords(owner: string): ResourceRecord[] {
-    const { service, ttl } = this;
-    if (service.kind === 'ExternalName') {
-      return [{ owner, ttl, data: { type: RRType.CNAME, target: nameToKey(service.externalName!) } }];
-    }
-    if (service.kind === 'ClusterIP') {
-      const addresses = service.clusterIPs.map((ip) => addressRecord(owner, ttl, ip));
-      return [...addresses, ...srvRecords(owner, ttl, service.ports.map((port) => [port.port, this.key] as const))];
-    }
-    const addresses = uniqueAddresses(this.endpoints).map((ip) => addressRecord(owner, ttl, ip));
-    const targets = this.endpoints.flatMap((endpoint, i) => endpoint.ports.map((port) => [port.port, this.endpointKeys[i]!] as const));
-    return [...addresses, ...srvRecords(owner, ttl, targets)];
-  }
-
   private portRecords(owner: string, wanted: { name: string; protocol: string }): ResourceRecord[] {
     const matches = (port: SlicePort): boolean => port.name === wanted.name && port.protocol === wanted.protocol;
     if (this.service.kind === 'ClusterIP') {
       return srvRecords(owner, this.ttl, this.service.ports.filter(matches).map((port) => [port.port, this.key] as const));
     }
-    const targets = this.endpoints.flatMap((endpoint, i) =>
-      endpoint.ports.filter(matches).map((port) => [port.port, this.endpointKeys[i]!] as const));
+    const targets = this.endpoints.flatMap((endpoint) =>
+      endpoint.ports.filter(matches).map((port) => [port.port, this.endpointKey(endpoint)] as const));
     return srvRecords(owner, this.ttl, targets);
-  }
-
-  private endpointNameRecords(owner: string): ResourceRecord[] {
-    const records: ResourceRecord[] = [];
-    this.endpoints.forEach((endpoint, i) => {
-      if (this.endpointKeys[i] === owner) records.push(addressRecord(owner, this.ttl, endpoint.ip));
-    });
-    return records;
   }
 }
 
-class PtrSource implements RecordSource {
-  constructor(private readonly target: string, private readonly ttl: number) {}
-
-  records(owner: string): ResourceRecord[] {
-    return [{ owner, ttl: this.ttl, data: { type: RRType.PTR, target: this.target } }];
-  }
+/** An endpoint's name: its hostname, else its dashed IP (as CoreDNS names them). */
+function endpointLabel(endpoint: Endpoint): string {
+  return endpoint.hostname ?? dashedIp(endpoint.ip);
 }
 
 function addressRecord(owner: string, ttl: number, ip: string): ResourceRecord {
   return { owner, ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } };
-}
-
-function uniqueAddresses(endpoints: readonly Endpoint[]): string[] {
-  return [...new Set(endpoints.map((endpoint) => endpoint.ip))];
 }
 
 /** One SRV per (port, target), priority 0, weights split evenly: floor(100 / N) each, as CoreDNS gives them. */

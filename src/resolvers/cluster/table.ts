@@ -2,9 +2,10 @@
  * The name table of the zones we are authoritative for: every name that exists, keyed by wire key, including
  * empty non-terminals, so "does this name exist?" (NXDOMAIN vs NODATA) is one map lookup.
  *
- * A node does not hold records; it holds record sources (a service, an endpoint name, a port, a PTR target) that
- * produce records from the store when the name is first asked after a change. That keeps the table small (two
- * nodes per endpoint at most) and makes a store change cost only the names of the service that changed.
+ * A node does not hold records; it holds record sources (a service entry, a port, the zone apex) that produce
+ * records when the name is first asked after a change, and a store change costs only the names of the service
+ * that changed. Endpoint and reverse names are not nodes: they are answered through their service's entry, so
+ * the table grows with services, not endpoints (at 100k endpoints, a node per endpoint name and PTR was ~150 MB).
  */
 import type { PreparedAnswer, ResourceRecord } from '../../wire/index.js';
 import { parentKey } from '../../wire/index.js';
