@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import type { ListenAddress, ServeConfig } from './config/index.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
-import { KubeSource, loadKubeConfig } from './source/kube.js';
+import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { RecordStore, type StoreView } from './store/index.js';
 import { createTelemetry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
@@ -35,6 +35,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     manifests = new ManifestSource(config.manifests, store, log.child({ part: 'source' }));
     await manifests.start();
   } else {
+    // Loaded only when a cluster is watched: importing @kubernetes/client-node costs ~72 MB of RSS and 0.35 s.
+    const { KubeSource, loadKubeConfig } = await import('./source/kube.js');
     kube = new KubeSource(loadKubeConfig(config.kubeconfig), store, log.child({ part: 'kube' }), {
       namespaces: config.namespaces,
       watchPods: config.pods === 'verified',
