@@ -32,7 +32,6 @@ import type { Json } from './kube-api.js';
 import { toEndpointSlice, toNamespace, toPod, toService } from './objects.js';
 
 export { KubeConfig };
-export { KubeApiError } from './kube-api.js';
 export { backoffDelay } from './kube-stream.js';
 
 /** Finished pods never hold an IP that DNS should vouch for; the server leaves them out. */

@@ -4,9 +4,8 @@
  * Owns slim Namespace, Service, EndpointSlice and Pod records (records.ts), the indexes over them (service by
  * name, slices by service, pods by IP), the merged endpoint view of a service, whether the first full sync has
  * happened, and change notification in batches. It knows nothing of DNS wire formats or of the Kubernetes client:
- * sources write through the `StoreWriter` methods, readers get the read-only `StoreView`.
+ * sources write through RecordStore's methods, readers get the read-only `StoreView`.
  */
-import { ipFamily } from '../ip.js';
 import type {
   Endpoint,
   EndpointSliceRecord,
@@ -19,11 +18,13 @@ import type {
 
 export type * from './records.js';
 
-/** What changed in one batch. Service keys are `namespace/name` and cover the service and its endpoints. */
+/**
+ * What changed in one batch. Service keys are `namespace/name` and cover the service and its endpoints.
+ * A batch may name nothing when only pods or the sync state changed: readers then drop what they derived.
+ */
 export interface StoreChanges {
   readonly services: ReadonlySet<string>;
   readonly namespaces: ReadonlySet<string>;
-  readonly pods: boolean;
 }
 
 export type StoreListener = (changes: StoreChanges) => void;
@@ -63,7 +64,8 @@ export class RecordStore implements StoreView {
   private batchDepth = 0;
   private pendingServices = new Set<string>();
   private pendingNamespaces = new Set<string>();
-  private pendingPods = false;
+  /** Something not listed per service or namespace changed (pods, the sync state). */
+  private pendingOther = false;
 
   synced = false;
   lastChangeMs = Date.now();
@@ -139,7 +141,7 @@ export class RecordStore implements StoreView {
   markSynced(): void {
     if (this.synced) return;
     this.synced = true;
-    this.batch(() => (this.pendingPods = true));
+    this.batch(() => (this.pendingOther = true));
   }
 
   upsert<K extends ResourceKind>(kind: K, record: RecordsByKind[K]): void {
@@ -267,7 +269,7 @@ export class RecordStore implements StoreView {
       if (pods === undefined) this.podIndex.set(ip, [record]);
       else pods.push(record);
     }
-    this.pendingPods = true;
+    this.pendingOther = true;
   }
 
   private dropPod(key: string): void {
@@ -282,7 +284,7 @@ export class RecordStore implements StoreView {
       if (remaining.length > 0) this.podIndex.set(ip, remaining);
       else this.podIndex.delete(ip);
     }
-    this.pendingPods = true;
+    this.pendingOther = true;
   }
 
   private mergeSlices(owner: string): readonly Endpoint[] {
@@ -295,14 +297,12 @@ export class RecordStore implements StoreView {
       if (slice.addressType === 'FQDN') continue;
       for (const endpoint of slice.endpoints) {
         for (const ip of endpoint.addresses) {
-          const family = ipFamily(ip);
-          if (family === undefined) continue;
           const seen = byIp.get(ip);
           // The same address in two slices is one endpoint; a ready copy wins over a not-ready one.
           if (seen !== undefined && (seen.ready || !endpoint.ready)) continue;
           byIp.set(ip, {
             ip,
-            family,
+            family: slice.addressType === 'IPv6' ? 6 : 4,
             ...(endpoint.hostname !== undefined && { hostname: endpoint.hostname }),
             ready: endpoint.ready,
             serving: endpoint.serving,
@@ -316,15 +316,11 @@ export class RecordStore implements StoreView {
   }
 
   private flush(): void {
-    if (this.pendingServices.size === 0 && this.pendingNamespaces.size === 0 && !this.pendingPods) return;
-    const changes: StoreChanges = {
-      services: this.pendingServices,
-      namespaces: this.pendingNamespaces,
-      pods: this.pendingPods,
-    };
+    if (this.pendingServices.size === 0 && this.pendingNamespaces.size === 0 && !this.pendingOther) return;
+    const changes: StoreChanges = { services: this.pendingServices, namespaces: this.pendingNamespaces };
     this.pendingServices = new Set();
     this.pendingNamespaces = new Set();
-    this.pendingPods = false;
+    this.pendingOther = false;
     this.lastChangeMs = this.now();
     for (const listener of this.listeners) listener(changes);
   }

@@ -24,9 +24,9 @@ const typeIndex = new Uint8Array(256).fill(OTHER_TYPE);
 TYPE_CODES.forEach((code, i) => (typeIndex[code] = i));
 
 /** CoreDNS's plugin.TimeBuckets: 0.25 ms doubling 16 times. */
-export const DURATION_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i);
+const DURATION_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i);
 /** CoreDNS's plugin.SizeBuckets. */
-export const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3];
+const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3];
 const RCODES = 24;
 const PROTOS = ['udp', 'tcp'] as const;
 

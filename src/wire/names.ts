@@ -53,13 +53,6 @@ export function firstLabel(key: string): string {
   return key.slice(1, 1 + key.charCodeAt(0));
 }
 
-/** How many labels a key has (the root label not counted). */
-export function labelCount(key: string): number {
-  let count = 0;
-  for (let i = 0; key.charCodeAt(i) !== 0; i += key.charCodeAt(i) + 1) count++;
-  return count;
-}
-
 /** True when `key` is `zoneKey` or below it, matching on label boundaries only. */
 export function isInZone(key: string, zoneKey: string): boolean {
   if (key.length < zoneKey.length || !key.endsWith(zoneKey)) return false;

@@ -18,11 +18,8 @@ export function replyLimit(q: Query, overTcp: boolean): number {
   return Math.min(Math.max(q.udpSize, CLASSIC_UDP_SIZE), MAX_UDP_PAYLOAD);
 }
 
-/**
- * The reply to `packet` (already parsed into `q`) carrying `answer`.
- * `recursionAvailable` is true once a forwarder stands behind the server.
- */
-export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, limit: number, recursionAvailable = false): Buffer {
+/** The reply to `packet` (already parsed into `q`) carrying `answer`. */
+export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, limit: number): Buffer {
   const questionLength = q.questionEnd - 12;
   const optLength = q.edns ? OPT_LENGTH : 0;
   const fixed = 12 + questionLength + optLength;
@@ -44,11 +41,10 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
 
   const reply = Buffer.allocUnsafe(fixed + answerLength + authorityLength + additionalLength);
   reply.writeUInt16BE(q.id, 0);
-  // QR=1, opcode and RD and CD echoed from the query, AA/TC/RA ours, rcode's low four bits.
+  // QR=1, opcode and RD and CD echoed from the query, AA and TC ours (RA stays 0: nothing is recursed), rcode's low four bits.
   let flags = 0x8000 | (q.flags & 0x7910) | (answer.rcode & 0xf);
   if (answer.authoritative) flags |= 0x0400;
   if (truncated) flags |= 0x0200;
-  if (recursionAvailable) flags |= 0x0080;
   reply.writeUInt16BE(flags, 2);
   reply.writeUInt16BE(1, 4);
   reply.writeUInt16BE(answerCount, 6);

@@ -30,7 +30,7 @@ import { NameTable, type NameNode } from './table.js';
 export const DNS_SCHEMA_VERSION = '1.1.0';
 /** CoreDNS serves dns-version with this TTL. */
 const DNS_VERSION_TTL = 28800;
-const REVERSE_ZONES = ['in-addr.arpa', 'ip6.arpa'];
+const REVERSE_ZONES = [['in-addr.arpa', 4], ['ip6.arpa', 6]] as const;
 
 export type PodMode = 'insecure' | 'verified' | 'disabled';
 
@@ -48,6 +48,8 @@ export interface ClusterZoneOptions {
 
 interface Zone {
   readonly key: string;
+  /** The address family of a reverse zone; undefined for the cluster zone. */
+  readonly reverse: 4 | 6 | undefined;
   /** NXDOMAIN answers by question length (the SOA's compression offsets depend on it)... */
   nxdomain: Array<PreparedAnswer | undefined>;
   /** ...prepared in this generation. */
@@ -84,7 +86,12 @@ export class ClusterResolver {
 
   constructor(private readonly store: StoreView, private readonly options: ClusterZoneOptions) {
     this.selfAddresses = new Set(options.selfAddresses.map((ip) => canonicalIp(ip) ?? ip));
-    this.zones = [options.zone, ...REVERSE_ZONES].map((name) => ({ key: nameToKey(name), nxdomain: [], nxdomainGeneration: 0 }));
+    this.zones = [[options.zone, undefined] as const, ...REVERSE_ZONES].map(([name, reverse]) => ({
+      key: nameToKey(name),
+      reverse,
+      nxdomain: [],
+      nxdomainGeneration: 0,
+    }));
     this.clusterZone = this.zones[0]!;
     const zoneKey = this.clusterZone.key;
     this.podZoneKey = nameToKey('pod').slice(0, -1) + zoneKey;
@@ -103,7 +110,6 @@ export class ClusterResolver {
     this.apply({
       services: new Set([...store.services()].map((service) => serviceKey(service.namespace, service.name))),
       namespaces: new Set(store.namespaces()),
-      pods: true,
     });
     this.unsubscribe = store.subscribe((changes) => this.apply(changes));
   }
@@ -289,7 +295,7 @@ export class ClusterResolver {
 
   /** Records of a computed name ([] for an empty non-terminal), or undefined when it does not exist. */
   private computedRecords(zone: Zone, key: string): ResourceRecord[] | undefined {
-    if (zone !== this.clusterZone) return this.reverseRecords(zone, key);
+    if (zone.reverse !== undefined) return this.reverseRecords(zone, key, zone.reverse === 6);
     if (isInZone(key, this.podZoneKey)) return this.podRecords(key);
     const parent = parentKey(key);
     const entry = parent === undefined ? undefined : this.table.get(parent)?.sources.find((source) => source instanceof ServiceEntry);
@@ -322,8 +328,7 @@ export class ClusterResolver {
    * A reverse name: PTRs for an address of ours, [] for a partial name with one of our addresses below it
    * (an empty non-terminal: NXDOMAIN there would tell resolvers that nothing below exists, RFC 8020).
    */
-  private reverseRecords(zone: Zone, key: string): ResourceRecord[] | undefined {
-    const v6 = zone.key === this.zones[2]!.key;
+  private reverseRecords(zone: Zone, key: string, v6: boolean): ResourceRecord[] | undefined {
     const hex = reverseHex(key.slice(0, key.length - zone.key.length), v6);
     if (hex === undefined) return undefined;
     if (hex.length === (v6 ? 32 : 8)) {
