@@ -95,6 +95,7 @@ export function applySnapshot(store: RecordStore, snapshot: Snapshot): void {
 export class ManifestSource {
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Reloads run one after another, never two at once. */
   private reloading: Promise<void> = Promise.resolve();
   private readonly path: string;
 
@@ -107,12 +108,7 @@ export class ManifestSource {
     const snapshot = await loadManifests(this.path, this.log);
     applySnapshot(this.store, snapshot);
     this.log.info(counts(snapshot), 'loaded manifests');
-    this.watch();
-  }
-
-  /** Resolves once any reload in progress has finished (tests and shutdown use it). */
-  settled(): Promise<void> {
-    return this.reloading;
+    await this.watch();
   }
 
   close(): void {
@@ -120,17 +116,23 @@ export class ManifestSource {
     this.watcher?.close();
   }
 
+  /**
+   * Watches the directory, not the file: editors replace a file by renaming a new one over it. Not being able
+   * to watch (the path went away after loading, the inotify limit) is logged; what was loaded keeps serving.
+   */
   private async watch(): Promise<void> {
-    // Watch the directory, not the file: editors replace a file by renaming a new one over it.
-    const isDirectory = (await stat(this.path)).isDirectory();
-    const directory = isDirectory ? this.path : dirname(this.path);
-    const name = basename(this.path);
-    this.watcher = watch(directory, { recursive: isDirectory }, (_event, changed) => {
-      if (!isDirectory && changed !== null && changed !== name) return;
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => (this.reloading = this.reloading.then(() => this.reload())), RELOAD_DELAY_MS);
-    });
-    this.watcher.on('error', (error) => this.log.error({ err: error }, 'stopped watching manifests; restart to pick up changes'));
+    try {
+      const isDirectory = (await stat(this.path)).isDirectory();
+      const name = basename(this.path);
+      this.watcher = watch(isDirectory ? this.path : dirname(this.path), { recursive: isDirectory }, (_event, changed) => {
+        if (!isDirectory && changed !== null && changed !== name) return;
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => (this.reloading = this.reloading.then(() => this.reload())), RELOAD_DELAY_MS);
+      });
+      this.watcher.on('error', (error) => this.log.error({ err: error }, 'stopped watching manifests; restart to pick up changes'));
+    } catch (error) {
+      this.log.error({ err: error }, 'cannot watch the manifests; serving what was loaded, restart to pick up changes');
+    }
   }
 
   private async reload(): Promise<void> {
