@@ -58,6 +58,27 @@ describe('manifest reload', () => {
     expect(distinct).toEqual(['10.96.100.10', '10.96.100.99', '10.96.100.77']);
   });
 
+  it('an endpoint name and its PTR answered NXDOMAIN resolve once a reload adds the endpoint', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'clusterdns-reload-neg-'));
+    const file = join(dir, 'cluster.yaml');
+    await copyFile('examples/demo-cluster.yaml', file);
+    server = await startServer(['--manifests', file]);
+    for (let i = 0; i < 2; i++) {
+      expect((await dig(server.port, ['db-2.db.default.svc.cluster.local', 'A'])).status).toBe('NXDOMAIN');
+      expect((await dig(server.port, ['-x', '10.244.3.22'])).status).toBe('NXDOMAIN');
+    }
+    const original = await readFile(file, 'utf8');
+    const added = original.replace(
+      '    hostname: db-1\n    conditions: {ready: true}\n',
+      '    hostname: db-1\n    conditions: {ready: true}\n  - addresses: [10.244.3.22]\n    hostname: db-2\n',
+    );
+    expect(added).not.toBe(original);
+    await writeFile(file, added);
+    await server.waitForLog((line) => line.msg === 'reloaded manifests');
+    expect((await dig(server.port, ['db-2.db.default.svc.cluster.local', 'A'])).answer).toEqual(['db-2.db.default.svc.cluster.local. 5 IN A 10.244.3.22']);
+    expect((await dig(server.port, ['-x', '10.244.3.22'])).answer).toEqual(['22.3.244.10.in-addr.arpa. 5 IN PTR db-2.db.default.svc.cluster.local.']);
+  });
+
   it('a directory source: a new file adds a service, a removed file takes it away', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'clusterdns-reload-dir-'));
     await copyFile('examples/demo-cluster.yaml', join(dir, 'demo.yaml'));

@@ -57,7 +57,7 @@ interface Zone {
 }
 
 const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
-/** Computed answers (endpoint, reverse and pod names) kept per generation; past this many the cache restarts. */
+/** Names outside the table (endpoint, reverse, pod and unknown names) remembered per generation, at most this many. */
 const COMPUTED_CACHE_LIMIT = 50_000;
 
 export class ClusterResolver {
@@ -69,8 +69,11 @@ export class ClusterResolver {
   private readonly byAddress = new Map<string, ServiceEntry[]>();
   /** Sorted hex forms of every indexed address, for "is anything below this reverse name?"; built on demand. */
   private reversePrefixes: { generation: number; v4: string[]; v6: string[] } | undefined;
-  /** Prepared answers for names not in the table, keyed `qtype key`, valid for `computedGeneration`. */
-  private computed = new Map<string, PreparedAnswer>();
+  /**
+   * Names not in the table, valid for `computedGeneration`: their records and prepared answers by qtype, or
+   * null for a name that does not exist, so a repeated unknown name (half of a search-path walk) costs one lookup.
+   */
+  private computed = new Map<string, { readonly records: ResourceRecord[]; readonly answers: Map<number, PreparedAnswer> } | null>();
   private computedGeneration = 0;
   private readonly pinnedNamespaces = new Set<string>();
   private readonly selfAddresses: ReadonlySet<string>;
@@ -274,22 +277,27 @@ export class ClusterResolver {
     return zone === undefined ? undefined : this.computedRecords(zone, key);
   }
 
-  /** The answer at a name that is not in the table but may exist: an endpoint, reverse or pod name. */
+  /** The answer at a name that is not in the table but may exist (an endpoint, reverse or pod name). */
   private computedAnswer(zone: Zone, key: string, qtype: number): PreparedAnswer | undefined {
     if (this.computedGeneration !== this.generation || this.computed.size >= COMPUTED_CACHE_LIMIT) {
       this.computed = new Map();
       this.computedGeneration = this.generation;
     }
-    const cacheKey = `${qtype} ${key}`;
-    const cached = this.computed.get(cacheKey);
-    if (cached !== undefined) return cached;
-    const records = this.computedRecords(zone, key);
-    if (records === undefined) return undefined;
-    const answer = records.filter((record) => record.data.type === qtype || qtype === RRType.ANY);
-    const prepared = answer.length === 0
-      ? this.negative(key, Rcode.NOERROR)
-      : prepareAnswer(key, { rcode: Rcode.NOERROR, authoritative: true, answer });
-    this.computed.set(cacheKey, prepared);
+    let name = this.computed.get(key);
+    if (name === undefined) {
+      const records = this.computedRecords(zone, key);
+      name = records === undefined ? null : { records, answers: new Map() };
+      this.computed.set(key, name);
+    }
+    if (name === null) return undefined;
+    let prepared = name.answers.get(qtype);
+    if (prepared === undefined) {
+      const answer = name.records.filter((record) => record.data.type === qtype || qtype === RRType.ANY);
+      prepared = answer.length === 0
+        ? this.negative(key, Rcode.NOERROR)
+        : prepareAnswer(key, { rcode: Rcode.NOERROR, authoritative: true, answer });
+      name.answers.set(qtype, prepared);
+    }
     return prepared;
   }
 
