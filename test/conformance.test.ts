@@ -4,6 +4,9 @@
  * UDP with Node's own resolver (c-ares). Sections are compared order-free; SOA serials are masked.
  */
 import { Resolver } from 'node:dns/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dig, lines } from './support/dig.js';
 import { startServer, type ServerProcess } from './support/server-process.js';
@@ -232,6 +235,23 @@ describe('cluster zone conformance (spec 1.1.0)', () => {
       `${W} 5 IN SRV 0 33 53 ${W}`,
       `${W} 5 IN SRV 0 33 8443 ${W}`,
     ]));
+  });
+});
+
+describe('NS glue', () => {
+  it('is the cluster IP of the service whose endpoint is this server, as CoreDNS finds kube-dns', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'clusterdns-glue-'));
+    await writeFile(join(dir, 'dns.yaml'), [
+      'apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\nspec: {clusterIP: 10.96.0.10, ports: [{name: dns, port: 53, protocol: UDP}]}',
+      'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: kube-dns-1, namespace: kube-system, labels: {kubernetes.io/service-name: kube-dns}}\naddressType: IPv4\nendpoints: [{addresses: [127.0.0.1]}]',
+    ].join('\n---\n'));
+    const server = await startServer(['--manifests', join(dir, 'dns.yaml')]);
+    try {
+      const result = await dig(server.port, ['cluster.local', 'NS']);
+      expect(result.additional).toEqual(['ns.dns.cluster.local. 5 IN A 10.96.0.10']);
+    } finally {
+      await server.stop();
+    }
   });
 });
 

@@ -53,5 +53,7 @@ describe('listening', () => {
     const fourth = await open();
     expect(await tcpQuery(fourth, 4)).toBe(0);
     for (const socket of [second, third, fourth]) socket.destroy();
+    const metrics = await (await fetch(`http://${server.http.metrics}/metrics`)).text();
+    expect(metrics).toMatch(/^clusterdns_tcp_connections_rejected_total 1$/m);
   });
 });
