@@ -5,6 +5,7 @@
  */
 import { ipBytes } from '../ip.js';
 import { RRClass, RRType } from './constants.js';
+import type { WireRecord } from './message.js';
 
 export type Rdata =
   | { readonly type: typeof RRType.A | typeof RRType.AAAA; readonly ip: string }
@@ -45,14 +46,26 @@ export interface PreparedAnswer {
   readonly authorityCount: number;
   readonly additional: Buffer;
   readonly additionalCount: number;
+  /** Set RA: the answer came through recursion (a forwarded answer). */
+  readonly recursionAvailable?: boolean;
+  /**
+   * The key of a CNAME target outside the answering zones whose records the answer lacks (an ExternalName
+   * service): the chain asks the next steps for it and merges their answer.
+   */
+  readonly chaseTarget?: string;
 }
+
+/** Our own records, or records passed through from another server. */
+export type AnyRecord = ResourceRecord | WireRecord;
 
 export interface AnswerSections {
   readonly rcode: number;
   readonly authoritative: boolean;
-  readonly answer?: readonly ResourceRecord[];
-  readonly authority?: readonly ResourceRecord[];
-  readonly additional?: readonly ResourceRecord[];
+  readonly recursionAvailable?: boolean;
+  readonly chaseTarget?: string;
+  readonly answer?: readonly AnyRecord[];
+  readonly authority?: readonly AnyRecord[];
+  readonly additional?: readonly AnyRecord[];
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -85,6 +98,8 @@ export function prepareAnswer(qnameKey: string, sections: AnswerSections): Prepa
   return {
     rcode: sections.rcode,
     authoritative: sections.authoritative,
+    ...(sections.recursionAvailable === true && { recursionAvailable: true }),
+    ...(sections.chaseTarget !== undefined && { chaseTarget: sections.chaseTarget }),
     answer,
     answerEnds,
     authority,
@@ -121,7 +136,16 @@ class SectionWriter {
     return out;
   }
 
-  record(record: ResourceRecord): void {
+  record(record: AnyRecord): void {
+    if ('rdata' in record) {
+      this.name(record.owner, true);
+      this.u16(record.type);
+      this.u16(record.class);
+      this.u32(record.ttl);
+      this.u16(record.rdata.length);
+      this.bytes(record.rdata);
+      return;
+    }
     const data = record.data;
     this.name(record.owner, true);
     this.u16(data.type);

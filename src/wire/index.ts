@@ -2,11 +2,13 @@
  * wire/ — the DNS wire format, and the only part that may import dns2.
  *
  * Owns the hot-path query parser (query.ts), prepared answers with name compression (answer.ts), reply assembly
- * with EDNS and truncation (response.ts), name keys (names.ts) and the protocol numbers (constants.ts). Knows
- * nothing of Kubernetes or of the store; resolvers hand it records, the server hands it packets.
+ * with EDNS and truncation (response.ts), whole messages from other servers and queries to them (message.ts),
+ * name keys (names.ts) and the protocol numbers (constants.ts). Knows nothing of Kubernetes or of the store;
+ * resolvers hand it records, the server hands it packets.
  */
 export * from './constants.js';
 export * from './names.js';
 export * from './query.js';
 export * from './answer.js';
 export * from './response.js';
+export * from './message.js';

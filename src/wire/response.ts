@@ -41,9 +41,10 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
 
   const reply = Buffer.allocUnsafe(fixed + answerLength + authorityLength + additionalLength);
   reply.writeUInt16BE(q.id, 0);
-  // QR=1, opcode and RD and CD echoed from the query, AA and TC ours (RA stays 0: nothing is recursed), rcode's low four bits.
+  // QR=1, opcode and RD and CD echoed from the query, AA, TC and RA ours, rcode's low four bits.
   let flags = 0x8000 | (q.flags & 0x7910) | (answer.rcode & 0xf);
   if (answer.authoritative) flags |= 0x0400;
+  if (answer.recursionAvailable === true) flags |= 0x0080;
   if (truncated) flags |= 0x0200;
   reply.writeUInt16BE(flags, 2);
   reply.writeUInt16BE(1, 4);
