@@ -103,7 +103,7 @@ export async function freePort() {
 export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = NODE_ARGS, logFile }) {
   const port = await freePort();
   const argv = ['-c', String(cpu), process.execPath, ...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve',
-    '--kubeconfig', kubeconfig, '--listen', `127.0.0.1:${port}`,
+    '--kubeconfig', kubeconfig, '--listen', `127.0.0.1:${port}`, '--upstream', 'none',
     '--health', '127.0.0.1:0', '--ready', '127.0.0.1:0', '--metrics', '127.0.0.1:0',
     // info, not warn: the 'serving' and 'synced' lines are info; clusterdns logs only state changes at info.
     '--log-level', 'info', '--lameduck', '0', ...args];

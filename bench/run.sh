@@ -152,7 +152,7 @@ start_clusterdns() {
   local port=$1
   # shellcheck disable=SC2086  # CLUSTERDNS_CMD is a command line, meant to word-split
   (cd "$ROOT" && exec taskset -c "$SERVER_CPU" $CLUSTERDNS_CMD serve --listen "127.0.0.1:$port" \
-    --manifests "$OUT/cluster.yaml" --log-level warn) >"$OUT/clusterdns.log" 2>&1 &
+    --manifests "$OUT/cluster.yaml" --upstream none --log-level warn) >"$OUT/clusterdns.log" 2>&1 &
   PID_OF[clusterdns]=$!
 }
 

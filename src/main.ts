@@ -6,12 +6,18 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { ListenAddress, ServeConfig } from './config/index.js';
+import { readResolvConf } from './config/resolv-conf.js';
+import { Autopath } from './resolvers/autopath/index.js';
+import { AnswerCache, CacheStep } from './resolvers/cache/index.js';
+import { ResolverChain, type ResolverStep } from './resolvers/chain.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
+import { describeUpstream, Forwarder, type UpstreamAddress } from './resolvers/forward/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { RecordStore, type StoreView } from './store/index.js';
 import { createTelemetry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
+import { nameToKey } from './wire/index.js';
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
@@ -28,6 +34,7 @@ export function version(): string {
 }
 
 export async function serve(config: ServeConfig, log: Logger): Promise<RunningServer> {
+  const outside = await outsideTheZone(config, log);
   const store = new RecordStore();
   let manifests: ManifestSource | undefined;
   let kube: KubeSource | undefined;
@@ -39,7 +46,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     const { KubeSource, loadKubeConfig } = await import('./source/kube.js');
     kube = new KubeSource(loadKubeConfig(config.kubeconfig), store, log.child({ part: 'kube' }), {
       namespaces: config.namespaces,
-      watchPods: config.pods === 'verified',
+      // Autopath needs to know which namespace a client's address is a pod of.
+      watchPods: config.pods === 'verified' || config.autopath,
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -54,8 +62,21 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     ttl: config.ttl,
     pods: config.pods,
     selfAddresses: selfAddresses(config),
+    reverseFallthrough: outside.upstreams.length > 0,
   });
   let server: DnsServer | undefined;
+  let forwarder: Forwarder | undefined;
+  let autopath: Autopath | undefined;
+  const forwarding = outside.upstreams.length > 0 || config.stubDomains.length > 0;
+  const cache = forwarding && config.cacheSize > 0
+    ? new AnswerCache({
+      maxEntries: config.cacheSize,
+      maxTtl: config.cacheMaxTtl,
+      maxNegativeTtl: config.cacheMaxNegativeTtl,
+      serveStale: config.serveStale,
+      now: Date.now,
+    })
+    : undefined;
   const telemetry = createTelemetry({
     version: version(),
     listeners: config.listen.map(listenerLabels),
@@ -63,8 +84,33 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     clusterNames: () => cluster.nameCount,
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
     ...(kube !== undefined && { watchStates: () => kube.states() }),
+    ...(forwarding && { upstreamStates: () => forwarder?.states() ?? [] }),
+    ...(cache !== undefined && { cacheStats: () => cache.stats() }),
+    ...(config.autopath && { autopathCompletions: () => autopath?.completions ?? 0 }),
   });
-  const answerer = new QueryAnswerer([cluster], { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
+  const steps: ResolverStep[] = [cluster];
+  if (forwarding) {
+    const forward = new Forwarder({
+      upstreams: outside.upstreams,
+      stubDomains: config.stubDomains.map((stub) => ({ zoneKey: nameToKey(stub.zone), upstreams: stub.upstreams })),
+      policy: config.forwardPolicy,
+      maxFails: config.maxFails,
+      tryTimeoutMs: config.upstreamTimeoutMs,
+      deadlineMs: 2 * config.upstreamTimeoutMs,
+      maxConcurrent: config.maxConcurrent,
+      cache,
+      observer: telemetry.forward,
+      log: log.child({ part: 'forward' }),
+    });
+    forwarder = forward;
+    if (cache !== undefined) steps.push(new CacheStep(cache, (q) => forward.prefetch(q)));
+    steps.push(forward);
+  }
+  if (config.autopath) {
+    autopath = new Autopath(store, new ResolverChain([...steps]), { zone: config.zone, hostSearch: outside.hostSearch, ttl: config.ttl });
+    steps.unshift(autopath);
+  }
+  const answerer = new QueryAnswerer(new ResolverChain(steps), { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
   server = new DnsServer(answerer, config, log.child({ part: 'server' }));
   let lameDuck = false;
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
@@ -74,12 +120,16 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
       const waiting = kube?.states().filter((state) => !state.synced).map((state) => `${state.kind}s${state.reason ? ` (${state.reason})` : ''}`);
       return `waiting for the first sync of ${waiting?.join(', ') ?? 'the manifests'}`;
     },
+    warnings: () => (forwarder?.states() ?? [])
+      .filter((state) => state.looping)
+      .map((state) => `forwarding loop: upstream ${state.to} sends queries back to this server, so it is not used`),
   });
 
   const closeAll = async (): Promise<void> => {
     await server?.close();
     await endpoints.close();
     await kube?.close();
+    forwarder?.close();
     manifests?.close();
     cluster.close();
   };
@@ -89,6 +139,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     telemetry.queries.describeListeners(addresses.map(listenerLabels));
     await endpoints.start(config);
     await kube?.start();
+    // In the background: the probes need this server answering, and must not hold up serving the cluster zone.
+    void forwarder?.detectLoops();
   } catch (error) {
     await closeAll();
     throw error;
@@ -99,6 +151,9 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     http: Object.fromEntries([...endpoints.bound].map(([path, address]) => [path.slice(1), formatAddress(address)])),
     source: manifests !== undefined ? config.manifests : 'kubernetes',
     names: cluster.nameCount,
+    upstreams: outside.upstreams.map(describeUpstream),
+    ...(config.stubDomains.length > 0 && { stubDomains: config.stubDomains.map((stub) => `${stub.zone}=${stub.upstreams.map(describeUpstream).join(',')}`) }),
+    autopath: config.autopath,
   }, 'serving');
 
   let closing: Promise<void> | undefined;
@@ -117,6 +172,20 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
       return closing;
     },
   };
+}
+
+/** The upstreams (--upstream, else resolv.conf's nameservers) and the host search domains for autopath. */
+async function outsideTheZone(config: ServeConfig, log: Logger): Promise<{ upstreams: readonly UpstreamAddress[]; hostSearch: readonly string[] }> {
+  if (config.upstreams !== undefined && !config.autopath) return { upstreams: config.upstreams, hostSearch: [] };
+  const resolvConf = await readResolvConf(config.resolvConf);
+  let upstreams = config.upstreams;
+  if (upstreams === undefined) {
+    upstreams = resolvConf.defaultNameserver ? [] : resolvConf.nameservers;
+    if (resolvConf.defaultNameserver) log.warn({ resolvConf: config.resolvConf }, 'no nameserver in resolv.conf: forwarding is off (give --upstream)');
+  }
+  // The kubelet gives pods the host's `search` line after the cluster's own domains.
+  const hostSearch = resolvConf.searchLine.map((domain) => domain.replace(/\.$/, '').toLowerCase()).filter((domain) => domain !== '');
+  return { upstreams, hostSearch: [...new Set(hostSearch)] };
 }
 
 export function formatAddress(address: { host: string; port: number }): string {

@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dig, lines, type DigResult } from './support/dig.js';
 import { FakeKubeApiServer, type KubeObject, type ResourceName } from './support/k8s-api-server.js';
 import { runCli, startServer, type ServerProcess } from './support/server-process.js';
+import { get, metrics, select, value, type Sample } from './support/http.js';
 
 const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
 const WATCHED: readonly ResourceName[] = ['namespaces', 'services', 'endpointslices'];
@@ -95,13 +96,6 @@ async function serveCluster(api: FakeKubeApiServer, args: readonly string[] = []
   return server;
 }
 
-async function get(server: ServerProcess, path: '/health' | '/ready' | '/metrics'): Promise<{ status: number; body: string }> {
-  const address = server.http[path.slice(1)];
-  if (address === undefined) throw new Error(`no ${path} address in the serving line`);
-  const response = await fetch(`http://${address}${path}`);
-  return { status: response.status, body: await response.text() };
-}
-
 async function waitReady(server: ServerProcess, timeout = 10_000): Promise<void> {
   await vi.waitFor(async () => expect((await get(server, '/ready')).status).toBe(200), { timeout, interval: 50 });
 }
@@ -118,46 +112,6 @@ async function eventually(server: ServerProcess, name: string, check: (result: D
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---- Prometheus text ----------------------------------------------------------------------------------------
-
-interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!match) throw new Error(`not a Prometheus sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
-    const raw = match[3]!;
-    samples.push({ name: match[1]!, labels, value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw) });
-  }
-  return samples;
-}
-
-/** Samples named `name` whose labels include `labels`. */
-function select(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
-  return samples.filter((s) => s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value));
-}
-
-/** The one sample named `name` with exactly `labels` (every label, no more). */
-function value(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const exact = select(samples, name, labels).filter((s) => Object.keys(s.labels).length === Object.keys(labels).length);
-  if (exact.length > 1) throw new Error(`${name}${JSON.stringify(labels)} matches ${exact.length} samples`);
-  return exact[0]?.value;
-}
-
-async function metrics(server: ServerProcess): Promise<Sample[]> {
-  const { status, body } = await get(server, '/metrics');
-  expect(status).toBe(200);
-  return parseMetrics(body);
-}
 
 // ---- tests ---------------------------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors.js';
 import type { PodMode } from '../resolvers/cluster/index.js';
-import { NameError, nameToKey } from '../wire/index.js';
+import { FORWARD_POLICIES, type ForwardPolicy, type UpstreamAddress } from '../resolvers/forward/index.js';
+import { isInZone, NameError, nameToKey } from '../wire/index.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -35,6 +36,22 @@ export interface ServeConfig {
   readonly logLevel: LogLevel;
   readonly tcpIdleTimeoutMs: number;
   readonly maxTcpConnections: number;
+  /** Where the default upstreams and the host search domains come from. */
+  readonly resolvConf: string;
+  /** The upstreams: undefined means resolv.conf's nameservers; empty means no forwarding (`--upstream none`). */
+  readonly upstreams: readonly UpstreamAddress[] | undefined;
+  readonly stubDomains: readonly { readonly zone: string; readonly upstreams: readonly UpstreamAddress[] }[];
+  readonly forwardPolicy: ForwardPolicy;
+  readonly maxFails: number;
+  readonly maxConcurrent: number;
+  readonly upstreamTimeoutMs: number;
+  /** Cache entries at most; 0 turns the cache off. */
+  readonly cacheSize: number;
+  readonly cacheMaxTtl: number;
+  readonly cacheMaxNegativeTtl: number;
+  /** Seconds an expired answer may still be served when every upstream fails; 0 is off. */
+  readonly serveStale: number;
+  readonly autopath: boolean;
 }
 
 interface FlagSpec {
@@ -76,6 +93,23 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'log-queries': { type: 'boolean', help: 'log every query and its rcode (off by default: it costs throughput)' },
   'tcp-idle-timeout': { type: 'string', value: 'SECONDS', default: '10', help: 'close a TCP connection that sends nothing for this long' },
   'max-tcp-connections': { type: 'string', value: 'N', default: '1000', help: 'open TCP connections at most; more are closed at once' },
+  'resolv-conf': { type: 'string', value: 'PATH', default: '/etc/resolv.conf', help: 'the default upstreams (its nameservers) and the host search domains used by --autopath' },
+  upstream: {
+    type: 'string',
+    multiple: true,
+    value: 'ADDR[:PORT]',
+    help: 'forward names outside the cluster zone here (repeat for more; default: the --resolv-conf nameservers); "none" answers them REFUSED',
+  },
+  'stub-domain': { type: 'string', multiple: true, value: 'ZONE=ADDR[:PORT],...', help: 'forward names under ZONE to these servers instead (repeatable)' },
+  'forward-policy': { type: 'string', value: 'POLICY', default: 'random', help: `the order upstreams are tried in: ${FORWARD_POLICIES.join(', ')}` },
+  'max-fails': { type: 'string', value: 'N', default: '2', help: 'failed tries in a row before an upstream is marked down and probed until it answers' },
+  'max-concurrent': { type: 'string', value: 'N', default: '1000', help: 'upstream queries in flight at most; past it, REFUSED' },
+  'upstream-timeout': { type: 'string', value: 'SECONDS', default: '2', help: 'wait this long for one upstream before trying the next (all tries end within 2x this)' },
+  'cache-size': { type: 'string', value: 'N', default: '10000', help: 'forwarded answers kept at most; 0 turns the cache off (the cluster zone is never cached)' },
+  'cache-max-ttl': { type: 'string', value: 'SECONDS', default: '3600', help: 'cap on how long a forwarded answer is cached' },
+  'cache-max-negative-ttl': { type: 'string', value: 'SECONDS', default: '1800', help: 'cap on how long NXDOMAIN/NODATA is cached (RFC 2308)' },
+  'serve-stale': { type: 'string', value: 'SECONDS', default: '0', help: 'when every upstream fails, answer from an entry expired at most this long ago (RFC 8767); 0 is off' },
+  autopath: { type: 'boolean', help: 'complete a known pod\'s search path on the server: one round trip instead of up to eight' },
   help: { type: 'boolean', help: 'print this help and exit' },
 };
 
@@ -111,10 +145,11 @@ export function parseServeArgs(args: readonly string[]): ServeConfig | undefined
     throw new ConfigError('--manifests and --kubeconfig: choose one source, files or a cluster');
   }
   const namespaces = values.namespaces === undefined ? [] : parseNamespaces(values.namespaces as string);
+  const zone = parseZone(text('zone'));
   if (manifests !== undefined && namespaces.length > 0) throw new ConfigError('--namespaces applies to a watched cluster, not to --manifests');
   return Object.freeze({
     listen: Object.freeze(listenValues.map((value) => parseListen(value))),
-    zone: parseZone(text('zone')),
+    zone,
     manifests,
     kubeconfig,
     namespaces: Object.freeze(namespaces),
@@ -128,7 +163,59 @@ export function parseServeArgs(args: readonly string[]): ServeConfig | undefined
     logLevel: parseChoice('log-level', text('log-level'), LOG_LEVELS),
     tcpIdleTimeoutMs: parseInteger('tcp-idle-timeout', text('tcp-idle-timeout'), 1, 3600) * 1000,
     maxTcpConnections: parseInteger('max-tcp-connections', text('max-tcp-connections'), 1, 1_000_000),
+    resolvConf: text('resolv-conf'),
+    upstreams: parseUpstreams(values.upstream as string[] | undefined),
+    stubDomains: Object.freeze(((values['stub-domain'] as string[] | undefined) ?? []).map((value) => parseStubDomain(value, zone))),
+    forwardPolicy: parseChoice('forward-policy', text('forward-policy'), FORWARD_POLICIES),
+    maxFails: parseInteger('max-fails', text('max-fails'), 1, 100),
+    maxConcurrent: parseInteger('max-concurrent', text('max-concurrent'), 1, 1_000_000),
+    upstreamTimeoutMs: parseInteger('upstream-timeout', text('upstream-timeout'), 1, 30) * 1000,
+    cacheSize: parseInteger('cache-size', text('cache-size'), 0, 10_000_000),
+    cacheMaxTtl: parseInteger('cache-max-ttl', text('cache-max-ttl'), 1, 604_800),
+    cacheMaxNegativeTtl: parseInteger('cache-max-negative-ttl', text('cache-max-negative-ttl'), 1, 604_800),
+    serveStale: parseInteger('serve-stale', text('serve-stale'), 0, 604_800),
+    autopath: values.autopath === true,
   });
+}
+
+function parseUpstreams(values: readonly string[] | undefined): readonly UpstreamAddress[] | undefined {
+  if (values === undefined) return undefined;
+  if (values.includes('none')) {
+    if (values.length > 1) throw new ConfigError('--upstream none: turns forwarding off, so it cannot go with other --upstream addresses');
+    return Object.freeze([]);
+  }
+  return Object.freeze(values.map((value) => parseUpstream(value, 'upstream')));
+}
+
+/** `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare IPv6 address; port 53 by default. */
+export function parseUpstream(value: string, flag: string): UpstreamAddress {
+  if (isIP(value) !== 0) return Object.freeze({ host: value, port: 53 });
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(value);
+  const host = match?.[1] ?? match?.[2];
+  if (match === null || host === undefined || isIP(host) === 0) {
+    throw new ConfigError(`--${flag} ${value}: expected an IP address with an optional port, e.g. 10.0.0.2, 10.0.0.2:5353 or [fd00::2]:53`);
+  }
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) throw new ConfigError(`--${flag} ${value}: port ${port} is not from 1 to 65535`);
+  return Object.freeze({ host, port });
+}
+
+function parseStubDomain(value: string, clusterZone: string): { zone: string; upstreams: readonly UpstreamAddress[] } {
+  const equals = value.indexOf('=');
+  if (equals <= 0 || equals === value.length - 1) throw new ConfigError(`--stub-domain ${value}: expected ZONE=ADDR[:PORT],..., e.g. corp.example=10.0.0.53`);
+  const zone = value.slice(0, equals).replace(/\.$/, '').toLowerCase();
+  let zoneKey: string;
+  try {
+    zoneKey = nameToKey(zone);
+  } catch (error) {
+    if (error instanceof NameError) throw new ConfigError(`--stub-domain ${value}: ${error.message}`);
+    throw error;
+  }
+  if (zone === '' || isInZone(zoneKey, nameToKey(clusterZone))) {
+    throw new ConfigError(`--stub-domain ${value}: "${zone || '.'}" is not a stub domain (the root and the cluster zone cannot be)`);
+  }
+  const upstreams = value.slice(equals + 1).split(',').map((address) => parseUpstream(address.trim(), 'stub-domain'));
+  return Object.freeze({ zone, upstreams: Object.freeze(upstreams) });
 }
 
 /** `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every IPv4 address. */

@@ -1,11 +1,13 @@
 /**
- * One query in, one reply out (or none): parse once, run the resolver steps in order, write the reply for the
- * transport, count it. Every error a client can cause ends here as an rcode: FORMERR for a malformed message
- * whose header is readable, NOTIMP for other opcodes, BADVERS for EDNS versions above 0, REFUSED for names no
- * step answers.
+ * One query in, one reply out (or none): parse once, ask the resolver chain, write the reply for the
+ * transport, count it. The reply is sent at once when the chain answers synchronously (cluster zone, cache) and
+ * when its promise settles otherwise. Every error a client can cause ends here as an rcode: FORMERR for a
+ * malformed message whose header is readable, NOTIMP for other opcodes, BADVERS for EDNS versions above 0,
+ * REFUSED for names no step answers, SERVFAIL when a step fails.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import type { Resolved, ResolverChain } from '../resolvers/chain.js';
 import { PLUGINS, type QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
@@ -20,16 +22,8 @@ import {
   typeName,
   writeHeaderOnlyReply,
   writeReply,
-  type PreparedAnswer,
   type Query,
 } from '../wire/index.js';
-
-/** A resolver step: an answer, or undefined to let the next step (or REFUSED) have the question. */
-export interface ResolverStep {
-  /** The `plugin` label of the responses it writes, as CoreDNS names its plugins (e.g. `kubernetes`). */
-  readonly name: string;
-  resolve(q: Query): PreparedAnswer | undefined;
-}
 
 /** Where a query came in: which listen address (an index into the metrics' listeners) and transport. */
 export interface Arrival {
@@ -49,7 +43,7 @@ export interface AnswererOptions {
   readonly logQueries: boolean;
 }
 
-const REFUSED = emptyAnswer(Rcode.REFUSED);
+const NOBODY: Resolved = { answer: emptyAnswer(Rcode.REFUSED), step: undefined };
 const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
 const FORMERR = emptyAnswer(Rcode.FORMERR);
 const BADVERS = emptyAnswer(Rcode.BADVERS);
@@ -61,22 +55,22 @@ const STEP_ERROR_LOG_INTERVAL_MS = 10_000;
 export class QueryAnswerer {
   /** Reused for every query: answering is synchronous, so one parse target is enough. */
   private readonly query = newQuery();
-  private readonly plugins: number[];
   private lastStepErrorLog = -Infinity;
 
-  constructor(private readonly steps: readonly ResolverStep[], private readonly options: AnswererOptions) {
-    this.plugins = steps.map((step) => Math.max(0, (PLUGINS as readonly string[]).indexOf(step.name)));
-  }
+  constructor(private readonly chain: ResolverChain, private readonly options: AnswererOptions) {}
 
-  answer(packet: Buffer, arrival: Arrival, client: Client): Buffer | undefined {
+  /**
+   * Answers `packet` through `send`, now or later; returns false when the packet gets no reply at all (too
+   * short, or a response), so a stream transport knows nothing sensible follows.
+   */
+  answer(packet: Buffer, arrival: Arrival, client: Client, send: (reply: Buffer) => void): boolean {
     const started = performance.now();
     const q = this.query;
     let reply: Buffer;
     let rcode: number;
-    let plugin = 0;
     switch (parseQuery(packet, q)) {
       case ParseOutcome.Drop:
-        return undefined;
+        return false;
       case ParseOutcome.FormErrNoQuestion:
         q.qtype = 0;
         rcode = Rcode.FORMERR;
@@ -93,34 +87,46 @@ export class QueryAnswerer {
         reply = writeReply(packet, q, FORMERR, replyLimit(q, arrival.overTcp));
         break;
       default: {
-        const limit = replyLimit(q, arrival.overTcp);
-        let answer = REFUSED;
-        if (q.edns && q.ednsVersion !== 0) answer = BADVERS;
-        else if (q.qtype === RRType.OPT) answer = FORMERR;
+        let resolved: Resolved | Promise<Resolved> = NOBODY;
+        if (q.edns && q.ednsVersion !== 0) resolved = { answer: BADVERS, step: undefined };
+        else if (q.qtype === RRType.OPT) resolved = { answer: FORMERR, step: undefined };
         else if (!TRANSFER_TYPES.has(q.qtype)) {
           try {
-            for (let i = 0; i < this.steps.length; i++) {
-              const found = this.steps[i]!.resolve(q);
-              if (found !== undefined) {
-                answer = found;
-                plugin = this.plugins[i]!;
-                break;
-              }
-            }
+            resolved = this.chain.resolve(q, client);
           } catch (error) {
-            this.stepFailed(error, q);
-            answer = SERVFAIL;
-            plugin = 0;
+            resolved = this.stepFailed(error, q);
           }
         }
-        rcode = answer.rcode;
-        reply = writeReply(packet, q, answer, limit);
+        if (resolved instanceof Promise) {
+          // The reused query object will hold other queries by the time this one is answered.
+          const waiting = { ...q };
+          const question = Buffer.from(packet.subarray(0, q.questionEnd));
+          resolved.then(
+            (late) => this.finish(question, waiting, late, arrival, client, started, send),
+            (error: unknown) => this.finish(question, waiting, this.stepFailed(error, waiting), arrival, client, started, send),
+          );
+          return true;
+        }
+        this.finish(packet, q, resolved, arrival, client, started, send);
+        return true;
       }
     }
+    this.count(packet, q, rcode, 0, reply, arrival, client, started);
+    send(reply);
+    return true;
+  }
+
+  private finish(packet: Buffer, q: Query, resolved: Resolved, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
+    const reply = writeReply(packet, q, resolved.answer, replyLimit(q, arrival.overTcp));
+    const plugin = resolved.step === undefined ? 0 : Math.max(0, (PLUGINS as readonly string[]).indexOf(resolved.step));
+    this.count(packet, q, resolved.answer.rcode, plugin, reply, arrival, client, started);
+    send(reply);
+  }
+
+  private count(packet: Buffer, q: Query, rcode: number, plugin: number, reply: Buffer, arrival: Arrival, client: Client, started: number): void {
     const seconds = (performance.now() - started) / 1000;
     this.options.metrics.observe(arrival.listener, arrival.overTcp, q.qtype, rcode, plugin, packet.length, reply.length, seconds);
     if (this.options.logQueries) this.logQuery(q, arrival, client, rcode, reply.length, seconds);
-    return reply;
   }
 
   private logQuery(q: Query, arrival: Arrival, client: Client, rcode: number, size: number, seconds: number): void {
@@ -135,10 +141,12 @@ export class QueryAnswerer {
     }, 'query');
   }
 
-  private stepFailed(error: unknown, q: Query): void {
+  private stepFailed(error: unknown, q: Query): Resolved {
     const now = performance.now();
-    if (now - this.lastStepErrorLog < STEP_ERROR_LOG_INTERVAL_MS) return;
-    this.lastStepErrorLog = now;
-    this.options.log.error({ err: error, name: keyToName(q.key), qtype: q.qtype }, 'a resolver failed; answered SERVFAIL (a bug: please report it)');
+    if (now - this.lastStepErrorLog >= STEP_ERROR_LOG_INTERVAL_MS) {
+      this.lastStepErrorLog = now;
+      this.options.log.error({ err: error, name: keyToName(q.key), qtype: q.qtype }, 'a resolver failed; answered SERVFAIL (a bug: please report it)');
+    }
+    return { answer: SERVFAIL, step: undefined };
   }
 }

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/index.js';
 import type { Arrival, Client, QueryAnswerer } from './answer-query.js';
 
-export { QueryAnswerer, type ResolverStep, type AnswererOptions } from './answer-query.js';
+export { QueryAnswerer, type AnswererOptions } from './answer-query.js';
 
 export interface DnsServerOptions {
   readonly listen: readonly ListenAddress[];
@@ -92,13 +92,14 @@ export class DnsServer {
         socket.on('message', (packet, peer) => {
           // Source port 0 cannot be answered (and Node's send throws on it): drop such packets unread.
           if (peer.port === 0) return;
-          const reply = this.answerer.answer(packet, arrival, peer);
-          if (reply === undefined) return;
-          try {
-            socket.send(reply, peer.port, peer.address);
-          } catch (error) {
-            this.log.debug({ err: error, peer: `${peer.address}:${peer.port}` }, 'cannot send a UDP reply');
-          }
+          this.answerer.answer(packet, arrival, peer, (reply) => {
+            try {
+              socket.send(reply, peer.port, peer.address);
+            } catch (error) {
+              // A socket closed while an upstream answer was on its way, or an unsendable peer.
+              this.log.debug({ err: error, peer: `${peer.address}:${peer.port}` }, 'cannot send a UDP reply');
+            }
+          });
         });
         resolve(socket);
       });
@@ -129,6 +130,17 @@ export class DnsServer {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));
     const client: Client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    // Replies go out as they are ready: a forwarded answer may follow a later cluster answer (RFC 7766 §7).
+    const send = (reply: Buffer): void => {
+      if (socket.destroyed) return;
+      const framed = Buffer.allocUnsafe(reply.length + 2);
+      framed.writeUInt16BE(reply.length, 0);
+      reply.copy(framed, 2);
+      if (!socket.write(framed)) {
+        socket.pause();
+        socket.once('drain', () => socket.resume());
+      }
+    };
     let pending: Buffer = EMPTY;
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -136,19 +148,12 @@ export class DnsServer {
       while (pending.length - offset >= 2) {
         const length = pending.readUInt16BE(offset);
         if (pending.length - offset - 2 < length) break;
-        const reply = this.answerer.answer(pending.subarray(offset + 2, offset + 2 + length), arrival, client);
+        const answered = this.answerer.answer(pending.subarray(offset + 2, offset + 2 + length), arrival, client, send);
         offset += 2 + length;
-        if (reply === undefined) {
+        if (!answered) {
           // Not a query we can answer (no header, or a response): nothing sensible follows on this stream.
           socket.destroy();
           return;
-        }
-        const framed = Buffer.allocUnsafe(reply.length + 2);
-        framed.writeUInt16BE(reply.length, 0);
-        reply.copy(framed, 2);
-        if (!socket.write(framed)) {
-          socket.pause();
-          socket.once('drain', () => socket.resume());
         }
       }
       pending = offset === pending.length ? EMPTY : pending.subarray(offset);

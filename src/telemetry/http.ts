@@ -1,7 +1,8 @@
 /**
  * The HTTP endpoints the kubelet and Prometheus use, with CoreDNS's paths and semantics:
  *   GET /health   200 "OK" while the process runs (also during lame duck, as CoreDNS's health plugin does)
- *   GET /ready    200 "OK" once the first sync is done; 503 with the reason before it and during lame duck
+ *   GET /ready    200 "OK" once the first sync is done (with a "warning:" line per problem that does not stop the
+ *                 cluster zone, such as a forwarding loop); 503 with the reason before it and during lame duck
  *   GET /metrics  Prometheus text
  * Each endpoint has its own listen address; endpoints that share an address share one HTTP server.
  */
@@ -12,6 +13,8 @@ import type { ListenAddress } from '../config/index.js';
 export interface Readiness {
   /** Undefined when ready; otherwise why not. */
   notReadyReason(): string | undefined;
+  /** Problems that do not stop us serving the cluster zone (a forwarding loop), listed under a ready "OK". */
+  warnings?(): readonly string[];
 }
 
 export interface EndpointAddresses {
@@ -69,7 +72,9 @@ export class TelemetryEndpoints {
         return send(response, 200, 'OK');
       case '/ready': {
         const reason = this.readiness.notReadyReason();
-        return reason === undefined ? send(response, 200, 'OK') : send(response, 503, `${reason}\n`);
+        if (reason !== undefined) return send(response, 503, `${reason}\n`);
+        const warnings = this.readiness.warnings?.() ?? [];
+        return send(response, 200, warnings.length === 0 ? 'OK' : `OK\n${warnings.map((warning) => `warning: ${warning}\n`).join('')}`);
       }
       case '/metrics':
         try {

@@ -8,6 +8,9 @@
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LogLevel } from '../config/index.js';
+import type { CacheStats } from '../resolvers/cache/index.js';
+import type { ForwardObserver, UpstreamState } from '../resolvers/forward/index.js';
+import { rcodeName } from '../wire/index.js';
 import { QueryMetrics, type Listener } from './query-metrics.js';
 
 export type { Logger };
@@ -37,6 +40,10 @@ export interface TelemetrySources {
   rejectedTcpConnections(): number;
   /** The watch state, when a cluster is watched. */
   watchStates?(): readonly WatchStateView[];
+  /** When forwarding is on: */
+  upstreamStates?(): readonly UpstreamState[];
+  cacheStats?(): CacheStats;
+  autopathCompletions?(): number;
 }
 
 export interface Telemetry {
@@ -44,6 +51,8 @@ export interface Telemetry {
   readonly queries: QueryMetrics;
   /** Observes the delay from an EndpointSlice change being triggered to its answer being served. */
   observeProgramming(serviceKind: 'cluster_ip' | 'headless_with_selector' | 'headless_without_selector', seconds: number): void;
+  /** Counts what the forwarder does. */
+  readonly forward: ForwardObserver;
 }
 
 export function createTelemetry(sources: TelemetrySources): Telemetry {
@@ -132,6 +141,96 @@ export function createTelemetry(sources: TelemetrySources): Telemetry {
   return {
     registry,
     queries,
+    forward: forwardMetrics(registry, sources),
     observeProgramming: (serviceKind, seconds) => programming.observe({ service_kind: serviceKind }, Math.max(seconds, 0)),
+  };
+}
+
+/** CoreDNS's forward, cache and autopath metrics (names and labels as dashboards know them), plus ours. */
+function forwardMetrics(registry: Registry, sources: TelemetrySources): ForwardObserver {
+  const requests = new Counter({ name: 'coredns_forward_requests_total', help: 'Counter of requests made per upstream.', labelNames: ['to'], registers: [registry] });
+  const responses = new Counter({ name: 'coredns_forward_responses_total', help: 'Counter of responses received per upstream.', labelNames: ['to', 'rcode'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'coredns_proxy_request_duration_seconds',
+    help: 'Histogram of the time each request took.',
+    labelNames: ['proxy_name', 'to', 'rcode'],
+    buckets: Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i),
+    registers: [registry],
+  });
+  const healthcheckFailures = new Counter({ name: 'coredns_forward_healthcheck_failures_total', help: 'Counter of the number of failed healthchecks.', labelNames: ['to'], registers: [registry] });
+  const broken = new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Counter of the number of complete failures of the healthchecks.', registers: [registry] });
+  const rejects = new Counter({ name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.', registers: [registry] });
+  const coalesced = new Counter({ name: 'clusterdns_forward_coalesced_total', help: 'Queries that joined an identical upstream query already in flight instead of sending their own.', registers: [registry] });
+  const upstreamStates = sources.upstreamStates;
+  if (upstreamStates !== undefined) {
+    new Gauge({
+      name: 'clusterdns_forward_upstream_up',
+      help: '1 while an upstream is considered healthy, 0 while it is down and probed.',
+      labelNames: ['to'],
+      registers: [registry],
+      collect() {
+        for (const state of upstreamStates()) this.set({ to: state.to }, state.up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'clusterdns_forward_loop_detected',
+      help: '1 for an upstream that forwards our queries back to us; it is not used.',
+      labelNames: ['to'],
+      registers: [registry],
+      collect() {
+        for (const state of upstreamStates()) this.set({ to: state.to }, state.looping ? 1 : 0);
+      },
+    });
+  }
+  const cacheStats = sources.cacheStats;
+  if (cacheStats !== undefined) {
+    const counter = (name: string, help: string, read: (stats: CacheStats) => number): void => {
+      new Counter({ name, help, registers: [registry], collect() {
+        this.reset();
+        this.inc(read(cacheStats()));
+      } });
+    };
+    new Gauge({
+      name: 'coredns_cache_entries',
+      help: 'The number of elements in the cache.',
+      labelNames: ['type'],
+      registers: [registry],
+      collect() {
+        for (const [type, count] of Object.entries(cacheStats().entries)) this.set({ type }, count);
+      },
+    });
+    new Counter({
+      name: 'coredns_cache_hits_total',
+      help: 'The count of cache hits.',
+      labelNames: ['type'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [type, count] of Object.entries(cacheStats().hits)) this.inc({ type }, count);
+      },
+    });
+    counter('coredns_cache_misses_total', 'The count of cache misses.', (stats) => stats.misses);
+    counter('coredns_cache_requests_total', 'The count of cache requests.', (stats) => stats.requests);
+    counter('coredns_cache_prefetch_total', 'The number of times the cache has prefetched a cached item.', (stats) => stats.prefetches);
+    counter('coredns_cache_served_stale_total', 'The number of requests served from stale cache entries.', (stats) => stats.servedStale);
+  }
+  const autopathCompletions = sources.autopathCompletions;
+  if (autopathCompletions !== undefined) {
+    new Counter({ name: 'coredns_autopath_success_count_total', help: 'Counter of requests that did autopath.', registers: [registry], collect() {
+      this.reset();
+      this.inc(autopathCompletions());
+    } });
+  }
+  return {
+    request: (to) => requests.inc({ to }),
+    response: (to, rcode, seconds) => {
+      const code = rcodeName(rcode);
+      responses.inc({ to, rcode: code });
+      duration.observe({ proxy_name: 'forward', to, rcode: code }, seconds);
+    },
+    healthcheckFailure: (to) => healthcheckFailures.inc({ to }),
+    allDown: () => broken.inc(),
+    rejected: () => rejects.inc(),
+    coalesced: () => coalesced.inc(),
   };
 }

@@ -31,7 +31,7 @@ const RCODES = 24;
 const PROTOS = ['udp', 'tcp'] as const;
 
 /** The step that wrote a response, as CoreDNS's `plugin` label names it ('' when the server itself did). */
-export const PLUGINS = ['', 'kubernetes'] as const;
+export const PLUGINS = ['', 'kubernetes', 'autopath', 'cache', 'forward'] as const;
 export type PluginIndex = number;
 
 export interface Listener {

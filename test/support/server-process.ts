@@ -1,6 +1,7 @@
 /**
  * Starts the real clusterdns process (`node dist/cli.js serve ...`) on an ephemeral loopback port and reads the
- * bound port from its "serving" log line. Stopped by PID in `stop()`; tests never touch processes they did not start.
+ * bound port from its "serving" log line. Forwarding is off (`--upstream none`) unless the test gives upstreams of its
+ * own on loopback. Stopped by PID in `stop()`; tests never touch processes they did not start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -25,7 +26,9 @@ export async function startServer(args: readonly string[], host = '127.0.0.1'): 
   const listen = host.includes(':') ? `[${host}]:0` : `${host}:0`;
   const loopback = host.includes(':') ? '[::1]:0' : '127.0.0.1:0';
   const http = ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
-  const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...args], {
+  // Tests never forward to the machine's own resolver: without an --upstream of the test's own, none at all.
+  const upstream = args.includes('--upstream') ? [] : ['--upstream', 'none'];
+  const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...upstream, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -88,7 +91,9 @@ export async function startServer(args: readonly string[], host = '127.0.0.1'): 
 
 /** Runs the CLI to completion (for startup failures and --help). */
 export async function runCli(args: readonly string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // As startServer: a serve that gets going must not forward to the machine's own resolver.
+  const safe = args[0] === 'serve' && !args.includes('--upstream') ? [...args, '--upstream', 'none'] : args;
+  const child = spawn(process.execPath, [CLI, ...safe], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

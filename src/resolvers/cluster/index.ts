@@ -20,9 +20,9 @@ import {
   RRClass,
   RRType,
   type PreparedAnswer,
-  type Query,
   type ResourceRecord,
 } from '../../wire/index.js';
+import type { ChainQuestion } from '../chain.js';
 import { ServiceEntry } from './service-entry.js';
 import { NameTable, type NameNode } from './table.js';
 
@@ -44,6 +44,11 @@ export interface ClusterZoneOptions {
    * endpoint (the kube-dns Service, as CoreDNS finds it), else these addresses themselves.
    */
   readonly selfAddresses: readonly string[];
+  /**
+   * Pass reverse names of addresses that are not ours on to the next step instead of answering NXDOMAIN
+   * (CoreDNS's `fallthrough in-addr.arpa ip6.arpa`): on when an upstream can answer them.
+   */
+  readonly reverseFallthrough?: boolean;
 }
 
 interface Zone {
@@ -130,14 +135,16 @@ export class ClusterResolver {
    * The answer for a question in one of our zones, or undefined when the name is not ours to answer.
    * Synchronous and allocation-free once a name's answer is prepared.
    */
-  resolve(q: Query): PreparedAnswer | undefined {
+  resolve(q: ChainQuestion): PreparedAnswer | undefined {
     if (q.qclass !== RRClass.IN && q.qclass !== RRClass.ANY) return undefined;
     if (!this.store.synced) return this.zoneOf(q.key) === undefined ? undefined : SERVFAIL;
     const node = this.table.get(q.key);
     if (node !== undefined) return this.answerAt(node, q.qtype);
     const zone = this.zoneOf(q.key);
     if (zone === undefined) return undefined;
-    return this.computedAnswer(zone, q.key, q.qtype) ?? this.nxdomain(zone, q.key);
+    const answer = this.computedAnswer(zone, q.key, q.qtype);
+    if (answer !== undefined) return answer;
+    return zone.reverse !== undefined && this.options.reverseFallthrough === true ? undefined : this.nxdomain(zone, q.key);
   }
 
   private apply(changes: StoreChanges): void {
@@ -210,30 +217,37 @@ export class ClusterResolver {
     const records = node.records();
     const cname = records.find((record) => record.data.type === RRType.CNAME);
     let answer: ResourceRecord[];
+    let chaseTarget: string | undefined;
     if (cname !== undefined && qtype !== RRType.CNAME && qtype !== RRType.ANY) {
-      answer = [cname, ...this.chase(cname, qtype)];
+      const chased = this.chase(cname, qtype);
+      answer = [cname, ...chased.records];
+      chaseTarget = chased.outside;
     } else {
       answer = qtype === RRType.ANY ? records : records.filter((record) => record.data.type === qtype);
     }
     if (answer.length === 0) return this.negative(node.key, Rcode.NOERROR);
-    return prepareAnswer(node.key, { rcode: Rcode.NOERROR, authoritative: true, answer, additional: this.additionalFor(answer) });
+    return prepareAnswer(node.key, { rcode: Rcode.NOERROR, authoritative: true, chaseTarget, answer, additional: this.additionalFor(answer) });
   }
 
-  /** Follows a CNAME whose target is in our own zones (an ExternalName naming another service), at most 8 deep. */
-  private chase(cname: ResourceRecord, qtype: number): ResourceRecord[] {
+  /**
+   * Follows a CNAME through our own zones (an ExternalName naming another service), at most 8 deep; `outside`
+   * is the target it ends at when that is not ours, for the next resolver steps to answer.
+   */
+  private chase(cname: ResourceRecord, qtype: number): { records: ResourceRecord[]; outside?: string } {
     const chain: ResourceRecord[] = [];
     const seen = new Set<string>();
     for (let link = cname; link.data.type === RRType.CNAME && chain.length < 8; ) {
       const target = link.data.target;
       if (seen.has(target)) break;
       seen.add(target);
+      if (this.zoneOf(target) === undefined) return { records: chain, outside: target };
       const records = this.recordsAt(target) ?? [];
       const next = records.find((record) => record.data.type === RRType.CNAME);
-      if (next === undefined) return [...chain, ...records.filter((record) => record.data.type === qtype)];
+      if (next === undefined) return { records: [...chain, ...records.filter((record) => record.data.type === qtype)] };
       chain.push(next);
       link = next;
     }
-    return chain;
+    return { records: chain };
   }
 
   /** The addresses of SRV and NS targets we know, so clients need no second query. */

@@ -1,0 +1,293 @@
+/**
+ * resolvers/forward — sends every name we are not authoritative for to upstream servers: the default upstreams
+ * (--upstream, else resolv.conf's nameservers) or, for names under a stub domain, that domain's own servers.
+ * Owns the upstreams' health, the choice among them, failover within a deadline, the bound on concurrent
+ * upstream queries, coalescing of identical questions in flight, loop detection and serve-stale. It writes
+ * answers into the cache (resolvers/cache) and reads it only for serve-stale; cache hits never get here.
+ *
+ * Failure rules, per upstream: a try that times out or fails on the network counts one failure; `maxFails`
+ * in a row mark the upstream down, and one background probe at a time (`. NS`, every PROBE_INTERVAL_MS)
+ * brings it back as soon as it answers anything. Down upstreams are skipped; when all are down, one is still
+ * tried. An upstream found to forward back to us (a loop) is never used again, and said so once.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { emptyAnswer, isInZone, nameToKey, Rcode, RRClass, type Message, type PreparedAnswer } from '../../wire/index.js';
+import { prepare, type AnswerCache } from '../cache/index.js';
+import { describe, exchange, ExchangeError, type ExchangeResult, type Question, type UpstreamAddress } from './exchange.js';
+
+export type { UpstreamAddress } from './exchange.js';
+export { describe as describeUpstream } from './exchange.js';
+
+export type ForwardPolicy = 'random' | 'round_robin' | 'sequential';
+export const FORWARD_POLICIES: readonly ForwardPolicy[] = ['random', 'round_robin', 'sequential'];
+
+export interface StubDomain {
+  /** Wire key of the domain (names.ts). */
+  readonly zoneKey: string;
+  readonly upstreams: readonly UpstreamAddress[];
+}
+
+/** What the forwarder reports; telemetry turns it into CoreDNS's metrics. */
+export interface ForwardObserver {
+  request(to: string): void;
+  response(to: string, rcode: number, seconds: number): void;
+  healthcheckFailure(to: string): void;
+  /** Every upstream of a group was down when a query came. */
+  allDown(): void;
+  rejected(): void;
+  coalesced(): void;
+}
+
+export interface ForwarderOptions {
+  readonly upstreams: readonly UpstreamAddress[];
+  readonly stubDomains: readonly StubDomain[];
+  readonly policy: ForwardPolicy;
+  readonly maxFails: number;
+  /** Each try waits this long for an answer. */
+  readonly tryTimeoutMs: number;
+  /** All tries of one question end by then; the client gets SERVFAIL (or a stale answer). */
+  readonly deadlineMs: number;
+  readonly maxConcurrent: number;
+  readonly cache: AnswerCache | undefined;
+  readonly observer: ForwardObserver;
+  readonly log: Logger;
+  /** In [0, 1); Math.random in production. */
+  readonly random?: () => number;
+}
+
+export interface ForwardQuestion {
+  readonly key: string;
+  readonly qtype: number;
+  readonly qclass: number;
+  readonly dnssecOk: boolean;
+  /** The client's header flags: CD is passed on. */
+  readonly flags: number;
+}
+
+export interface UpstreamState {
+  readonly to: string;
+  readonly up: boolean;
+  readonly looping: boolean;
+}
+
+const PROBE_INTERVAL_MS = 500;
+const LOOP_PROBE_TIMEOUT_MS = 2000;
+const HINFO = 13;
+const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
+const REFUSED = emptyAnswer(Rcode.REFUSED);
+
+class Upstream {
+  readonly to: string;
+  fails = 0;
+  down = false;
+  looping = false;
+  probing: NodeJS.Timeout | undefined;
+
+  constructor(readonly address: UpstreamAddress) {
+    this.to = describe(address);
+  }
+}
+
+class Group {
+  private next = 0;
+
+  constructor(readonly upstreams: readonly Upstream[]) {}
+
+  /** The order to try this group's upstreams in, by policy; down ones last, looping ones never. */
+  order(policy: ForwardPolicy, random: () => number): Upstream[] {
+    const usable = this.upstreams.filter((upstream) => !upstream.looping);
+    let ordered = usable;
+    if (policy === 'random') {
+      ordered = [...usable];
+      for (let i = ordered.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [ordered[i], ordered[j]] = [ordered[j]!, ordered[i]!];
+      }
+    } else if (policy === 'round_robin' && usable.length > 0) {
+      const start = this.next++ % usable.length;
+      ordered = [...usable.slice(start), ...usable.slice(0, start)];
+    }
+    const healthy = ordered.filter((upstream) => !upstream.down);
+    // All down: still try one, the first in policy order.
+    return healthy.length > 0 ? healthy : ordered.slice(0, 1);
+  }
+}
+
+export class Forwarder {
+  readonly name = 'forward';
+  private readonly defaultGroup: Group | undefined;
+  private readonly stubGroups: Array<{ zoneKey: string; group: Group }>;
+  private readonly all: Upstream[];
+  private readonly inFlight = new Map<string, Promise<PreparedAnswer>>();
+  private upstreamQueries = 0;
+  /** Names of loop probes in flight → the upstream each was sent to. */
+  private readonly loopProbes = new Map<string, Upstream>();
+  private readonly random: () => number;
+  private closed = false;
+
+  constructor(private readonly options: ForwarderOptions) {
+    this.random = options.random ?? Math.random;
+    const byAddress = new Map<string, Upstream>();
+    const upstream = (address: UpstreamAddress): Upstream => {
+      const to = describe(address);
+      let found = byAddress.get(to);
+      if (found === undefined) byAddress.set(to, (found = new Upstream(address)));
+      return found;
+    };
+    this.defaultGroup = options.upstreams.length > 0 ? new Group(options.upstreams.map(upstream)) : undefined;
+    // Longest domain first, so the most specific stub domain wins.
+    this.stubGroups = [...options.stubDomains]
+      .sort((a, b) => b.zoneKey.length - a.zoneKey.length)
+      .map((stub) => ({ zoneKey: stub.zoneKey, group: new Group(stub.upstreams.map(upstream)) }));
+    this.all = [...byAddress.values()];
+  }
+
+  /** Whether any name can be forwarded at all. */
+  get enabled(): boolean {
+    return this.all.length > 0;
+  }
+
+  /** Sends a loop probe through every upstream; a probe that comes back to us marks that upstream as a loop. */
+  async detectLoops(): Promise<void> {
+    await Promise.all(this.all.map(async (upstream) => {
+      const name = `${randomBytes(8).toString('hex')}.${randomBytes(4).toString('hex')}.loop-probe.clusterdns.`;
+      const key = nameToKey(name);
+      this.loopProbes.set(key, upstream);
+      try {
+        await exchange(upstream.address, { key, qtype: HINFO, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, LOOP_PROBE_TIMEOUT_MS);
+      } catch {
+        // Unanswered is fine here: health checks deal with dead upstreams; only a probe that returns matters.
+      } finally {
+        this.loopProbes.delete(key);
+      }
+    }));
+  }
+
+  states(): UpstreamState[] {
+    return this.all.map((upstream) => ({ to: upstream.to, up: !upstream.down, looping: upstream.looping }));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const upstream of this.all) clearTimeout(upstream.probing);
+  }
+
+  resolve(q: ForwardQuestion): PreparedAnswer | Promise<PreparedAnswer> | undefined {
+    const probed = this.loopProbes.get(q.key);
+    if (probed !== undefined) return this.loopFound(probed);
+    const group = this.groupFor(q.key);
+    if (group === undefined) return undefined;
+    const coalesceKey = `${q.key}|${q.qtype}|${q.qclass}|${q.dnssecOk ? 1 : 0}|${q.flags & 0x0010 ? 1 : 0}`;
+    const pending = this.inFlight.get(coalesceKey);
+    if (pending !== undefined) {
+      this.options.observer.coalesced();
+      return pending;
+    }
+    if (this.upstreamQueries >= this.options.maxConcurrent) {
+      this.options.observer.rejected();
+      return REFUSED;
+    }
+    const question: Question = { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & 0x0010) !== 0 };
+    const answer = this.ask(group, question).finally(() => this.inFlight.delete(coalesceKey));
+    this.inFlight.set(coalesceKey, answer);
+    return answer;
+  }
+
+  /**
+   * Refreshes a cache entry in the background (prefetch); the result lands in the cache.
+   */
+  prefetch(q: ForwardQuestion): void {
+    const group = this.groupFor(q.key);
+    if (group === undefined || this.upstreamQueries >= this.options.maxConcurrent) {
+      this.options.cache?.prefetchFailed(q);
+      return;
+    }
+    void this.ask(group, { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & 0x0010) !== 0 }, true);
+  }
+
+  private groupFor(key: string): Group | undefined {
+    for (const stub of this.stubGroups) if (isInZone(key, stub.zoneKey)) return stub.group;
+    return this.defaultGroup;
+  }
+
+  private async ask(group: Group, question: Question, prefetching = false): Promise<PreparedAnswer> {
+    this.upstreamQueries++;
+    try {
+      const message = await this.tryUpstreams(group, question);
+      if (message !== undefined) return this.options.cache?.store(question, message) ?? prepare(message, (record) => record.ttl);
+      if (prefetching) this.options.cache?.prefetchFailed(question);
+      return this.options.cache?.stale(question) ?? SERVFAIL;
+    } finally {
+      this.upstreamQueries--;
+    }
+  }
+
+  /** Tries upstreams in policy order until one answers or the deadline passes. */
+  private async tryUpstreams(group: Group, question: Question): Promise<Message | undefined> {
+    const deadline = Date.now() + this.options.deadlineMs;
+    const order = group.order(this.options.policy, this.random);
+    if (order.every((upstream) => upstream.down)) this.options.observer.allDown();
+    for (let attempt = 0; attempt < order.length; attempt++) {
+      const upstream = order[attempt]!;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const started = performance.now();
+      this.options.observer.request(upstream.to);
+      let result: ExchangeResult;
+      try {
+        result = await exchange(upstream.address, question, Math.min(this.options.tryTimeoutMs, left));
+      } catch (error) {
+        if (!(error instanceof ExchangeError)) throw error;
+        this.failed(upstream, error);
+        continue;
+      }
+      this.options.observer.response(upstream.to, result.message.rcode, (performance.now() - started) / 1000);
+      upstream.fails = 0;
+      return result.message;
+    }
+    return undefined;
+  }
+
+  private failed(upstream: Upstream, error: ExchangeError): void {
+    upstream.fails++;
+    if (upstream.down || upstream.fails < this.options.maxFails) return;
+    upstream.down = true;
+    this.options.log.warn({ upstream: upstream.to, fails: upstream.fails, err: error.message }, 'upstream marked down; probing it until it answers');
+    this.probe(upstream);
+  }
+
+  /** One probe in flight per down upstream, every PROBE_INTERVAL_MS, until it answers. */
+  private probe(upstream: Upstream): void {
+    if (this.closed || upstream.looping) return;
+    upstream.probing = setTimeout(() => {
+      exchange(upstream.address, { key: '\0', qtype: 2, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, this.options.tryTimeoutMs).then(
+        () => {
+          upstream.down = false;
+          upstream.fails = 0;
+          upstream.probing = undefined;
+          this.options.log.info({ upstream: upstream.to }, 'upstream answers again');
+        },
+        () => {
+          this.options.observer.healthcheckFailure(upstream.to);
+          this.probe(upstream);
+        },
+      );
+    }, PROBE_INTERVAL_MS);
+    upstream.probing.unref();
+  }
+
+  private loopFound(upstream: Upstream): PreparedAnswer {
+    if (!upstream.looping) {
+      upstream.looping = true;
+      clearTimeout(upstream.probing);
+      const others = this.all.filter((other) => !other.looping).map((other) => other.to);
+      this.options.log.error(
+        { upstream: upstream.to, stillUsed: others },
+        `forwarding loop: upstream ${upstream.to} sends queries back to this server; it is no longer used` +
+          (others.length === 0 ? ' and nothing outside the cluster zone can be resolved' : ''),
+      );
+    }
+    return SERVFAIL;
+  }
+}
