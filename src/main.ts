@@ -3,7 +3,7 @@
  * module that knows every part; the parts know only what flows into them. serve() returns a handle whose
  * shutdown() goes through lame duck (DNS still answered, /ready at 503) and close() stops everything at once.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { ListenAddress, ServeConfig } from './config/index.js';
 import { readResolvConf } from './config/resolv-conf.js';
@@ -66,6 +66,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
   });
   let server: DnsServer | undefined;
   let forwarder: Forwarder | undefined;
+  let stopWatchingResolvConf = (): void => {};
   let autopath: Autopath | undefined;
   const forwarding = outside.upstreams.length > 0 || config.stubDomains.length > 0;
   const cache = forwarding && config.cacheSize > 0
@@ -129,6 +130,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     await server?.close();
     await endpoints.close();
     await kube?.close();
+    stopWatchingResolvConf();
     forwarder?.close();
     manifests?.close();
     cluster.close();
@@ -141,6 +143,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     await kube?.start();
     // In the background: the probes need this server answering, and must not hold up serving the cluster zone.
     void forwarder?.detectLoops();
+    if (forwarder !== undefined && config.upstreams === undefined) stopWatchingResolvConf = followResolvConf(config.resolvConf, forwarder, outside.upstreams, log);
   } catch (error) {
     await closeAll();
     throw error;
@@ -186,6 +189,26 @@ async function outsideTheZone(config: ServeConfig, log: Logger): Promise<{ upstr
   // The kubelet gives pods the host's `search` line after the cluster's own domains.
   const hostSearch = resolvConf.searchLine.map((domain) => domain.replace(/\.$/, '').toLowerCase()).filter((domain) => domain !== '');
   return { upstreams, hostSearch: [...new Set(hostSearch)] };
+}
+
+/** How often resolv.conf is looked at for new nameservers (a stat, no read unless it changed). */
+const RESOLV_CONF_POLL_MS = 2000;
+
+/** Follows resolv.conf's nameservers when they are the upstreams: a changed set is used (and probed for loops) at once. */
+function followResolvConf(path: string, forwarder: Forwarder, initial: readonly UpstreamAddress[], log: Logger): () => void {
+  let current = initial.map(describeUpstream).join(' ');
+  const onChange = (): void => {
+    readResolvConf(path).then((resolvConf) => {
+      const next = resolvConf.defaultNameserver ? [] : resolvConf.nameservers;
+      const described = next.map(describeUpstream).join(' ');
+      if (described === current) return;
+      current = described;
+      log.info({ resolvConf: path, upstreams: next.map(describeUpstream) }, 'resolv.conf changed: new upstreams');
+      return forwarder.setUpstreams(next);
+    }).catch((error: unknown) => log.warn({ err: error, resolvConf: path }, 'cannot read resolv.conf; keeping the upstreams'));
+  };
+  watchFile(path, { interval: RESOLV_CONF_POLL_MS, persistent: false }, onChange);
+  return () => unwatchFile(path, onChange);
 }
 
 export function formatAddress(address: { host: string; port: number }): string {

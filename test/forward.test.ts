@@ -5,6 +5,9 @@
  * to clusterdns, stub domains, ExternalName chasing, reverse fallthrough, the cache as a client sees it and
  * serve-stale. The cache's rules with a stepped clock are in cache.test.ts.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dig, type DigResult } from './support/dig.js';
 import { get, metrics, value } from './support/http.js';
@@ -220,6 +223,26 @@ describe('forwarding: load', () => {
     expect(rest.map((result) => result.status)).toEqual(['REFUSED', 'REFUSED', 'REFUSED']);
     expect((await Promise.all(first)).map((result) => result.status)).toEqual(['NOERROR', 'NOERROR']);
     expect(value(await metrics(server), 'coredns_forward_max_concurrent_rejects_total')).toBe(3);
+  });
+});
+
+describe('forwarding: upstreams from resolv.conf', () => {
+  it('follows a resolv.conf whose nameservers change while running (port 53 on loopback addresses of its own)', async () => {
+    const first = await TestUpstream.start({ host: '127.0.0.61', port: 53, records: { 'www.example.test': { A: ['192.0.2.61'] } } });
+    cleanups.push(() => first.stop());
+    const second = await TestUpstream.start({ host: '127.0.0.62', port: 53, records: { 'www.example.test': { A: ['192.0.2.62'] } } });
+    cleanups.push(() => second.stop());
+    const dir = await mkdtemp(join(tmpdir(), 'clusterdns-resolv-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const resolvConf = join(dir, 'resolv.conf');
+    await writeFile(resolvConf, '# a node\nnameserver 127.0.0.61\noptions ndots:2\n');
+    const server = await serve(['--resolv-conf', resolvConf, '--cache-size', '0']);
+    expect((await ask(server, 'www.example.test.')).answer).toEqual(['www.example.test. 300 IN A 192.0.2.61']);
+
+    await writeFile(resolvConf, 'nameserver 127.0.0.62\n');
+    await server.waitForLog((line) => line.msg === 'resolv.conf changed: new upstreams', 10_000);
+    expect((await ask(server, 'www.example.test.')).answer).toEqual(['www.example.test. 300 IN A 192.0.2.62']);
+    expect(first.queriesFor('www.example.test')).toHaveLength(1);
   });
 });
 

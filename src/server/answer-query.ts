@@ -43,6 +43,7 @@ export interface AnswererOptions {
   readonly logQueries: boolean;
 }
 
+const PLUGIN_INDEX = new Map<string, number>(PLUGINS.map((name, index) => [name, index]));
 const NOBODY: Resolved = { answer: emptyAnswer(Rcode.REFUSED), step: undefined };
 const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
 const FORMERR = emptyAnswer(Rcode.FORMERR);
@@ -118,7 +119,7 @@ export class QueryAnswerer {
 
   private finish(packet: Buffer, q: Query, resolved: Resolved, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
     const reply = writeReply(packet, q, resolved.answer, replyLimit(q, arrival.overTcp));
-    const plugin = resolved.step === undefined ? 0 : Math.max(0, (PLUGINS as readonly string[]).indexOf(resolved.step));
+    const plugin = resolved.step === undefined ? 0 : (PLUGIN_INDEX.get(resolved.step) ?? 0);
     this.count(packet, q, resolved.answer.rcode, plugin, reply, arrival, client, started);
     send(reply);
   }

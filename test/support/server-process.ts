@@ -26,8 +26,9 @@ export async function startServer(args: readonly string[], host = '127.0.0.1'): 
   const listen = host.includes(':') ? `[${host}]:0` : `${host}:0`;
   const loopback = host.includes(':') ? '[::1]:0' : '127.0.0.1:0';
   const http = ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
-  // Tests never forward to the machine's own resolver: without an --upstream of the test's own, none at all.
-  const upstream = args.includes('--upstream') ? [] : ['--upstream', 'none'];
+  // Tests never forward to the machine's own resolver: without an --upstream or a --resolv-conf of the test's
+  // own, none at all.
+  const upstream = args.includes('--upstream') || args.includes('--resolv-conf') ? [] : ['--upstream', 'none'];
   const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...upstream, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

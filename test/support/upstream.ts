@@ -29,6 +29,8 @@ export interface SeenQuery {
 
 export interface UpstreamOptions {
   readonly host?: string;
+  /** 0 (a free port) unless given: resolv.conf can only name port 53. */
+  readonly port?: number;
   /** name (lower case, no trailing dot) → records; names not here are NXDOMAIN. */
   readonly records?: Readonly<Record<string, UpstreamRecord>>;
   /** The SOA's TTL and MINIMUM in negative answers. */
@@ -58,7 +60,7 @@ export class TestUpstream {
     const host = options.host ?? '127.0.0.1';
     for (let attempt = 0; ; attempt++) {
       const udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-      udp.bind(0, host);
+      udp.bind(options.port ?? 0, host);
       await once(udp, 'listening');
       const port = udp.address().port;
       const tcp = createServer();
@@ -67,7 +69,7 @@ export class TestUpstream {
         await once(tcp, 'listening');
       } catch (error) {
         udp.close();
-        if (attempt < 8) continue;
+        if (attempt < 8 && options.port === undefined) continue;
         throw error;
       }
       const upstream = new TestUpstream(host, port, udp, tcp, options);

@@ -114,11 +114,19 @@ class Group {
   }
 }
 
+function upstreamFor(known: Map<string, Upstream>, address: UpstreamAddress): Upstream {
+  const to = describe(address);
+  let found = known.get(to);
+  if (found === undefined) known.set(to, (found = new Upstream(address)));
+  return found;
+}
+
 export class Forwarder {
   readonly name = 'forward';
-  private readonly defaultGroup: Group | undefined;
+  private defaultGroup: Group | undefined;
   private readonly stubGroups: Array<{ zoneKey: string; group: Group }>;
-  private readonly all: Upstream[];
+  /** Every upstream of every group, once: the health state lives here. */
+  private all: Upstream[];
   private readonly inFlight = new Map<string, Promise<PreparedAnswer>>();
   private upstreamQueries = 0;
   /** Names of loop probes in flight → the upstream each was sent to. */
@@ -129,12 +137,7 @@ export class Forwarder {
   constructor(private readonly options: ForwarderOptions) {
     this.random = options.random ?? Math.random;
     const byAddress = new Map<string, Upstream>();
-    const upstream = (address: UpstreamAddress): Upstream => {
-      const to = describe(address);
-      let found = byAddress.get(to);
-      if (found === undefined) byAddress.set(to, (found = new Upstream(address)));
-      return found;
-    };
+    const upstream = (address: UpstreamAddress): Upstream => upstreamFor(byAddress, address);
     this.defaultGroup = options.upstreams.length > 0 ? new Group(options.upstreams.map(upstream)) : undefined;
     // Longest domain first, so the most specific stub domain wins.
     this.stubGroups = [...options.stubDomains]
@@ -143,14 +146,28 @@ export class Forwarder {
     this.all = [...byAddress.values()];
   }
 
+  /**
+   * Replaces the default upstreams (resolv.conf changed). Upstreams that stay keep their health; new ones are
+   * probed for a loop. Resolves when those probes are done.
+   */
+  async setUpstreams(addresses: readonly UpstreamAddress[]): Promise<void> {
+    const known = new Map(this.all.map((upstream) => [upstream.to, upstream]));
+    const before = new Set(known.keys());
+    this.defaultGroup = addresses.length > 0 ? new Group(addresses.map((address) => upstreamFor(known, address))) : undefined;
+    const used = new Set([...(this.defaultGroup?.upstreams ?? []), ...this.stubGroups.flatMap((stub) => stub.group.upstreams)]);
+    for (const upstream of this.all) if (!used.has(upstream)) clearTimeout(upstream.probing);
+    this.all = [...used];
+    await this.detectLoops(this.all.filter((upstream) => !before.has(upstream.to)));
+  }
+
   /** Whether any name can be forwarded at all. */
   get enabled(): boolean {
     return this.all.length > 0;
   }
 
   /** Sends a loop probe through every upstream; a probe that comes back to us marks that upstream as a loop. */
-  async detectLoops(): Promise<void> {
-    await Promise.all(this.all.map(async (upstream) => {
+  async detectLoops(upstreams: readonly Upstream[] = this.all): Promise<void> {
+    await Promise.all(upstreams.map(async (upstream) => {
       const name = `${randomBytes(8).toString('hex')}.${randomBytes(4).toString('hex')}.loop-probe.clusterdns.`;
       const key = nameToKey(name);
       this.loopProbes.set(key, upstream);
