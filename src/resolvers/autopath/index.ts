@@ -53,7 +53,9 @@ export class Autopath implements ResolverStep {
     const question = { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, flags: q.flags };
     const stem = q.key.slice(0, q.key.length - namespaceKey.length);
     if (asked instanceof Promise) return asked.then((found) => this.walk(question, client, stem, found.answer));
-    if (asked.answer.rcode !== Rcode.NXDOMAIN) return asked.answer;
+    // A name that exists is the cluster step's to answer (and to be counted as its answer); asking it again
+    // costs one table lookup.
+    if (asked.answer.rcode !== Rcode.NXDOMAIN) return undefined;
     return this.walk(question, client, stem, asked.answer);
   }
 
