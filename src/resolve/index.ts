@@ -5,7 +5,7 @@
  * Knows nothing of the server, the store or Kubernetes beyond the resolv.conf it is given.
  */
 import type { ResolvConf } from '../config/resolv-conf.js';
-import { rcodeName, RRType, typeName } from '../wire/constants.js';
+import { Rcode, rcodeName, RRType, typeName } from '../wire/constants.js';
 import { exchange, type Endpoint, type Outcome, type Question, type Reply } from '../wire/exchange.js';
 import { absolute, classify, gaiError, isRejected, resSearch, searchOrder, type HErrno, type NameOutcome } from './glibc.js';
 
@@ -127,7 +127,7 @@ async function askName(name: string, types: readonly number[], conf: ResolvConf,
     }
   }
   const first = last.get(types[0]!)?.outcome;
-  const servfail = first?.kind === 'reply' && rcodeName(first.reply.rcode) === 'SERVFAIL';
+  const servfail = first?.kind === 'reply' && first.reply.rcode === Rcode.SERVFAIL;
   // With attempts:0 nothing is sent, and glibc reports it as it reports a server that refuses connections.
   return summarize({ found: false, herrno: 'TRY_AGAIN', servfail, unreachable: !gotSomewhere }, types, last, sends, []);
 }
