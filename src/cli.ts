@@ -4,6 +4,7 @@
  * line and an exit code (2 for usage and configuration, 1 for anything else), and stops cleanly on SIGINT/SIGTERM.
  */
 import { parseServeArgs, serveHelp } from './config/index.js';
+import { parseResolveArgs, resolveHelp } from './config/resolve-args.js';
 import { ClusterDnsError, ConfigError } from './errors.js';
 import { formatAddress, serve, version } from './main.js';
 import { createLogger } from './telemetry/index.js';
@@ -12,6 +13,7 @@ const USAGE = `Usage: clusterdns <command> [flags]
 
 Commands:
   serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
+  resolve    show each name a pod's resolver tries for NAME and what answered (see 'clusterdns resolve --help')
   version    print the version
   help       print this help`;
 
@@ -55,6 +57,19 @@ async function main(argv: readonly string[]): Promise<void> {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      return;
+    }
+    case 'resolve': {
+      const config = parseResolveArgs(args);
+      if (config === undefined) {
+        process.stdout.write(`${resolveHelp()}\n`);
+        return;
+      }
+      // Loaded only for this command: it brings dns2, which serving never needs.
+      const { runResolve } = await import('./resolve/command.js');
+      const { output, exitCode } = await runResolve(config);
+      process.stdout.write(`${output}\n`);
+      process.exitCode = exitCode;
       return;
     }
     case 'version':

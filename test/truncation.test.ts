@@ -1,14 +1,15 @@
 /**
  * Large answers (RFC 1035 §4.2.1, RFC 6891, RFC 7766): a headless service with 100 endpoints does not fit in a
  * UDP reply. Without EDNS the reply stops at 512 bytes with TC set; with EDNS at our 1232-byte cap, OPT kept;
- * over TCP the client gets every record. Proven with dig both ways.
+ * over TCP the client gets every record. Proven with dig both ways, and with `clusterdns resolve`'s stub client.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Report } from '../src/resolve/index.js';
 import { dig } from './support/dig.js';
-import { startServer, type ServerProcess } from './support/server-process.js';
+import { runCli, startServer, type ServerProcess } from './support/server-process.js';
 
 const ENDPOINTS = 100;
 const addresses = Array.from({ length: ENDPOINTS }, (_, i) => `10.244.${Math.floor(i / 50)}.${(i % 50) + 1}`);
@@ -81,5 +82,11 @@ describe('answers larger than a UDP reply', () => {
     expect(tcp.answer).toHaveLength(ENDPOINTS);
     expect(tcp.additional).toHaveLength(ENDPOINTS);
     for (const line of tcp.answer) expect(line).toMatch(/ SRV 0 1 80 10-244-\d+-\d+\.big\.default\.svc\.cluster\.local\.$/);
+  });
+
+  it('clusterdns resolve, a stub resolver without EDNS as glibc is, retries over TCP after TC and gets every endpoint', async () => {
+    const { code, stdout } = await runCli(['resolve', 'big.default.svc.cluster.local.', '--type', 'A', '--server', `127.0.0.1:${server.port}`, '--json']);
+    expect(code).toBe(0);
+    expect([...(JSON.parse(stdout) as Report).addresses].sort()).toEqual([...addresses].sort());
   });
 });

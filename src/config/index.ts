@@ -4,11 +4,11 @@
  * that names the flag, and nothing else in clusterdns reads argv or the environment for settings.
  */
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors.js';
 import type { PodMode } from '../resolvers/cluster/index.js';
 import { FORWARD_POLICIES, type ForwardPolicy, type UpstreamAddress } from '../resolvers/forward/index.js';
 import { isInZone, NameError, nameToKey } from '../wire/index.js';
+import { flagsHelp, parseFlags, type FlagSpec, type FlagValues } from './flags.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -52,14 +52,6 @@ export interface ServeConfig {
   /** Seconds an expired answer may still be served when every upstream fails; 0 is off. */
   readonly serveStale: number;
   readonly autopath: boolean;
-}
-
-interface FlagSpec {
-  readonly type: 'string' | 'boolean';
-  readonly multiple?: boolean;
-  readonly value?: string;
-  readonly default?: string;
-  readonly help: string;
 }
 
 /** The flags of `clusterdns serve`, in the order `--help` lists them. */
@@ -114,27 +106,12 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
 };
 
 export function serveHelp(): string {
-  const rows = Object.entries(SERVE_FLAGS).map(([name, spec]) => {
-    const left = `  --${name}${spec.value ? ` ${spec.value}` : ''}`;
-    const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    return `${left.padEnd(34)}${spec.help}${def}`;
-  });
-  return ['Usage: clusterdns serve [flags]', '', 'Answers the Kubernetes cluster zone over UDP and TCP.', '', 'Flags:', ...rows].join('\n');
+  return flagsHelp('clusterdns serve [flags]', 'Answers the Kubernetes cluster zone over UDP and TCP.', SERVE_FLAGS);
 }
 
 /** Parses `serve`'s arguments. Returns undefined when `--help` was asked for. */
 export function parseServeArgs(args: readonly string[]): ServeConfig | undefined {
-  let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
-  try {
-    const options = Object.fromEntries(
-      Object.entries(SERVE_FLAGS).map(([name, spec]) => [name, { type: spec.type, ...(spec.multiple && { multiple: true }) }]),
-    );
-    ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
-  } catch (error) {
-    // parseArgs explains itself over several lines and suggests '--' for positionals, which serve never takes.
-    const reason = (error as Error).message.replace(/\s*To specify a positional argument.*$/s, '').split('\n').join(' ');
-    throw new ConfigError(`${reason.replace(/\.?\s*$/, '')}; see 'clusterdns serve --help'`);
-  }
+  const { values }: { values: FlagValues } = parseFlags('serve', SERVE_FLAGS, args);
   if (values.help === true) return undefined;
   const text = (name: string): string => (values[name] as string | undefined) ?? SERVE_FLAGS[name]!.default!;
 
@@ -240,7 +217,7 @@ function parseNamespaces(value: string): string[] {
   return [...new Set(namespaces)];
 }
 
-function parseZone(value: string): string {
+export function parseZone(value: string): string {
   const zone = value.replace(/\.$/, '').toLowerCase();
   try {
     nameToKey(zone);
@@ -259,7 +236,7 @@ function parseInteger(flag: string, value: string, min: number, max: number): nu
   return number;
 }
 
-function parseChoice<T extends string>(flag: string, value: string, choices: readonly T[]): T {
+export function parseChoice<T extends string>(flag: string, value: string, choices: readonly T[]): T {
   if (!(choices as readonly string[]).includes(value)) throw new ConfigError(`--${flag} ${value}: expected one of ${choices.join(', ')}`);
   return value as T;
 }

@@ -22,16 +22,24 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServer(args: readonly string[], host = '127.0.0.1'): Promise<ServerProcess> {
-  const listen = host.includes(':') ? `[${host}]:0` : `${host}:0`;
+export interface StartOptions {
+  /** Listen on this port instead of a free one (a glibc client can only ask port 53). */
+  readonly port?: number;
+  /** Run inside this network namespace (`ip netns exec`, which execs node: the child's PID is the server's). */
+  readonly netns?: string;
+}
+
+export async function startServer(args: readonly string[], host = '127.0.0.1', options: StartOptions = {}): Promise<ServerProcess> {
+  const listen = host.includes(':') ? `[${host}]:${options.port ?? 0}` : `${host}:${options.port ?? 0}`;
   const loopback = host.includes(':') ? '[::1]:0' : '127.0.0.1:0';
   const http = ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
   // Tests never forward to the machine's own resolver: without an --upstream or a --resolv-conf of the test's
   // own, none at all.
   const upstream = args.includes('--upstream') || args.includes('--resolv-conf') ? [] : ['--upstream', 'none'];
-  const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...upstream, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...upstream, ...args];
+  const child = options.netns === undefined
+    ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   const waiters = new Set<{ test: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
   let buffered = '';
