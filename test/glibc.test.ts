@@ -4,8 +4,12 @@
  * pair (test/support/netns.ts). Each case checks what getent printed and exactly which queries clusterdns
  * received, and that `clusterdns resolve`, run in the same pod with the same resolv.conf, sends the same sequence.
  * Failure replies (SERVFAIL, REFUSED, a dropped AAAA, NODATA, a lone CNAME) come from a scripted server, since
- * clusterdns gives none of them on purpose. Needs root, iproute2, util-linux and libc-bin (.ci/run installs them).
+ * clusterdns gives none of them on purpose. External names go through an upstream in the node namespace, with
+ * and without search-path completion (--autopath). Needs root, iproute2, util-linux and libc-bin (.ci/run installs them).
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../src/resolve/index.js';
@@ -58,7 +62,8 @@ describe.skipIf(!canRun)('glibc in a pod (root: network and mount namespaces)', 
   });
 
   /** Queries clusterdns logged from the pod since log line `from`. */
-  const received = (from: number): LoggedQuery[] => server.logs.slice(from)
+  const received = (from: number): LoggedQuery[] => receivedBy(server, from);
+  const receivedBy = (from: ServerProcess, since: number): LoggedQuery[] => from.logs.slice(since)
     .filter((line) => line.msg === 'query' && String(line.client).startsWith(`${POD_IP}:`))
     .map((line) => ({ name: String(line.name), type: String(line.type), rcode: String(line.rcode) }));
 
@@ -216,8 +221,70 @@ describe.skipIf(!canRun)('glibc in a pod (root: network and mount namespaces)', 
     }
   });
 
-  // Both start an upstream in the node namespace, startDnsTestServer(net.nodeNs, { listen: '127.0.0.1:5301', zone:
-  // 'example.test', records: ['www.example.test. 60 IN A 192.0.2.80'] }), and serve with --upstream pointing at it.
-  it.todo('an external name through a loopback upstream costs 4 names × (A, AAAA) before its answer: needs forwarding (--upstream), being built in main');
-  it.todo('with search-path completion on, an external name costs one A and one AAAA query: needs autopath (--autopath), being built in main');
+  describe('names outside the cluster zone, through an upstream in the node namespace', () => {
+    const FORWARDING_IP = '10.96.0.12';
+    const AUTOPATH_IP = '10.96.0.13';
+    let upstream: DnsTestServer;
+    let forwarding: ServerProcess;
+    let autopath: ServerProcess;
+    let dir: string;
+
+    beforeAll(async () => {
+      await net.addNodeAddress(FORWARDING_IP);
+      await net.addNodeAddress(AUTOPATH_IP);
+      upstream = await startDnsTestServer(net.nodeNs, { listen: '127.0.0.1:5301', zone: 'example.test', records: ['www.example.test. 60 IN A 192.0.2.80'] });
+      // The node's resolv.conf, for the host search domains: none here.
+      dir = await mkdtemp(join(tmpdir(), 'clusterdns-glibc-'));
+      await writeFile(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+      const common = ['--manifests', FIXTURE, '--log-queries', '--upstream', '127.0.0.1:5301', '--resolv-conf', join(dir, 'resolv.conf')];
+      forwarding = await startServer(common, FORWARDING_IP, { port: 53, netns: net.nodeNs });
+      autopath = await startServer([...common, '--autopath'], AUTOPATH_IP, { port: 53, netns: net.nodeNs });
+    });
+
+    afterAll(async () => {
+      await autopath?.stop();
+      await forwarding?.stop();
+      await upstream?.stop();
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    });
+
+    const podResolvConf = (ip: string): string => `${SEARCH}\nnameserver ${ip}\noptions ndots:5\n`;
+
+    it('without completion, an external name costs 4 names × (A, AAAA) before its answer', async () => {
+      const from = forwarding.logs.length;
+      const { code, stdout } = await net.inPod(podResolvConf(FORWARDING_IP), ['getent', 'ahosts', 'www.example.test']);
+      await settled(() => forwarding.logs.length);
+      const queries = receivedBy(forwarding, from);
+      expect(code).toBe(0);
+      expect(parseAhosts(stdout).addresses).toEqual(['192.0.2.80']);
+      expect(names(queries)).toEqual([
+        'www.example.test.default.svc.cluster.local.',
+        'www.example.test.svc.cluster.local.',
+        'www.example.test.cluster.local.',
+        'www.example.test.',
+      ]);
+      expect(queries).toHaveLength(8);
+    });
+
+    it('with --autopath, an external name costs one A and one AAAA query, and clusterdns resolve sees the same', async () => {
+      const from = autopath.logs.length;
+      const { code, stdout } = await net.inPod(podResolvConf(AUTOPATH_IP), ['getent', 'ahosts', 'www.example.test']);
+      await settled(() => autopath.logs.length);
+      const queries = receivedBy(autopath, from);
+      expect(code).toBe(0);
+      expect(parseAhosts(stdout).addresses).toEqual(['192.0.2.80']);
+      expect(multiset(queries)).toEqual([
+        'www.example.test.default.svc.cluster.local. A NOERROR',
+        'www.example.test.default.svc.cluster.local. AAAA NOERROR',
+      ]);
+
+      const middle = autopath.logs.length;
+      const ours = await net.inPod(podResolvConf(AUTOPATH_IP), clusterdnsArgv('resolve', 'www.example.test', '--json'));
+      await settled(() => autopath.logs.length);
+      expect(multiset(receivedBy(autopath, middle))).toEqual(multiset(queries));
+      const report = JSON.parse(ours.stdout) as Report;
+      expect(report.tries.map((t) => t.name)).toEqual(['www.example.test.default.svc.cluster.local.']);
+      expect(report.addresses).toEqual(['192.0.2.80']);
+    });
+  });
 });
