@@ -13,6 +13,7 @@ import { ClusterResolver } from '../src/resolvers/cluster/index.js';
 import {
   backoffDelay,
   KubeSource,
+  kubeConfigFromText,
   loadKubeConfig,
   POD_FIELD_SELECTOR,
   type KubeSourceOptions,
@@ -98,7 +99,7 @@ async function setup(opts: {
   const store = new RecordStore();
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const source = new KubeSource(server.kubeConfig(), store, log, { watchPods: false, ...FAST, ...opts.source });
+  const source = new KubeSource(kubeConfigFromText(server.kubeconfigYaml()), store, log, { watchPods: false, ...FAST, ...opts.source });
   cleanups.push(() => source.close());
   const states: WatchState[] = [];
   source.onStateChange((state) => states.push(state));
@@ -688,13 +689,13 @@ describe('loadKubeConfig', () => {
     vi.stubEnv('KUBERNETES_SERVICE_HOST', '');
     vi.stubEnv('KUBECONFIG', '');
 
-    expect(loadKubeConfig(file).getCurrentCluster()?.server).toBe(server.url);
+    expect(loadKubeConfig(file).server).toBe(server.url);
     vi.stubEnv('KUBECONFIG', file);
-    expect(loadKubeConfig().getCurrentCluster()?.server).toBe(server.url);
+    expect(loadKubeConfig().server).toBe(server.url);
     vi.stubEnv('KUBERNETES_SERVICE_HOST', '10.96.0.1');
     vi.stubEnv('KUBERNETES_SERVICE_PORT', '443');
-    expect(loadKubeConfig().getCurrentCluster()?.server).toBe('https://10.96.0.1:443');
-    expect(loadKubeConfig(file).getCurrentCluster()?.server).toBe(server.url); // an explicit path wins
+    expect(loadKubeConfig().server).toBe('https://10.96.0.1:443');
+    expect(loadKubeConfig(file).server).toBe(server.url); // an explicit path wins
 
     expect(() => loadKubeConfig(join(dir, 'missing'))).toThrow(ConfigError);
     const insecure = join(dir, 'insecure');
