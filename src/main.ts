@@ -10,7 +10,7 @@ import { ClusterResolver } from './resolvers/cluster/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
-import { RecordStore, type StoreView } from './store/index.js';
+import { anyReady, RecordStore, type StoreView } from './store/index.js';
 import { createTelemetry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
 
 export interface RunningServer {
@@ -133,7 +133,7 @@ function servicesWithoutReadyEndpoints(store: StoreView): number {
   let count = 0;
   for (const service of store.services()) {
     if (service.kind === 'ExternalName') continue;
-    if (!store.endpointsOf(service.namespace, service.name).some((endpoint) => endpoint.ready)) count++;
+    if (!anyReady(store.endpointsOf(service.namespace, service.name))) count++;
   }
   return count;
 }

@@ -181,13 +181,13 @@ function guard(store: RecordStore, keys: string[]): string[] {
   const violations: string[] = [];
   const endpoints = new Map(keys.map((key) => {
     const [namespace, name] = key.split('/') as [string, string];
-    return [key, store.endpointsOf(namespace, name).length];
+    return [key, store.endpointsOf(namespace, name).ips.length];
   }));
   const unsubscribe = store.subscribe(() => {
     for (const key of keys) {
       const [namespace, name] = key.split('/') as [string, string];
       if (store.getService(namespace, name) === undefined) violations.push(`${key} removed`);
-      if (store.endpointsOf(namespace, name).length < endpoints.get(key)!) violations.push(`${key} lost endpoints`);
+      if (store.endpointsOf(namespace, name).ips.length < endpoints.get(key)!) violations.push(`${key} lost endpoints`);
     }
   });
   cleanups.push(unsubscribe);
@@ -271,12 +271,12 @@ describe('events', () => {
     const h = await setup();
     h.server.create('services', svc('default', 'api', '10.96.0.20'));
     h.server.create('endpointslices', slice('default', 'db-2', 'db', ['10.244.1.3']));
-    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').rcode === 'NOERROR' && h.store.endpointsOf('default', 'db').length === 3);
+    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').rcode === 'NOERROR' && h.store.endpointsOf('default', 'db').ips.length === 3);
     expect(ask(h.resolver, DB).ips).toEqual(['10.244.1.1', '10.244.1.2', '10.244.1.3']);
 
     h.server.update('services', svc('default', 'api', '10.96.0.21'));
     h.server.update('endpointslices', slice('default', 'db-1', 'db', ['10.244.1.1']));
-    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').ips[0] === '10.96.0.21' && h.store.endpointsOf('default', 'db').length === 2);
+    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').ips[0] === '10.96.0.21' && h.store.endpointsOf('default', 'db').ips.length === 2);
 
     h.server.delete('services', { metadata: { name: 'api', namespace: 'default' } });
     h.server.delete('endpointslices', { metadata: { name: 'db-2', namespace: 'default' } });
@@ -287,7 +287,7 @@ describe('events', () => {
 
     // A slice that loses its service label no longer names endpoints of that service.
     h.server.update('endpointslices', { ...slice('default', 'db-1', 'db', ['10.244.1.1']), metadata: { name: 'db-1', namespace: 'default' } });
-    await eventually(() => h.store.endpointsOf('default', 'db').length === 0);
+    await eventually(() => h.store.endpointsOf('default', 'db').ips.length === 0);
     expect(ask(h.resolver, DB).rcode).toBe('NXDOMAIN'); // headless without ready endpoints (§2.4.1)
     expect(lists(h.server, 'services')).toHaveLength(1);
   });
@@ -349,7 +349,7 @@ describe('watch faults', () => {
     h.server.closeWatches({ abrupt: 'reset', resource: 'endpointslices' });
     h.server.create('endpointslices', slice('default', 'web-2', 'web', ['10.244.0.12']));
     expectSeedAnswers(h.resolver);
-    await eventually(() => h.store.endpointsOf('default', 'web').length === 3, 'new slice after reset');
+    await eventually(() => h.store.endpointsOf('default', 'web').ips.length === 3, 'new slice after reset');
 
     for (const resource of ['namespaces', 'services', 'endpointslices'] as const) expect(lists(h.server, resource)).toHaveLength(1);
     expect(watches(h.server, 'endpointslices').length).toBeGreaterThanOrEqual(3);
@@ -415,7 +415,7 @@ describe('watch faults', () => {
     h.server.compact();
     expectSeedAnswers(h.resolver);
     h.server.clearFaults();
-    await eventually(() => stateOf(h.source, 'endpointslice').relists === 1 && h.store.endpointsOf('default', 'web').length === 3, 'relist');
+    await eventually(() => stateOf(h.source, 'endpointslice').relists === 1 && h.store.endpointsOf('default', 'web').ips.length === 3, 'relist');
     expect(lists(h.server, 'endpointslices')).toHaveLength(2);
     await eventually(() => watches(h.server, 'endpointslices').at(-1)?.query['resourceVersion'] === h.server.resourceVersion, 'watch from the relist');
     expect(violations).toEqual([]);
@@ -580,7 +580,7 @@ describe('scope', () => {
 
     const h = await setup({ fill, source: { watchPods: true } });
     expect(h.source.states().map((s) => s.kind)).toEqual(['namespace', 'service', 'endpointslice', 'pod']);
-    expect(h.store.podsByIP('10.244.0.10').map((p) => p.name)).toEqual(['runner']);
+    expect(h.store.podsByIP('10.244.0.10')).toEqual(['default/runner']);
     expect(h.store.podsByIP('10.244.0.99')).toEqual([]);
     expect(lists(h.server, 'pods')[0]?.query['fieldSelector']).toBe(POD_FIELD_SELECTOR);
     await h.server.waitForWatch('pods');

@@ -4,17 +4,19 @@
  * ObjectError naming the object and the field. Unknown kinds return undefined (ignored by the caller).
  */
 import { canonicalIp, ipFamily } from '../ip.js';
-import type {
-  EndpointSliceRecord,
-  NamespaceRecord,
-  PodRecord,
-  Protocol,
-  RecordsByKind,
-  ResourceKind,
-  ServicePort,
-  ServiceRecord,
-  SliceEndpoint,
-  SlicePort,
+import {
+  READY,
+  SERVING,
+  TERMINATING,
+  type EndpointSliceRecord,
+  type NamespaceRecord,
+  type PodRecord,
+  type Protocol,
+  type RecordsByKind,
+  type ResourceKind,
+  type ServicePort,
+  type ServiceRecord,
+  type SlicePort,
 } from '../store/index.js';
 import { ClusterDnsError } from '../errors.js';
 
@@ -108,8 +110,20 @@ export function toEndpointSlice(object: Json): EndpointSliceRecord | undefined {
     throw new ObjectError(`${where}: addressType must be IPv4, IPv6 or FQDN (got ${JSON.stringify(addressType)})`);
   }
   const ports = (optionalArray(object.ports, `${where}: ports`) ?? []).flatMap((port, i) => slicePort(port, `${where}: ports[${i}]`));
-  const endpoints = (optionalArray(object.endpoints, `${where}: endpoints`) ?? []).map((endpoint, i) =>
-    sliceEndpoint(endpoint, addressType, `${where}: endpoints[${i}]`));
+  const ips: string[] = [];
+  const conditions: number[] = [];
+  const hostnames: Array<string | undefined> = [];
+  (optionalArray(object.endpoints, `${where}: endpoints`) ?? []).forEach((entry, i) => {
+    const endpoint = sliceEndpoint(entry, addressType, `${where}: endpoints[${i}]`);
+    for (const ip of endpoint.addresses) {
+      ips.push(ip);
+      conditions.push(endpoint.conditions);
+      hostnames.push(endpoint.hostname);
+    }
+  });
+  // Copies are sized exactly; arrays grown by push() keep up to half again as many slots, for as long as they live.
+  const named = hostnames.some((hostname) => hostname !== undefined);
+  const endpoints = { ips: ips.slice(), conditions: conditions.slice(), ...(named && { hostnames: hostnames.slice() }) };
   return { namespace, name, serviceName, addressType, ports, endpoints };
 }
 
@@ -146,7 +160,7 @@ function slicePort(port: unknown, where: string): SlicePort[] {
   return [{ name: portName(port.name, where), port: portNumber(port.port, `${where}.port`), protocol: protocol(port.protocol, where) }];
 }
 
-function sliceEndpoint(endpoint: unknown, addressType: string, where: string): SliceEndpoint {
+function sliceEndpoint(endpoint: unknown, addressType: string, where: string): { addresses: string[]; conditions: number; hostname: string | undefined } {
   if (!isObject(endpoint)) throw new ObjectError(`${where}: expected a mapping`);
   const addresses = (optionalArray(endpoint.addresses, `${where}.addresses`) ?? []).map((address, i) => {
     if (addressType === 'FQDN') return undefined;
@@ -163,7 +177,8 @@ function sliceEndpoint(endpoint: unknown, addressType: string, where: string): S
   const terminating = optionalBoolean(conditions.terminating, `${where}.conditions.terminating`) ?? false;
   const hostname = optionalString(endpoint.hostname, `${where}.hostname`);
   if (hostname !== undefined && !DNS_LABEL.test(hostname)) throw new ObjectError(`${where}.hostname "${hostname}" is not a DNS label`);
-  return { addresses, ...(hostname !== undefined && { hostname }), ready: ready && !terminating, serving, terminating };
+  const bits = (ready && !terminating ? READY : 0) | (serving ? SERVING : 0) | (terminating ? TERMINATING : 0);
+  return { addresses, conditions: bits, hostname };
 }
 
 function metadataName(object: Json, kind: string): string {
