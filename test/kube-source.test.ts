@@ -246,6 +246,22 @@ describe('sync', () => {
     expect(h.source.states().every((s) => s.synced && s.relists === 0)).toBe(true);
   });
 
+  it('sizes list pages by their bytes: a small first page, then as many items as fit pageBytes, at most pageSize', async () => {
+    const h = await setup({
+      source: { pageSize: 500, pageBytes: 4_000 },
+      fill: (server) => {
+        seed(server);
+        for (let i = 0; i < 200; i++) server.create('services', svc('bulk', `s${i}`, `10.96.1.${i + 1}`));
+      },
+    });
+    expect(h.store.serviceCount).toBe(203);
+    const limits = lists(h.server, 'services').map((r) => Number(r.query['limit']));
+    expect(limits[0]).toBe(50); // nothing known of the items yet
+    expect(limits[1]).toBeGreaterThan(1);
+    expect(limits[1]).toBeLessThan(50); // 50 services weigh more than 4,000 bytes
+    expect(lists(h.server, 'namespaces').map((r) => r.query['limit'])).toEqual(['50']); // 2 small items: one page
+  });
+
   it('is not synced (SERVFAIL, not NXDOMAIN) while one kind has not listed, even with the others in the store', async () => {
     const h = await setup({ start: false });
     h.server.failAll(503, { resource: 'endpointslices', verb: 'list' });

@@ -28,6 +28,8 @@ export type Json = Record<string, unknown>;
 
 export interface ListPage {
   readonly items: readonly unknown[];
+  /** Length of the JSON text (characters: bytes for the ASCII that API objects mostly are). */
+  readonly size: number;
   readonly resourceVersion: string;
   readonly continueToken: string | undefined;
 }
@@ -71,10 +73,14 @@ export async function listPage(
   const { response, done } = await get(access, path, query, signal);
   try {
     const body = await new Promise<string>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      // Decoded chunk by chunk: each socket read's Buffer (malloc'ed, outside the JS heap) is garbage at once and
+      // goes in the next scavenge. Kept until the page ended, 12 MB of them survived into the old generation and
+      // held up to 50 MB of malloc arena that glibc never gave back.
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
       response.on('error', reject);
-      response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      response.on('end', () => resolve(text));
       response.on('close', () => {
         if (!response.complete) reject(new Error('the connection closed before the list response ended'));
       });
@@ -115,7 +121,7 @@ function parseList(body: string, path: string): ListPage {
     throw new KubeApiError(200, undefined, `list of ${path}: the answer is not a list with a resourceVersion`);
   }
   const token = list.metadata?.continue;
-  return { items: list.items, resourceVersion, continueToken: typeof token === 'string' && token !== '' ? token : undefined };
+  return { items: list.items, size: body.length, resourceVersion, continueToken: typeof token === 'string' && token !== '' ? token : undefined };
 }
 
 /** How one watch request ended. */

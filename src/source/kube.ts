@@ -35,8 +35,10 @@ export { backoffDelay } from './kube-stream.js';
 export const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
 
 export const KUBE_DEFAULTS = {
-  /** Items per list page. */
+  /** Items per list page at most (client-go's default). */
   pageSize: 500,
+  /** JSON per list page to aim for. */
+  pageBytes: 1 << 20,
   /** Real servers send a bookmark about every minute; five silent minutes means the watch is dead. */
   watchdogMs: 5 * 60_000,
   /** A list page, or a watch's response headers, that takes longer than this is abandoned and retried. */
@@ -51,6 +53,7 @@ export interface KubeSourceOptions {
   /** Watch Pods (for `pods verified`, search-path completion); only IP → namespace/name is kept. */
   readonly watchPods: boolean;
   readonly pageSize?: number;
+  readonly pageBytes?: number;
   /** A watch with no event and no bookmark for a whole period of this is aborted and restarted. */
   readonly watchdogMs?: number;
   readonly requestTimeoutMs?: number;
@@ -203,6 +206,7 @@ export class KubeSource {
   private addKind<K extends ResourceKind>(def: KindDef<K>, namespaces: readonly string[] | undefined, keepNames?: readonly string[]): void {
     const tuning: StreamTuning = {
       pageSize: this.options.pageSize ?? KUBE_DEFAULTS.pageSize,
+      pageBytes: this.options.pageBytes ?? KUBE_DEFAULTS.pageBytes,
       watchdogMs: this.options.watchdogMs ?? KUBE_DEFAULTS.watchdogMs,
       requestTimeoutMs: this.options.requestTimeoutMs ?? KUBE_DEFAULTS.requestTimeoutMs,
       backoffBaseMs: this.options.backoff?.baseMs ?? KUBE_DEFAULTS.backoffBaseMs,
