@@ -282,7 +282,7 @@ describe('Dockerfile', () => {
     const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
     const bin = manifest.bin.clusterdns;
     expect(bin).toBe('dist/cli.js');
-    const nodeFlags = ['--max-semi-space-size=2']; // the memory figures in bench/README.md are measured with these
+    const nodeFlags = ['--max-semi-space-size=2', '--max-old-space-size=256']; // the memory figures in bench/README.md are measured with these
     expect(args(runtime, 'ENTRYPOINT').map((rest) => JSON.parse(rest) as unknown)).toEqual([['node', ...nodeFlags, `/app/${bin}`]]);
     expect(manifest.scripts.start).toMatch(new RegExp(`^node ${nodeFlags.join(' ')} ${bin} serve `));
     expect(args(runtime, 'CMD').map((rest) => JSON.parse(rest) as unknown)).toEqual([['serve']]);
