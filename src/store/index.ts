@@ -52,7 +52,7 @@ export interface StoreView {
 
 export const serviceKey = (namespace: string, name: string): string => `${namespace}/${name}`;
 
-export const NO_ENDPOINTS: EndpointSet = Object.freeze({ ips: [], conditions: [], ports: [] });
+export const NO_ENDPOINTS: EndpointSet = Object.freeze({ ips: [], conditions: [], hostnames: undefined, ports: [] });
 
 /** True when any address of the set is ready. */
 export const anyReady = (set: EndpointSet): boolean => set.conditions.some((bits) => (bits & READY) !== 0);
@@ -311,7 +311,8 @@ export class RecordStore implements StoreView {
     const only = slices.length === 1 ? slices[0]!.endpoints : undefined;
     if (only !== undefined && new Set(only.ips).size === only.ips.length) {
       // One slice without a repeated address, the usual case: its columns are the set's.
-      return { ...only, ports: new Array<readonly SlicePort[]>(only.ips.length).fill(slices[0]!.ports) };
+      const ports = new Array<readonly SlicePort[]>(only.ips.length).fill(slices[0]!.ports);
+      return { ips: only.ips, conditions: only.conditions, hostnames: only.hostnames, ports };
     }
     // Slice names sort for a stable answer order whatever order the slices arrived in.
     slices.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -336,7 +337,8 @@ export class RecordStore implements StoreView {
       });
     }
     const named = hostnames.some((hostname) => hostname !== undefined);
-    return { ips, conditions, ...(named && { hostnames }), ports };
+    // Exact copies: arrays grown an element at a time keep spare slots for as long as they live.
+    return { ips: ips.slice(), conditions: conditions.slice(), hostnames: named ? hostnames.slice() : undefined, ports: ports.slice() };
   }
 
   private flush(): void {

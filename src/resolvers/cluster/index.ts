@@ -152,7 +152,7 @@ export class ClusterResolver {
   private rebuildService(key: string): void {
     const old = this.entries.get(key);
     if (old !== undefined) {
-      for (const [name, source] of old.contributions) this.table.detach(name, source);
+      for (const source of old.contributions) this.table.detach(source.key, source);
       for (const ip of old.addresses()) this.unindexAddress(ip, old);
       this.entries.delete(key);
       this.fronting.delete(key);
@@ -163,7 +163,7 @@ export class ClusterResolver {
     const service = this.store.getService(namespace, name);
     if (service === undefined) return;
     const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl);
-    for (const [owner, source] of entry.contributions) this.table.attach(owner, source);
+    for (const source of entry.contributions) this.table.attach(source.key, source);
     for (const ip of entry.addresses()) {
       const owners = this.byAddress.get(ip);
       if (owners === undefined) this.byAddress.set(ip, entry);

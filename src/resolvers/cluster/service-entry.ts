@@ -17,9 +17,23 @@ import { NO_ENDPOINTS, READY, type EndpointSet, type ServiceRecord, type SlicePo
 import { nameToKey, RRType, type ResourceRecord } from '../../wire/index.js';
 import type { RecordSource } from './table.js';
 
-export class ServiceEntry implements RecordSource {
+/** A table name and what answers there. */
+export interface NamedSource extends RecordSource {
+  readonly key: string;
+}
+
+/** `_<port>._<proto>.<svc>...`: SRV records of one named port, answered by its service's entry. */
+class PortName implements NamedSource {
+  constructor(readonly key: string, private readonly entry: ServiceEntry, readonly port: string, readonly protocol: string) {}
+
+  records(owner: string): ResourceRecord[] {
+    return this.entry.portRecords(owner, this);
+  }
+}
+
+export class ServiceEntry implements NamedSource {
   /** The table names this service adds (its own name and its port names), so a rebuild takes exactly these away. */
-  readonly contributions: Array<readonly [string, RecordSource]> = [];
+  readonly contributions: readonly NamedSource[] = [];
   readonly key: string;
   /** Endpoints DNS answers with: ready ones, or all with publishNotReadyAddresses (then the store's own set). */
   private readonly endpoints: EndpointSet;
@@ -34,11 +48,10 @@ export class ServiceEntry implements RecordSource {
     this.endpoints = service.kind === 'ExternalName' ? NO_ENDPOINTS
       : service.publishNotReadyAddresses ? allEndpoints : readyOnly(allEndpoints);
     if (!this.exists) return;
-    this.contributions.push([this.key, this]);
-    if (service.kind === 'ExternalName') return;
-    for (const [portKey, port] of this.namedPorts()) {
-      this.contributions.push([portKey + this.key, { records: (owner) => this.portRecords(owner, port) }]);
-    }
+    // Built to size (concat, not push): most services have one or two names, and push() reserves 17 slots.
+    const ports = service.kind === 'ExternalName' ? []
+      : [...this.namedPorts()].map(([prefix, port]) => new PortName(prefix + this.key, this, port.name, port.protocol));
+    this.contributions = [this as NamedSource].concat(ports);
   }
 
   /** A headless service without a ready endpoint has no names (spec §2.4.1). */
@@ -122,8 +135,9 @@ export class ServiceEntry implements RecordSource {
     return prefixes;
   }
 
-  private portRecords(owner: string, wanted: { name: string; protocol: string }): ResourceRecord[] {
-    const matches = (port: SlicePort): boolean => port.name === wanted.name && port.protocol === wanted.protocol;
+  /** The SRV records at a named port's name (for its PortName). */
+  portRecords(owner: string, wanted: { readonly port: string; readonly protocol: string }): ResourceRecord[] {
+    const matches = (port: SlicePort): boolean => port.name === wanted.port && port.protocol === wanted.protocol;
     if (this.service.kind === 'ClusterIP') {
       return srvRecords(owner, this.ttl, this.service.ports.filter(matches).map((port) => [port.port, this.key] as const));
     }
@@ -139,7 +153,7 @@ function readyOnly(set: EndpointSet): EndpointSet {
   return {
     ips: rows.map((row) => set.ips[row]!),
     conditions: rows.map((row) => set.conditions[row]!),
-    ...(hostnames !== undefined && { hostnames: rows.map((row) => hostnames[row]) }),
+    hostnames: hostnames === undefined ? undefined : rows.map((row) => hostnames[row]),
     ports: rows.map((row) => set.ports[row]!),
   };
 }
