@@ -1,4 +1,4 @@
-// KubeSource with the real @kubernetes/client-node against the test API server, writing a real RecordStore that
+// KubeSource against the test API server (real HTTP list and watch on 127.0.0.1), writing a real RecordStore that
 // a real ClusterResolver answers from. Every fault test holds one invariant: nothing known is lost while the
 // fault lasts — the DNS answers for names that exist keep coming, and the store never (not even for one change
 // notification) lacks a service that survives the fault.
