@@ -19,6 +19,9 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const OUT = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'out');
 export const ZONE = 'cluster.local';
 
+/** The node flags the image runs clusterdns with (the Dockerfile's ENTRYPOINT), so the figures are the image's. */
+export const IMAGE_NODE_FLAGS = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))[1]).slice(1, -1);
+
 /** Extra node flags for clusterdns (diagnosis: `--cpu-prof --cpu-prof-dir bench/out/prof`, `--heap-prof`, ...). */
 export const NODE_ARGS = (process.env.BENCH_CLUSTERDNS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 
@@ -96,13 +99,13 @@ export async function freePort() {
 }
 
 /**
- * Starts `node dist/cli.js serve --kubeconfig FILE --listen 127.0.0.1:PORT ...` pinned to `cpu`. Resolves once
+ * Starts `node <IMAGE_NODE_FLAGS> <nodeArgs> dist/cli.js serve --kubeconfig FILE --listen 127.0.0.1:PORT ...` pinned to `cpu`. Resolves once
  * spawned (not once ready) with `{ child, pid, port, startedAt, http, synced }`: `http` resolves to the /metrics
  * address from the 'serving' log line, `synced` to the 'synced' line (with clusterdns's own `ms`).
  */
 export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = NODE_ARGS, logFile }) {
   const port = await freePort();
-  const argv = ['-c', String(cpu), process.execPath, ...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve',
+  const argv = ['-c', String(cpu), process.execPath, ...IMAGE_NODE_FLAGS, ...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve',
     '--kubeconfig', kubeconfig, '--listen', `127.0.0.1:${port}`, '--upstream', 'none',
     '--health', '127.0.0.1:0', '--ready', '127.0.0.1:0', '--metrics', '127.0.0.1:0',
     // info, not warn: the 'serving' and 'synced' lines are info; clusterdns logs only state changes at info.

@@ -18,8 +18,9 @@ NAMESPACES=${BENCH_NAMESPACES:-10}
 SERVER_CPU=${BENCH_SERVER_CPU:-1}       # both servers are pinned here, one at a time under load
 CLIENT_CPU=${BENCH_CLIENT_CPU:-0}       # dnsperf is pinned here
 START_TIMEOUT=${BENCH_START_TIMEOUT:-30}
-# how to start clusterdns, before "serve --listen ... --manifests ... --log-level warn" (run from the repo root)
-CLUSTERDNS_CMD=${BENCH_CLUSTERDNS_CMD:-node dist/cli.js}
+# how to start clusterdns, before "serve --listen ... --manifests ... --log-level warn" (run from the repo root);
+# by default node with the flags of the image's ENTRYPOINT (set below), so the figures are those of what is deployed
+CLUSTERDNS_CMD=${BENCH_CLUSTERDNS_CMD:-}
 # dnsperf flags for the max-QPS scenarios, tuned so one pinned core of dnsperf can keep nsd busy (README).
 MAX_ARGS=${BENCH_DNSPERF_ARGS:--c 8 -q 500 -T 2}
 # ... and for the fixed-rate latency scenario: one send/receive thread pair, so the client adds little delay.
@@ -50,6 +51,7 @@ fi
 command -v dig >/dev/null || die "dig is required: apt-get install -y bind9-dnsutils"
 command -v taskset >/dev/null || die "taskset is required: apt-get install -y util-linux"
 command -v node >/dev/null || die "node is required"
+[[ -n $CLUSTERDNS_CMD ]] || CLUSTERDNS_CMD="node $(cd "$ROOT" && node -p "JSON.parse(/^ENTRYPOINT (.*)\$/m.exec(require('fs').readFileSync('Dockerfile', 'utf8'))[1]).slice(1, -1).join(' ')") dist/cli.js"
 NCPU=$(nproc)
 ((SERVER_CPU < NCPU && CLIENT_CPU < NCPU)) || die "BENCH_SERVER_CPU/BENCH_CLIENT_CPU must be < nproc ($NCPU)"
 ((SERVER_CPU != CLIENT_CPU)) || log "warning: server and dnsperf share CPU $SERVER_CPU; figures will be low"

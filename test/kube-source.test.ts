@@ -1,4 +1,4 @@
-// KubeSource with the real @kubernetes/client-node against the test API server, writing a real RecordStore that
+// KubeSource against the test API server (real HTTP list and watch on 127.0.0.1), writing a real RecordStore that
 // a real ClusterResolver answers from. Every fault test holds one invariant: nothing known is lost while the
 // fault lasts — the DNS answers for names that exist keep coming, and the store never (not even for one change
 // notification) lacks a service that survives the fault.
@@ -13,6 +13,7 @@ import { ClusterResolver } from '../src/resolvers/cluster/index.js';
 import {
   backoffDelay,
   KubeSource,
+  kubeConfigFromText,
   loadKubeConfig,
   POD_FIELD_SELECTOR,
   type KubeSourceOptions,
@@ -98,7 +99,7 @@ async function setup(opts: {
   const store = new RecordStore();
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const source = new KubeSource(server.kubeConfig(), store, log, { watchPods: false, ...FAST, ...opts.source });
+  const source = new KubeSource(kubeConfigFromText(server.kubeconfigYaml()), store, log, { watchPods: false, ...FAST, ...opts.source });
   cleanups.push(() => source.close());
   const states: WatchState[] = [];
   source.onStateChange((state) => states.push(state));
@@ -180,13 +181,13 @@ function guard(store: RecordStore, keys: string[]): string[] {
   const violations: string[] = [];
   const endpoints = new Map(keys.map((key) => {
     const [namespace, name] = key.split('/') as [string, string];
-    return [key, store.endpointsOf(namespace, name).length];
+    return [key, store.endpointsOf(namespace, name).ips.length];
   }));
   const unsubscribe = store.subscribe(() => {
     for (const key of keys) {
       const [namespace, name] = key.split('/') as [string, string];
       if (store.getService(namespace, name) === undefined) violations.push(`${key} removed`);
-      if (store.endpointsOf(namespace, name).length < endpoints.get(key)!) violations.push(`${key} lost endpoints`);
+      if (store.endpointsOf(namespace, name).ips.length < endpoints.get(key)!) violations.push(`${key} lost endpoints`);
     }
   });
   cleanups.push(unsubscribe);
@@ -245,6 +246,22 @@ describe('sync', () => {
     expect(h.source.states().every((s) => s.synced && s.relists === 0)).toBe(true);
   });
 
+  it('sizes list pages by their bytes: a small first page, then as many items as fit pageBytes, at most pageSize', async () => {
+    const h = await setup({
+      source: { pageSize: 500, pageBytes: 4_000 },
+      fill: (server) => {
+        seed(server);
+        for (let i = 0; i < 200; i++) server.create('services', svc('bulk', `s${i}`, `10.96.1.${i + 1}`));
+      },
+    });
+    expect(h.store.serviceCount).toBe(203);
+    const limits = lists(h.server, 'services').map((r) => Number(r.query['limit']));
+    expect(limits[0]).toBe(50); // nothing known of the items yet
+    expect(limits[1]).toBeGreaterThan(1);
+    expect(limits[1]).toBeLessThan(50); // 50 services weigh more than 4,000 bytes
+    expect(lists(h.server, 'namespaces').map((r) => r.query['limit'])).toEqual(['50']); // 2 small items: one page
+  });
+
   it('is not synced (SERVFAIL, not NXDOMAIN) while one kind has not listed, even with the others in the store', async () => {
     const h = await setup({ start: false });
     h.server.failAll(503, { resource: 'endpointslices', verb: 'list' });
@@ -270,12 +287,12 @@ describe('events', () => {
     const h = await setup();
     h.server.create('services', svc('default', 'api', '10.96.0.20'));
     h.server.create('endpointslices', slice('default', 'db-2', 'db', ['10.244.1.3']));
-    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').rcode === 'NOERROR' && h.store.endpointsOf('default', 'db').length === 3);
+    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').rcode === 'NOERROR' && h.store.endpointsOf('default', 'db').ips.length === 3);
     expect(ask(h.resolver, DB).ips).toEqual(['10.244.1.1', '10.244.1.2', '10.244.1.3']);
 
     h.server.update('services', svc('default', 'api', '10.96.0.21'));
     h.server.update('endpointslices', slice('default', 'db-1', 'db', ['10.244.1.1']));
-    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').ips[0] === '10.96.0.21' && h.store.endpointsOf('default', 'db').length === 2);
+    await eventually(() => ask(h.resolver, 'api.default.svc.cluster.local').ips[0] === '10.96.0.21' && h.store.endpointsOf('default', 'db').ips.length === 2);
 
     h.server.delete('services', { metadata: { name: 'api', namespace: 'default' } });
     h.server.delete('endpointslices', { metadata: { name: 'db-2', namespace: 'default' } });
@@ -286,7 +303,7 @@ describe('events', () => {
 
     // A slice that loses its service label no longer names endpoints of that service.
     h.server.update('endpointslices', { ...slice('default', 'db-1', 'db', ['10.244.1.1']), metadata: { name: 'db-1', namespace: 'default' } });
-    await eventually(() => h.store.endpointsOf('default', 'db').length === 0);
+    await eventually(() => h.store.endpointsOf('default', 'db').ips.length === 0);
     expect(ask(h.resolver, DB).rcode).toBe('NXDOMAIN'); // headless without ready endpoints (§2.4.1)
     expect(lists(h.server, 'services')).toHaveLength(1);
   });
@@ -348,7 +365,7 @@ describe('watch faults', () => {
     h.server.closeWatches({ abrupt: 'reset', resource: 'endpointslices' });
     h.server.create('endpointslices', slice('default', 'web-2', 'web', ['10.244.0.12']));
     expectSeedAnswers(h.resolver);
-    await eventually(() => h.store.endpointsOf('default', 'web').length === 3, 'new slice after reset');
+    await eventually(() => h.store.endpointsOf('default', 'web').ips.length === 3, 'new slice after reset');
 
     for (const resource of ['namespaces', 'services', 'endpointslices'] as const) expect(lists(h.server, resource)).toHaveLength(1);
     expect(watches(h.server, 'endpointslices').length).toBeGreaterThanOrEqual(3);
@@ -414,7 +431,7 @@ describe('watch faults', () => {
     h.server.compact();
     expectSeedAnswers(h.resolver);
     h.server.clearFaults();
-    await eventually(() => stateOf(h.source, 'endpointslice').relists === 1 && h.store.endpointsOf('default', 'web').length === 3, 'relist');
+    await eventually(() => stateOf(h.source, 'endpointslice').relists === 1 && h.store.endpointsOf('default', 'web').ips.length === 3, 'relist');
     expect(lists(h.server, 'endpointslices')).toHaveLength(2);
     await eventually(() => watches(h.server, 'endpointslices').at(-1)?.query['resourceVersion'] === h.server.resourceVersion, 'watch from the relist');
     expect(violations).toEqual([]);
@@ -579,7 +596,7 @@ describe('scope', () => {
 
     const h = await setup({ fill, source: { watchPods: true } });
     expect(h.source.states().map((s) => s.kind)).toEqual(['namespace', 'service', 'endpointslice', 'pod']);
-    expect(h.store.podsByIP('10.244.0.10').map((p) => p.name)).toEqual(['runner']);
+    expect(h.store.podsByIP('10.244.0.10')).toEqual(['default/runner']);
     expect(h.store.podsByIP('10.244.0.99')).toEqual([]);
     expect(lists(h.server, 'pods')[0]?.query['fieldSelector']).toBe(POD_FIELD_SELECTOR);
     await h.server.waitForWatch('pods');
@@ -688,13 +705,13 @@ describe('loadKubeConfig', () => {
     vi.stubEnv('KUBERNETES_SERVICE_HOST', '');
     vi.stubEnv('KUBECONFIG', '');
 
-    expect(loadKubeConfig(file).getCurrentCluster()?.server).toBe(server.url);
+    expect(loadKubeConfig(file).server).toBe(server.url);
     vi.stubEnv('KUBECONFIG', file);
-    expect(loadKubeConfig().getCurrentCluster()?.server).toBe(server.url);
+    expect(loadKubeConfig().server).toBe(server.url);
     vi.stubEnv('KUBERNETES_SERVICE_HOST', '10.96.0.1');
     vi.stubEnv('KUBERNETES_SERVICE_PORT', '443');
-    expect(loadKubeConfig().getCurrentCluster()?.server).toBe('https://10.96.0.1:443');
-    expect(loadKubeConfig(file).getCurrentCluster()?.server).toBe(server.url); // an explicit path wins
+    expect(loadKubeConfig().server).toBe('https://10.96.0.1:443');
+    expect(loadKubeConfig(file).server).toBe(server.url); // an explicit path wins
 
     expect(() => loadKubeConfig(join(dir, 'missing'))).toThrow(ConfigError);
     const insecure = join(dir, 'insecure');

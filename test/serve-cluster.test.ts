@@ -1,5 +1,5 @@
 // The whole process against a cluster: `clusterdns serve --kubeconfig` (dist/cli.js, a real child process) watching
-// the test API server in this process through the real @kubernetes/client-node, answering real `dig`, reporting on
+// the test API server in this process over real HTTP list and watch, answering real `dig`, reporting on
 // /health, /ready and /metrics. What a kubelet, Prometheus and a pod see while the API server misbehaves.
 //
 // Every wait is a poll with a deadline. Where a deadline is long (10-15 s) it covers the source's jittered

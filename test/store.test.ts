@@ -1,6 +1,6 @@
 /** The record store: merging slices, ready rules, and reconciliation by difference that never drops a survivor. */
 import { describe, expect, it } from 'vitest';
-import { RecordStore, type EndpointSliceRecord, type ServiceRecord, type StoreChanges } from '../src/store/index.js';
+import { READY, RecordStore, type EndpointSet, type EndpointSliceRecord, type ServiceRecord, type StoreChanges } from '../src/store/index.js';
 
 const service = (name: string, ip: string, namespace = 'default'): ServiceRecord => ({
   namespace, name, kind: 'ClusterIP', clusterIPs: [ip], ports: [], publishNotReadyAddresses: false, hasSelector: true,
@@ -12,8 +12,10 @@ const slice = (name: string, serviceName: string, endpoints: Array<[string, bool
   serviceName,
   addressType: 'IPv4',
   ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-  endpoints: endpoints.map(([ip, ready]) => ({ addresses: [ip], ready, serving: ready, terminating: false })),
+  endpoints: { ips: endpoints.map(([ip]) => ip), conditions: endpoints.map(([, ready]) => (ready ? READY : 0)) },
 });
+
+const rows = (set: EndpointSet): Array<[string, boolean]> => set.ips.map((ip, i) => [ip, (set.conditions[i]! & READY) !== 0]);
 
 describe('RecordStore', () => {
   it('merges endpoints of all slices of a service; an address in two slices once, ready copy first', () => {
@@ -21,10 +23,9 @@ describe('RecordStore', () => {
     store.upsert('service', service('web', '10.96.0.1'));
     store.upsert('endpointslice', slice('web-b', 'web', [['10.0.0.2', false], ['10.0.0.3', true]]));
     store.upsert('endpointslice', slice('web-a', 'web', [['10.0.0.1', true], ['10.0.0.2', true]]));
-    const endpoints = store.endpointsOf('default', 'web');
-    expect(endpoints.map((e) => [e.ip, e.ready])).toEqual([['10.0.0.1', true], ['10.0.0.2', true], ['10.0.0.3', true]]);
+    expect(rows(store.endpointsOf('default', 'web'))).toEqual([['10.0.0.1', true], ['10.0.0.2', true], ['10.0.0.3', true]]);
     store.remove('endpointslice', 'default', 'web-a');
-    expect(store.endpointsOf('default', 'web').map((e) => [e.ip, e.ready])).toEqual([['10.0.0.2', false], ['10.0.0.3', true]]);
+    expect(rows(store.endpointsOf('default', 'web'))).toEqual([['10.0.0.2', false], ['10.0.0.3', true]]);
   });
 
   it('replaceAll reconciles by difference: survivors are neither removed nor re-announced', () => {
@@ -65,9 +66,9 @@ describe('RecordStore', () => {
     const store = new RecordStore();
     store.upsert('pod', { namespace: 'a', name: 'p1', ips: ['10.0.0.1'] });
     store.upsert('pod', { namespace: 'b', name: 'p2', ips: ['10.0.0.1', 'fd00::1'] });
-    expect(store.podsByIP('10.0.0.1').map((p) => p.name)).toEqual(['p1', 'p2']);
+    expect(store.podsByIP('10.0.0.1')).toEqual(['a/p1', 'b/p2']);
     store.upsert('pod', { namespace: 'b', name: 'p2', ips: ['fd00::1'] });
-    expect(store.podsByIP('10.0.0.1').map((p) => p.name)).toEqual(['p1']);
+    expect(store.podsByIP('10.0.0.1')).toEqual(['a/p1']);
     expect(store.namespaceHasPods('b')).toBe(true);
     store.remove('pod', 'b', 'p2');
     expect(store.namespaceHasPods('b')).toBe(false);

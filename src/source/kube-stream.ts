@@ -11,10 +11,10 @@
  * The store is only ever written, never cleared: whatever goes wrong, the last known records keep being served.
  * Owns its state (connected, relists, last event) and logs each change of it once; knows nothing of DNS.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { serviceKey, type RecordsByKind, type RecordStore, type ResourceKind } from '../store/index.js';
-import { describeListError, isExpiredList, listPage, startWatch, type Json, type WatchEnd } from './kube-api.js';
+import { describeError, isExpiredList, listPage, startWatch, type Json, type WatchEnd } from './kube-api.js';
+import type { KubeAccess } from './kube-config.js';
 import { ObjectError } from './objects.js';
 
 export interface CollectionSpec<K extends ResourceKind> {
@@ -33,7 +33,10 @@ export interface CollectionSpec<K extends ResourceKind> {
 }
 
 export interface StreamTuning {
+  /** Items per list page at most. */
   readonly pageSize: number;
+  /** The size of list page to aim for, in bytes of JSON. */
+  readonly pageBytes: number;
   readonly watchdogMs: number;
   readonly requestTimeoutMs: number;
   readonly backoffBaseMs: number;
@@ -74,6 +77,9 @@ export function backoffDelay(attempt: number, random: () => number, baseMs: numb
   return Math.floor(random() * ceiling);
 }
 
+/** Items on the first page of a list, before anything is known of their size (an EndpointSlice can be 30 KB). */
+const FIRST_PAGE_ITEMS = 50;
+
 type WatchResult = { readonly end: WatchEnd; readonly events: number };
 
 export class CollectionStream<K extends ResourceKind> {
@@ -86,7 +92,7 @@ export class CollectionStream<K extends ResourceKind> {
   private needsEvent = false;
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly access: KubeAccess,
     private readonly spec: CollectionSpec<K>,
     private readonly sink: RecordSink<K>,
     private readonly log: Logger,
@@ -110,7 +116,7 @@ export class CollectionStream<K extends ResourceKind> {
           } catch (error) {
             if (this.signal.aborted) return;
             // A continue token that expired mid-list (410) just means: list again from the start.
-            if (!isExpiredList(error)) this.retrying(`list: ${describeListError(error)}`);
+            if (!isExpiredList(error)) this.retrying(`list: ${describeError(error)}`);
             await this.pause(++failures);
             continue;
           }
@@ -151,9 +157,15 @@ export class CollectionStream<K extends ResourceKind> {
     const bad = new Set<string>();
     let token: string | undefined;
     let resourceVersion: string;
+    // A page's JSON, and the objects parsed from it, are alive together until its items are converted: their size,
+    // not the item count, sets the peak memory of a list. Pages are sized to pageBytes from what the last one
+    // weighed, starting small: 500 EndpointSlices of 100 endpoints are 12 MB of JSON and ~80 MB parsed, 500
+    // Services 0.3 MB.
+    let limit = Math.min(this.tuning.pageSize, FIRST_PAGE_ITEMS);
     do {
-      const query = { limit: String(this.tuning.pageSize), continue: token, fieldSelector: this.spec.fieldSelector };
-      const page = await this.withDeadline((signal) => listPage(this.kc, this.spec.path, query, signal));
+      const query = { limit: String(limit), continue: token, fieldSelector: this.spec.fieldSelector };
+      const page = await this.withDeadline((signal) => listPage(this.access, this.spec.path, query, signal));
+      limit = Math.max(1, Math.min(this.tuning.pageSize, Math.floor((limit * this.tuning.pageBytes) / Math.max(page.size, 1))));
       for (const item of page.items) {
         const record = this.convert(item as Json, bad);
         if (record !== undefined) records.push(record);
@@ -175,8 +187,8 @@ export class CollectionStream<K extends ResourceKind> {
   }
 
   /**
-   * A list page that does not finish within requestTimeoutMs is abandoned (the client sets no timeout). The
-   * signal ends the request; the race also covers what comes before it (an exec credential plugin that hangs).
+   * A list page that does not finish within requestTimeoutMs is abandoned. The signal ends the request; the race
+   * also covers what comes before it (an exec credential plugin that hangs).
    */
   private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
@@ -225,7 +237,7 @@ export class CollectionStream<K extends ResourceKind> {
       };
       const query: Record<string, string> = { resourceVersion, allowWatchBookmarks: 'true' };
       if (this.spec.fieldSelector !== undefined) query.fieldSelector = this.spec.fieldSelector;
-      const request = startWatch(this.kc, this.spec.path, query, {
+      const request = startWatch(this.access, this.spec.path, query, {
         onOpen: () => {
           clearTimeout(timer);
           if (!this.needsEvent) this.connected();
@@ -248,7 +260,7 @@ export class CollectionStream<K extends ResourceKind> {
       };
       if (this.signal.aborted) return onClose();
       this.signal.addEventListener('abort', onClose, { once: true });
-      // Until the headers come, Watch.watch() offers no way out: wait no longer than for a list page.
+      // A watch whose headers do not come is given up as a list page would be.
       timer = setTimeout(() => giveUp(`no answer to the watch request within ${this.tuning.requestTimeoutMs} ms`), this.tuning.requestTimeoutMs);
     });
   }

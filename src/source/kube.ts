@@ -1,8 +1,8 @@
 /**
  * The Kubernetes API source: watches Namespaces, Services, discovery.k8s.io/v1 EndpointSlices and (only when
- * asked) Pods, and keeps the store's slim records in step with them. The only part of clusterdns that imports
- * @kubernetes/client-node (here and in its kube-* siblings); it uses the client's config, credentials and
- * `Watch`, never its informer cache, which would hold every whole API object.
+ * asked) Pods, and keeps the store's slim records in step with them. With its kube-* siblings, the only part of
+ * clusterdns that imports @kubernetes/client-node: its kubeconfig schema and credential plugins (kube-config.ts),
+ * never its generated API or its informer cache, which would hold every whole API object.
  *
  * Each watched collection runs its own list+watch loop (kube-stream.ts). Once every one of them has completed its
  * first list the store is marked synced; until then the cluster zone answers SERVFAIL. Nothing here ever clears
@@ -13,10 +13,6 @@
  * enough for them; Namespaces (cluster-scoped) are watched whole and filtered here. Without it, one cluster-wide
  * watch per kind.
  */
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ClusterDnsError, ConfigError } from '../errors.js';
 import type { RecordsByKind, RecordStore, ResourceKind } from '../store/index.js';
@@ -29,17 +25,20 @@ import {
   type StreamTuning,
 } from './kube-stream.js';
 import type { Json } from './kube-api.js';
+import { checkCluster, type KubeAccess } from './kube-config.js';
 import { toEndpointSlice, toNamespace, toPod, toService } from './objects.js';
 
-export { KubeConfig };
+export { kubeConfigFromText, loadKubeConfig, type KubeAccess } from './kube-config.js';
 export { backoffDelay } from './kube-stream.js';
 
 /** Finished pods never hold an IP that DNS should vouch for; the server leaves them out. */
 export const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
 
 export const KUBE_DEFAULTS = {
-  /** Items per list page. */
+  /** Items per list page at most (client-go's default). */
   pageSize: 500,
+  /** JSON per list page to aim for. */
+  pageBytes: 1 << 20,
   /** Real servers send a bookmark about every minute; five silent minutes means the watch is dead. */
   watchdogMs: 5 * 60_000,
   /** A list page, or a watch's response headers, that takes longer than this is abandoned and retried. */
@@ -54,6 +53,7 @@ export interface KubeSourceOptions {
   /** Watch Pods (for `pods verified`, search-path completion); only IP → namespace/name is kept. */
   readonly watchPods: boolean;
   readonly pageSize?: number;
+  readonly pageBytes?: number;
   /** A watch with no event and no bookmark for a whole period of this is aborted and restarted. */
   readonly watchdogMs?: number;
   readonly requestTimeoutMs?: number;
@@ -115,67 +115,6 @@ export const WATCHED_RESOURCES: ReadonlyArray<{ readonly group: string; readonly
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
-/**
- * The kubeconfig to use: `path` when given; else in-cluster (service account) when KUBERNETES_SERVICE_HOST is
- * set; else $KUBECONFIG (several files joined by the path delimiter are merged) or ~/.kube/config. Throws
- * ConfigError naming what was tried when none is usable.
- */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  let origin: string;
-  try {
-    if (path !== undefined) {
-      origin = `--kubeconfig ${path}`;
-      kc.loadFromFile(path);
-    } else if (process.env.KUBERNETES_SERVICE_HOST) {
-      origin = 'in-cluster config (KUBERNETES_SERVICE_HOST is set)';
-      kc.loadFromCluster();
-    } else if (process.env.KUBECONFIG) {
-      origin = `$KUBECONFIG (${process.env.KUBECONFIG})`;
-      const [first, ...rest] = process.env.KUBECONFIG.split(delimiter).filter((file) => file !== '');
-      if (first === undefined) throw new Error('names no file');
-      kc.loadFromFile(first);
-      for (const file of rest) {
-        const more = new KubeConfig();
-        more.loadFromFile(file);
-        kc.mergeConfig(more);
-      }
-    } else {
-      const file = join(homedir(), '.kube', 'config');
-      origin = file;
-      if (!existsSync(file)) {
-        throw new ConfigError('no Kubernetes API to watch: give --kubeconfig PATH or --manifests PATH, set $KUBECONFIG, ' +
-          `or run in a cluster (KUBERNETES_SERVICE_HOST); ${file} does not exist`);
-      }
-      kc.loadFromFile(file);
-    }
-  } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    throw new ConfigError(`cannot load the kubeconfig from ${origin!}: ${(error as Error).message}`);
-  }
-  checkKubeConfig(kc, origin);
-  return kc;
-}
-
-/** Fails at start, not on every retry, for a kubeconfig no request could ever succeed with. */
-function checkKubeConfig(kc: KubeConfig, origin: string): void {
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new ConfigError(`kubeconfig from ${origin}: no current context with a cluster`);
-  let url: URL;
-  try {
-    url = new URL(cluster.server);
-  } catch {
-    throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" has no valid server URL (${cluster.server})`);
-  }
-  if (url.protocol === 'http:' && !cluster.skipTLSVerify) {
-    // @kubernetes/client-node refuses plain HTTP unless told the connection is not verified anyway.
-    throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" uses http:// and needs insecure-skip-tls-verify: true`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" server ${cluster.server} is not http(s)`);
-  }
-}
-
 export class KubeSource {
   private readonly streams: Array<{ readonly kind: ResourceKind; readonly state: StreamState; readonly run: () => Promise<void> }> = [];
   private readonly kinds: ResourceKind[];
@@ -192,7 +131,7 @@ export class KubeSource {
   private startedAt = 0;
 
   constructor(
-    private readonly kubeConfig: KubeConfig,
+    private readonly access: KubeAccess,
     private readonly store: RecordStore,
     private readonly log: Logger,
     private readonly options: KubeSourceOptions,
@@ -214,14 +153,14 @@ export class KubeSource {
     if (this.started) throw new ClusterDnsError('E_STATE', 'KubeSource.start() called twice');
     if (this.closed) throw new ClusterDnsError('E_STATE', 'KubeSource.start() after close()');
     this.started = true;
-    checkKubeConfig(this.kubeConfig, 'the given KubeConfig');
+    checkCluster(this.access.cluster, this.access.origin);
     const namespaces = this.options.namespaces?.length ? [...new Set(this.options.namespaces)] : undefined;
     this.addKind(NAMESPACES, undefined, namespaces); // cluster-scoped: one watch, filtered here
     this.addKind(SERVICES, namespaces);
     this.addKind(ENDPOINT_SLICES, namespaces);
     if (this.options.watchPods) this.addKind(PODS, namespaces);
     this.startedAt = Date.now();
-    this.log.info({ kinds: this.kinds, namespaces: namespaces ?? 'all', server: this.kubeConfig.getCurrentCluster()?.server },
+    this.log.info({ kinds: this.kinds, namespaces: namespaces ?? 'all', server: this.access.server },
       'watching the Kubernetes API');
     this.loops = this.streams.map(({ run }) => run());
   }
@@ -267,6 +206,7 @@ export class KubeSource {
   private addKind<K extends ResourceKind>(def: KindDef<K>, namespaces: readonly string[] | undefined, keepNames?: readonly string[]): void {
     const tuning: StreamTuning = {
       pageSize: this.options.pageSize ?? KUBE_DEFAULTS.pageSize,
+      pageBytes: this.options.pageBytes ?? KUBE_DEFAULTS.pageBytes,
       watchdogMs: this.options.watchdogMs ?? KUBE_DEFAULTS.watchdogMs,
       requestTimeoutMs: this.options.requestTimeoutMs ?? KUBE_DEFAULTS.requestTimeoutMs,
       backoffBaseMs: this.options.backoff?.baseMs ?? KUBE_DEFAULTS.backoffBaseMs,
@@ -278,7 +218,7 @@ export class KubeSource {
     const keep = allowed === undefined ? undefined : (record: RecordsByKind[K]): boolean => allowed.has(record.name);
     const add = (spec: CollectionSpec<K>, sink: RecordSink<K>): void => {
       const log = this.log.child({ kind: def.kind, ...(spec.namespace !== undefined && { namespace: spec.namespace }) });
-      const stream = new CollectionStream(this.kubeConfig, spec, sink, log, tuning, this.controller.signal, () => this.changed(def.kind));
+      const stream = new CollectionStream(this.access, spec, sink, log, tuning, this.controller.signal, () => this.changed(def.kind));
       this.streams.push({ kind: def.kind, state: stream.state, run: () => stream.run() });
     };
     const observe = def.kind === 'endpointslice' && this.options.onEndpointsProgrammed !== undefined

@@ -6,17 +6,20 @@
  * happened, and change notification in batches. It knows nothing of DNS wire formats or of the Kubernetes client:
  * sources write through RecordStore's methods, readers get the read-only `StoreView`.
  */
-import type {
-  Endpoint,
-  EndpointSliceRecord,
-  NamespaceRecord,
-  PodRecord,
-  RecordsByKind,
-  ResourceKind,
-  ServiceRecord,
+import {
+  READY,
+  type EndpointSet,
+  type EndpointSliceRecord,
+  type NamespaceRecord,
+  type PodRecord,
+  type RecordsByKind,
+  type ResourceKind,
+  type ServiceRecord,
+  type SlicePort,
 } from './records.js';
 
 export type * from './records.js';
+export { READY, SERVING, TERMINATING } from './records.js';
 
 /**
  * What changed in one batch. Service keys are `namespace/name` and cover the service and its endpoints.
@@ -39,14 +42,24 @@ export interface StoreView {
   services(): Iterable<ServiceRecord>;
   readonly serviceCount: number;
   /** Addresses of the service merged across its slices, in a stable order; empty when it has none. */
-  endpointsOf(namespace: string, name: string): readonly Endpoint[];
-  podsByIP(ip: string): readonly PodRecord[];
+  endpointsOf(namespace: string, name: string): EndpointSet;
+  /** The pods (`namespace/name`) with this address. */
+  podsByIP(ip: string): readonly string[];
   namespaceHasPods(namespace: string): boolean;
   readonly podCount: number;
   subscribe(listener: StoreListener): () => void;
 }
 
 export const serviceKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+
+export const NO_ENDPOINTS: EndpointSet = Object.freeze({ ips: [], conditions: [], hostnames: undefined, ports: [] });
+
+/** True when any address of the set is ready. */
+export const anyReady = (set: EndpointSet): boolean => set.conditions.some((bits) => (bits & READY) !== 0);
+
+/** One value, or several: most pods have one address and most addresses one pod, and an array costs ~40 B more. */
+type OneOrMore = string | readonly string[];
+const listOf = (value: OneOrMore | undefined): readonly string[] => (value === undefined ? [] : typeof value === 'string' ? [value] : value);
 
 export class RecordStore implements StoreView {
   private readonly namespaceRecords = new Map<string, NamespaceRecord>();
@@ -55,9 +68,10 @@ export class RecordStore implements StoreView {
   private readonly servicesPerNamespace = new Map<string, number>();
   private readonly sliceRecords = new Map<string, EndpointSliceRecord>();
   private readonly slicesByService = new Map<string, Set<string>>();
-  private readonly mergedEndpoints = new Map<string, readonly Endpoint[]>();
-  private readonly podRecords = new Map<string, PodRecord>();
-  private readonly podIndex = new Map<string, PodRecord[]>();
+  private readonly mergedEndpoints = new Map<string, EndpointSet>();
+  /** Pod key (`namespace/name`) → its addresses; and address → pod keys. Nothing else of a pod is kept. */
+  private readonly podRecords = new Map<string, OneOrMore>();
+  private readonly podIndex = new Map<string, OneOrMore>();
   private readonly podsPerNamespace = new Map<string, number>();
   private readonly listeners = new Set<StoreListener>();
 
@@ -97,7 +111,7 @@ export class RecordStore implements StoreView {
     return this.serviceRecords.size;
   }
 
-  endpointsOf(namespace: string, name: string): readonly Endpoint[] {
+  endpointsOf(namespace: string, name: string): EndpointSet {
     const key = serviceKey(namespace, name);
     let merged = this.mergedEndpoints.get(key);
     if (merged === undefined) {
@@ -107,8 +121,8 @@ export class RecordStore implements StoreView {
     return merged;
   }
 
-  podsByIP(ip: string): readonly PodRecord[] {
-    return this.podIndex.get(ip) ?? [];
+  podsByIP(ip: string): readonly string[] {
+    return listOf(this.podIndex.get(ip));
   }
 
   namespaceHasPods(namespace: string): boolean {
@@ -181,7 +195,8 @@ export class RecordStore implements StoreView {
         const key = kind === 'namespace' ? record.name : serviceKey((record as ServiceRecord).namespace, record.name);
         seen.add(key);
         const current = existing.get(key);
-        if (current === undefined || !sameRecord(current, record)) this.upsert(kind, record);
+        const stored = kind === 'pod' ? podValue(record as PodRecord) : record;
+        if (current === undefined || !sameRecord(current, stored)) this.upsert(kind, record);
       }
       for (const key of [...existing.keys()]) {
         if (seen.has(key) || !inScope(key)) continue;
@@ -191,7 +206,8 @@ export class RecordStore implements StoreView {
     });
   }
 
-  private recordsOf(kind: ResourceKind): ReadonlyMap<string, RecordsByKind[ResourceKind]> {
+  /** Each kind's records by key, as stored (a pod as its addresses only). */
+  private recordsOf(kind: ResourceKind): ReadonlyMap<string, unknown> {
     switch (kind) {
       case 'namespace': return this.namespaceRecords;
       case 'service': return this.serviceRecords;
@@ -262,57 +278,67 @@ export class RecordStore implements StoreView {
   private putPod(record: PodRecord): void {
     const key = serviceKey(record.namespace, record.name);
     this.dropPod(key);
-    this.podRecords.set(key, record);
+    this.podRecords.set(key, podValue(record));
     this.podsPerNamespace.set(record.namespace, (this.podsPerNamespace.get(record.namespace) ?? 0) + 1);
     for (const ip of record.ips) {
       const pods = this.podIndex.get(ip);
-      if (pods === undefined) this.podIndex.set(ip, [record]);
-      else pods.push(record);
+      this.podIndex.set(ip, pods === undefined ? key : [...listOf(pods), key]);
     }
     this.pendingOther = true;
   }
 
   private dropPod(key: string): void {
-    const record = this.podRecords.get(key);
-    if (record === undefined) return;
+    const ips = this.podRecords.get(key);
+    if (ips === undefined) return;
     this.podRecords.delete(key);
-    const left = this.podsPerNamespace.get(record.namespace)! - 1;
-    if (left > 0) this.podsPerNamespace.set(record.namespace, left);
-    else this.podsPerNamespace.delete(record.namespace);
-    for (const ip of record.ips) {
-      const remaining = (this.podIndex.get(ip) ?? []).filter((pod) => pod !== record);
-      if (remaining.length > 0) this.podIndex.set(ip, remaining);
-      else this.podIndex.delete(ip);
+    const namespace = key.slice(0, key.indexOf('/'));
+    const left = this.podsPerNamespace.get(namespace)! - 1;
+    if (left > 0) this.podsPerNamespace.set(namespace, left);
+    else this.podsPerNamespace.delete(namespace);
+    for (const ip of listOf(ips)) {
+      const remaining = listOf(this.podIndex.get(ip)).filter((pod) => pod !== key);
+      if (remaining.length === 0) this.podIndex.delete(ip);
+      else this.podIndex.set(ip, remaining.length === 1 ? remaining[0]! : remaining);
     }
     this.pendingOther = true;
   }
 
-  private mergeSlices(owner: string): readonly Endpoint[] {
-    const slices = this.slicesByService.get(owner);
-    if (slices === undefined) return [];
-    const byIp = new Map<string, Endpoint>();
-    // Slice names sort for a stable answer order whatever order the slices arrived in.
-    for (const sliceKey of [...slices].sort()) {
-      const slice = this.sliceRecords.get(sliceKey)!;
-      if (slice.addressType === 'FQDN') continue;
-      for (const endpoint of slice.endpoints) {
-        for (const ip of endpoint.addresses) {
-          const seen = byIp.get(ip);
-          // The same address in two slices is one endpoint; a ready copy wins over a not-ready one.
-          if (seen !== undefined && (seen.ready || !endpoint.ready)) continue;
-          byIp.set(ip, {
-            ip,
-            family: slice.addressType === 'IPv6' ? 6 : 4,
-            ...(endpoint.hostname !== undefined && { hostname: endpoint.hostname }),
-            ready: endpoint.ready,
-            serving: endpoint.serving,
-            terminating: endpoint.terminating,
-            ports: slice.ports,
-          });
-        }
-      }
+  private mergeSlices(owner: string): EndpointSet {
+    const slices = [...(this.slicesByService.get(owner) ?? [])]
+      .map((key) => this.sliceRecords.get(key)!)
+      .filter((slice) => slice.addressType !== 'FQDN' && slice.endpoints.ips.length > 0);
+    if (slices.length === 0) return NO_ENDPOINTS;
+    const only = slices.length === 1 ? slices[0]!.endpoints : undefined;
+    if (only !== undefined && new Set(only.ips).size === only.ips.length) {
+      // One slice without a repeated address, the usual case: its columns are the set's.
+      const ports = new Array<readonly SlicePort[]>(only.ips.length).fill(slices[0]!.ports);
+      return { ips: only.ips, conditions: only.conditions, hostnames: only.hostnames, ports };
     }
-    return [...byIp.values()];
+    // Slice names sort for a stable answer order whatever order the slices arrived in.
+    slices.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const rowOf = new Map<string, number>();
+    const ips: string[] = [];
+    const conditions: number[] = [];
+    const hostnames: Array<string | undefined> = [];
+    const ports: Array<readonly SlicePort[]> = [];
+    for (const slice of slices) {
+      const { endpoints } = slice;
+      endpoints.ips.forEach((ip, i) => {
+        const bits = endpoints.conditions[i]!;
+        const seen = rowOf.get(ip);
+        // The same address in two slices is one endpoint; a ready copy wins over a not-ready one.
+        if (seen !== undefined && ((conditions[seen]! & READY) !== 0 || (bits & READY) === 0)) return;
+        const row = seen ?? ips.length;
+        rowOf.set(ip, row);
+        ips[row] = ip;
+        conditions[row] = bits;
+        hostnames[row] = endpoints.hostnames?.[i];
+        ports[row] = slice.ports;
+      });
+    }
+    const named = hostnames.some((hostname) => hostname !== undefined);
+    // Exact copies: arrays grown an element at a time keep spare slots for as long as they live.
+    return { ips: ips.slice(), conditions: conditions.slice(), hostnames: named ? hostnames.slice() : undefined, ports: ports.slice() };
   }
 
   private flush(): void {
@@ -324,6 +350,10 @@ export class RecordStore implements StoreView {
     this.lastChangeMs = this.now();
     for (const listener of this.listeners) listener(changes);
   }
+}
+
+function podValue(record: PodRecord): OneOrMore {
+  return record.ips.length === 1 ? record.ips[0]! : record.ips;
 }
 
 function sameRecord(a: unknown, b: unknown): boolean {

@@ -2,8 +2,6 @@
  * The slim records the store holds: only the fields DNS answers and the proxy need, built by a source at
  * ingestion. Whole API objects are never kept (CoreDNS once ran out of memory at scale by keeping them).
  */
-import type { IpFamily } from '../ip.js';
-
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 
 export interface NamespaceRecord {
@@ -44,14 +42,26 @@ export interface SlicePort {
   readonly protocol: Protocol;
 }
 
-export interface SliceEndpoint {
-  /** Canonical text; empty for FQDN slices, which give no address records. */
-  readonly addresses: readonly string[];
-  readonly hostname?: string;
-  /** `conditions.ready`, missing counts as ready. Terminating endpoints are not ready. */
-  readonly ready: boolean;
-  readonly serving: boolean;
-  readonly terminating: boolean;
+/** Bits of an address's conditions (`EndpointColumns.conditions`). */
+export const READY = 1;
+export const SERVING = 2;
+export const TERMINATING = 4;
+
+/**
+ * Endpoint addresses as columns: row i is one address, with the conditions and hostname of the endpoint it
+ * belongs to (an endpoint with two addresses is two rows). At 100k endpoints an object per endpoint, with its
+ * own addresses array, cost about 130 B more per endpoint than these three slots.
+ */
+export interface EndpointColumns {
+  /** Canonical text; none for FQDN slices, which give no address records. */
+  readonly ips: readonly string[];
+  /**
+   * READY (`conditions.ready`, missing counts as ready; terminating endpoints are not ready), SERVING and
+   * TERMINATING bits.
+   */
+  readonly conditions: readonly number[];
+  /** The endpoint's hostname per row; absent when no row has one. */
+  readonly hostnames?: ReadonlyArray<string | undefined>;
 }
 
 export interface EndpointSliceRecord {
@@ -61,7 +71,7 @@ export interface EndpointSliceRecord {
   readonly serviceName: string;
   readonly addressType: 'IPv4' | 'IPv6' | 'FQDN';
   readonly ports: readonly SlicePort[];
-  readonly endpoints: readonly SliceEndpoint[];
+  readonly endpoints: EndpointColumns;
 }
 
 /** Only what `pods verified` and search-path completion need: where an IP lives. */
@@ -71,16 +81,12 @@ export interface PodRecord {
   readonly ips: readonly string[];
 }
 
-/** One address of a service, merged across all its slices (an address in two slices appears once). */
-export interface Endpoint {
-  readonly ip: string;
-  readonly family: IpFamily;
-  readonly hostname?: string;
-  readonly ready: boolean;
-  readonly serving: boolean;
-  readonly terminating: boolean;
-  /** The ports of the slice this address came from (named targetPorts resolve against these). */
-  readonly ports: readonly SlicePort[];
+/**
+ * A service's addresses merged across all its slices (an address in two slices appears once), with the ports
+ * of the slice each row came from (named targetPorts resolve against these).
+ */
+export interface EndpointSet extends EndpointColumns {
+  readonly ports: ReadonlyArray<readonly SlicePort[]>;
 }
 
 export type ResourceKind = 'namespace' | 'service' | 'endpointslice' | 'pod';

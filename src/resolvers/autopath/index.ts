@@ -48,7 +48,7 @@ export class Autopath implements ResolverStep {
     if (namespaceKey === undefined || namespaceKey === q.key) return undefined;
     const namespace = firstLabel(namespaceKey);
     const ip = canonicalIp(client.address);
-    if (ip === undefined || !this.store.podsByIP(ip).some((pod) => pod.namespace === namespace)) return undefined;
+    if (ip === undefined || !this.store.podsByIP(ip).some((pod) => pod.startsWith(`${namespace}/`))) return undefined;
     const asked = this.below.resolve(q, client);
     const question = { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, flags: q.flags };
     const stem = q.key.slice(0, q.key.length - namespaceKey.length);

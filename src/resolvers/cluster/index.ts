@@ -70,8 +70,11 @@ export class ClusterResolver {
   readonly name = 'kubernetes';
   private readonly table = new NameTable();
   private readonly entries = new Map<string, ServiceEntry>();
-  /** Address → the services with a reverse name for it (a cluster IP or an answered endpoint). */
-  private readonly byAddress = new Map<string, ServiceEntry[]>();
+  /**
+   * Address → the service with a reverse name for it (a cluster IP or an answered endpoint), or the services when
+   * several have: almost always one, and an array per address cost ~40 B at 100k endpoints.
+   */
+  private readonly byAddress = new Map<string, ServiceEntry | ServiceEntry[]>();
   /** Sorted hex forms of every indexed address, for "is anything below this reverse name?"; built on demand. */
   private reversePrefixes: { generation: number; v4: string[]; v6: string[] } | undefined;
   /**
@@ -156,7 +159,7 @@ export class ClusterResolver {
   private rebuildService(key: string): void {
     const old = this.entries.get(key);
     if (old !== undefined) {
-      for (const [name, source] of old.contributions) this.table.detach(name, source);
+      for (const source of old.contributions) this.table.detach(source.key, source);
       for (const ip of old.addresses()) this.unindexAddress(ip, old);
       this.entries.delete(key);
       this.fronting.delete(key);
@@ -167,20 +170,20 @@ export class ClusterResolver {
     const service = this.store.getService(namespace, name);
     if (service === undefined) return;
     const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl);
-    for (const [owner, source] of entry.contributions) this.table.attach(owner, source);
+    for (const source of entry.contributions) this.table.attach(source.key, source);
     for (const ip of entry.addresses()) {
       const owners = this.byAddress.get(ip);
-      if (owners === undefined) this.byAddress.set(ip, [entry]);
-      else if (!owners.includes(entry)) owners.push(entry);
+      if (owners === undefined) this.byAddress.set(ip, entry);
+      else if (owners !== entry && !(Array.isArray(owners) && owners.includes(entry))) this.byAddress.set(ip, [...ownersOf(owners), entry]);
     }
     this.entries.set(key, entry);
     if (service.clusterIPs.length > 0 && entry.fronts(this.selfAddresses)) this.fronting.add(key);
   }
 
   private unindexAddress(ip: string, entry: ServiceEntry): void {
-    const owners = this.byAddress.get(ip)?.filter((owner) => owner !== entry) ?? [];
-    if (owners.length > 0) this.byAddress.set(ip, owners);
-    else this.byAddress.delete(ip);
+    const owners = ownersOf(this.byAddress.get(ip)).filter((owner) => owner !== entry);
+    if (owners.length === 0) this.byAddress.delete(ip);
+    else this.byAddress.set(ip, owners.length === 1 ? owners[0]! : owners);
   }
 
   /** `<ns>.svc.<zone>` exists (NODATA, not NXDOMAIN) for every namespace, even one with no services. */
@@ -342,7 +345,7 @@ export class ClusterResolver {
     const namespace = firstLabel(namespaceKey);
     const ip = undashIp(firstLabel(key));
     if (ip === undefined || !inNamespace(namespace)) return undefined;
-    if (mode === 'verified' && !this.store.podsByIP(ip).some((pod) => pod.namespace === namespace)) return undefined;
+    if (mode === 'verified' && !this.store.podsByIP(ip).some((pod) => pod.startsWith(`${namespace}/`))) return undefined;
     return [{ owner: key, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } }];
   }
 
@@ -357,7 +360,7 @@ export class ClusterResolver {
       const ip = v6 ? canonicalIp(hex.match(/.{4}/g)!.join(':'))! : hex.match(/.{2}/g)!.map((byte) => parseInt(byte, 16)).join('.');
       const owners = this.byAddress.get(ip);
       if (owners === undefined) return undefined;
-      return owners.flatMap((entry) => entry.ptrTargets(ip)).map((target) => ({ owner: key, ttl: this.options.ttl, data: { type: RRType.PTR, target } }));
+      return ownersOf(owners).flatMap((entry) => entry.ptrTargets(ip)).map((target) => ({ owner: key, ttl: this.options.ttl, data: { type: RRType.PTR, target } }));
     }
     if (this.reversePrefixes?.generation !== this.generation) {
       const v4: string[] = [];
@@ -400,6 +403,8 @@ export class ClusterResolver {
   }
 }
 
+const ownersOf = (owners: ServiceEntry | ServiceEntry[] | undefined): ServiceEntry[] =>
+  owners === undefined ? [] : Array.isArray(owners) ? owners : [owners];
 
 /**
  * The hex digits of the address (prefix) a reverse name stands for, most significant first: two per octet

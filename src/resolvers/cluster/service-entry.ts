@@ -13,65 +13,79 @@
  * no names at all (§2.4.1: NXDOMAIN).
  */
 import { dashedIp } from '../../ip.js';
-import type { Endpoint, ServiceRecord, SlicePort } from '../../store/index.js';
+import { NO_ENDPOINTS, READY, type EndpointSet, type ServiceRecord, type SlicePort } from '../../store/index.js';
 import { nameToKey, RRType, type ResourceRecord } from '../../wire/index.js';
 import type { RecordSource } from './table.js';
 
-export class ServiceEntry implements RecordSource {
-  /** The table names this service adds (its own name and its port names), so a rebuild takes exactly these away. */
-  readonly contributions: Array<readonly [string, RecordSource]> = [];
+/** A table name and what answers there. */
+export interface NamedSource extends RecordSource {
   readonly key: string;
-  /** Endpoints DNS answers with: ready ones, or all with publishNotReadyAddresses. */
-  private readonly endpoints: readonly Endpoint[];
+}
+
+/** `_<port>._<proto>.<svc>...`: SRV records of one named port, answered by its service's entry. */
+class PortName implements NamedSource {
+  constructor(readonly key: string, private readonly entry: ServiceEntry, readonly port: string, readonly protocol: string) {}
+
+  records(owner: string): ResourceRecord[] {
+    return this.entry.portRecords(owner, this);
+  }
+}
+
+export class ServiceEntry implements NamedSource {
+  /** The table names this service adds (its own name and its port names), so a rebuild takes exactly these away. */
+  readonly contributions: readonly NamedSource[] = [];
+  readonly key: string;
+  /** Endpoints DNS answers with: ready ones, or all with publishNotReadyAddresses (then the store's own set). */
+  private readonly endpoints: EndpointSet;
 
   constructor(
     readonly service: ServiceRecord,
-    allEndpoints: readonly Endpoint[],
+    allEndpoints: EndpointSet,
     zoneKey: string,
     private readonly ttl: number,
   ) {
     this.key = nameToKey(`${service.name}.${service.namespace}.svc`).slice(0, -1) + zoneKey;
-    this.endpoints = service.kind === 'ExternalName'
-      ? []
-      : allEndpoints.filter((endpoint) => endpoint.ready || service.publishNotReadyAddresses);
+    this.endpoints = service.kind === 'ExternalName' ? NO_ENDPOINTS
+      : service.publishNotReadyAddresses ? allEndpoints : readyOnly(allEndpoints);
     if (!this.exists) return;
-    this.contributions.push([this.key, this]);
-    if (service.kind === 'ExternalName') return;
-    for (const [portKey, port] of this.namedPorts()) {
-      this.contributions.push([portKey + this.key, { records: (owner) => this.portRecords(owner, port) }]);
-    }
+    // Built to size (concat, not push): most services have one or two names, and push() reserves 17 slots.
+    const ports = service.kind === 'ExternalName' ? []
+      : [...this.namedPorts()].map(([prefix, port]) => new PortName(prefix + this.key, this, port.name, port.protocol));
+    this.contributions = [this as NamedSource].concat(ports);
   }
 
   /** A headless service without a ready endpoint has no names (spec §2.4.1). */
   get exists(): boolean {
-    return this.service.kind !== 'Headless' || this.endpoints.length > 0;
+    return this.service.kind !== 'Headless' || this.endpoints.ips.length > 0;
   }
 
   /** Every address with a reverse name pointing here: the cluster IPs and the answered endpoints. */
   addresses(): string[] {
-    return this.exists ? [...this.service.clusterIPs, ...this.endpoints.map((endpoint) => endpoint.ip)] : [];
+    return this.exists ? [...this.service.clusterIPs, ...this.endpoints.ips] : [];
   }
 
   /** PTR targets for `ip`: the service for a cluster IP, the endpoint name for an endpoint address. */
   ptrTargets(ip: string): string[] {
     const targets = this.service.clusterIPs.includes(ip) ? [this.key] : [];
-    for (const endpoint of this.endpoints) if (endpoint.ip === ip) targets.push(this.endpointKey(endpoint));
+    this.endpoints.ips.forEach((address, row) => {
+      if (address === ip) targets.push(this.endpointKey(row));
+    });
     return targets;
   }
 
   /** True when an answered endpoint is named `label` (the first label of `<label>.<svc>...`). */
   hasEndpoint(label: string): boolean {
-    return this.endpoints.some((endpoint) => endpointLabel(endpoint) === label);
+    return this.endpoints.ips.some((_ip, row) => this.endpointLabel(row) === label);
   }
 
   /** A/AAAA at the endpoint name `owner` (whose first label is `label`). */
   endpointRecords(owner: string, label: string): ResourceRecord[] {
-    return this.endpoints.filter((endpoint) => endpointLabel(endpoint) === label).map((endpoint) => addressRecord(owner, this.ttl, endpoint.ip));
+    return this.endpoints.ips.filter((_ip, row) => this.endpointLabel(row) === label).map((ip) => addressRecord(owner, this.ttl, ip));
   }
 
   /** True when one of `addresses` is an endpoint of this service (used to find the DNS service itself). */
   fronts(addresses: ReadonlySet<string>): boolean {
-    return this.endpoints.some((endpoint) => addresses.has(endpoint.ip));
+    return this.endpoints.ips.some((ip) => addresses.has(ip));
   }
 
   /** The records at the service's own name. */
@@ -84,20 +98,31 @@ export class ServiceEntry implements RecordSource {
       const addresses = service.clusterIPs.map((ip) => addressRecord(owner, ttl, ip));
       return [...addresses, ...srvRecords(owner, ttl, service.ports.map((port) => [port.port, this.key] as const))];
     }
-    const addresses = [...new Set(this.endpoints.map((endpoint) => endpoint.ip))].map((ip) => addressRecord(owner, ttl, ip));
-    const targets = this.endpoints.flatMap((endpoint) => endpoint.ports.map((port) => [port.port, this.endpointKey(endpoint)] as const));
-    return [...addresses, ...srvRecords(owner, ttl, targets)];
+    // The store's set holds each address once.
+    const addresses = this.endpoints.ips.map((ip) => addressRecord(owner, ttl, ip));
+    return [...addresses, ...srvRecords(owner, ttl, this.endpointTargets(() => true))];
   }
 
-  private endpointKey(endpoint: Endpoint): string {
-    const label = endpointLabel(endpoint);
+  /** `<label>.<svc>...` for the endpoint in `row`. */
+  private endpointKey(row: number): string {
+    const label = this.endpointLabel(row);
     return String.fromCharCode(label.length) + label + this.key;
+  }
+
+  /** An endpoint's name: its hostname, else its dashed IP (as CoreDNS names them). */
+  private endpointLabel(row: number): string {
+    return this.endpoints.hostnames?.[row] ?? dashedIp(this.endpoints.ips[row]!);
+  }
+
+  /** (port, endpoint name) for every answered endpoint and each of its slice's ports that `matches`. */
+  private endpointTargets(matches: (port: SlicePort) => boolean): Array<readonly [number, string]> {
+    return this.endpoints.ports.flatMap((ports, row) => ports.filter(matches).map((port) => [port.port, this.endpointKey(row)] as const));
   }
 
   /** `_<name>._<proto>.` prefixes of the named ports: the service's ports, or for headless the slices' ports. */
   private namedPorts(): Map<string, { name: string; protocol: string }> {
     const ports: readonly SlicePort[] = this.service.kind === 'Headless'
-      ? this.endpoints.flatMap((endpoint) => endpoint.ports)
+      ? [...new Set(this.endpoints.ports)].flat() // rows of one slice share its ports array
       : this.service.ports;
     const prefixes = new Map<string, { name: string; protocol: string }>();
     for (const port of ports) {
@@ -110,20 +135,27 @@ export class ServiceEntry implements RecordSource {
     return prefixes;
   }
 
-  private portRecords(owner: string, wanted: { name: string; protocol: string }): ResourceRecord[] {
-    const matches = (port: SlicePort): boolean => port.name === wanted.name && port.protocol === wanted.protocol;
+  /** The SRV records at a named port's name (for its PortName). */
+  portRecords(owner: string, wanted: { readonly port: string; readonly protocol: string }): ResourceRecord[] {
+    const matches = (port: SlicePort): boolean => port.name === wanted.port && port.protocol === wanted.protocol;
     if (this.service.kind === 'ClusterIP') {
       return srvRecords(owner, this.ttl, this.service.ports.filter(matches).map((port) => [port.port, this.key] as const));
     }
-    const targets = this.endpoints.flatMap((endpoint) =>
-      endpoint.ports.filter(matches).map((port) => [port.port, this.endpointKey(endpoint)] as const));
-    return srvRecords(owner, this.ttl, targets);
+    return srvRecords(owner, this.ttl, this.endpointTargets(matches));
   }
 }
 
-/** An endpoint's name: its hostname, else its dashed IP (as CoreDNS names them). */
-function endpointLabel(endpoint: Endpoint): string {
-  return endpoint.hostname ?? dashedIp(endpoint.ip);
+/** The ready rows of a set: the set itself when every row is ready, as in a healthy cluster. */
+function readyOnly(set: EndpointSet): EndpointSet {
+  const rows = set.conditions.flatMap((bits, row) => ((bits & READY) !== 0 ? [row] : []));
+  if (rows.length === set.ips.length) return set;
+  const { hostnames } = set;
+  return {
+    ips: rows.map((row) => set.ips[row]!),
+    conditions: rows.map((row) => set.conditions[row]!),
+    hostnames: hostnames === undefined ? undefined : rows.map((row) => hostnames[row]),
+    ports: rows.map((row) => set.ports[row]!),
+  };
 }
 
 function addressRecord(owner: string, ttl: number, ip: string): ResourceRecord {

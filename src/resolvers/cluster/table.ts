@@ -52,7 +52,8 @@ export class NameTable {
 
   attach(key: string, source: RecordSource): void {
     const node = this.obtain(key);
-    node.sources = [...node.sources, source];
+    // concat, not spread or push: those leave the array room for 17, and there is almost always one source.
+    node.sources = node.sources.length === 0 ? [source] : node.sources.concat(source);
   }
 
   detach(key: string, source: RecordSource): void {
