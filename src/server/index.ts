@@ -6,6 +6,7 @@
  * Nothing a client sends can throw out of here: bad messages become rcodes, broken connections are dropped.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { LookupOneOptions } from 'node:dns';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/index.js';
@@ -29,6 +30,15 @@ const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
 /** With port 0, the UDP port picked may be taken for TCP; try a few picks before giving up. */
 const EPHEMERAL_PORT_TRIES = 8;
 const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * The UDP sockets' address "lookup": every address they see is an IP already (a validated listen address, or
+ * the peer a query came from), so it is passed through at once. Node's default runs dns.lookup, which checks the
+ * literal again and defers each reply to a process.nextTick: about 3% of the CPU time of a cache hit.
+ */
+function passThrough(address: string, _options: LookupOneOptions, callback: (error: null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
+}
 
 export class DnsServer {
   private readonly udpSockets: UdpSocket[] = [];
@@ -78,7 +88,7 @@ export class DnsServer {
   private bindUdp(address: ListenAddress, listener: number): Promise<UdpSocket> {
     const v6 = address.host.includes(':');
     const arrival: Arrival = { listener, overTcp: false };
-    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
+    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: passThrough });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(address.port, address.host, () => {
