@@ -79,6 +79,10 @@ const row = (...cells) => say(cells.map((cell, i) => (i === 0 ? String(cell).pad
 row('scenario', 'unbound qps', 'cdns qps', 'ratio', 'target', 'lost u/c', 'cpu% u/c', 'perf% u/c', 'q/cpu-s ratio');
 row('cached', Math.round(u.qps), Math.round(c.qps), ratio(c.qps, u.qps), `>=${target}x ${met ? 'ok' : 'MISS'}`,
   `${u.lost}/${c.lost}`, `${Math.round(u.cpu)}/${Math.round(c.cpu)}`, `${Math.round(u.client)}/${Math.round(c.client)}`, ratio(c.perCpu, u.perCpu));
+if (Math.min(u.cpu, c.cpu) < 90) {
+  say(`note: a server had less than 90% of its core (median ${Math.round(u.cpu)}% / ${Math.round(c.cpu)}%): the machine took time away, ` +
+    'so the QPS ratio carries its noise; q/cpu-s compares the cost per query');
+}
 say(`rcodes, all rounds: unbound sent ${u.sent}: ${u.rcodes}; clusterdns sent ${c.sent}: ${c.rcodes}`);
 
 // ---- part 2: pod-style lookups ----

@@ -123,10 +123,12 @@ wait_answer nsd "$PROBE_NAME" "$PROBE_IP" "$START_TIMEOUT"
 for s in unbound clusterdns autopath; do "start_$s"; done
 for s in unbound clusterdns autopath; do wait_answer "$s" "$PROBE_NAME" "$PROBE_IP" "$START_TIMEOUT"; done
 
-metric() { # server name: the sum of all series of a metric of that clusterdns (0 when it has none)
-  curl -sf --max-time 5 "http://127.0.0.1:${METRICS_PORT_OF[$1]}/metrics" | awk -v name="$2" '
+metric() { # VAR server name: set VAR to the sum of all series of a metric of that clusterdns (0 when it has none)
+  local sum
+  sum=$(curl -sf --max-time 5 "http://127.0.0.1:${METRICS_PORT_OF[$2]}/metrics" | awk -v name="$3" '
     index($0, name) == 1 && (substr($0, length(name) + 1, 1) == "{" || substr($0, length(name) + 1, 1) == " ") { sum += $NF }
-    END { printf "%d\n", sum }' || die "cannot read $1's /metrics"
+    END { printf "%d\n", sum }') || die "cannot read $2's /metrics"
+  printf -v "$1" %s "$sum"
 }
 
 # ---- warm the caches: one pass over every name, through each server ----
@@ -139,8 +141,9 @@ log "caches warm: one pass over $NAMES names through unbound and clusterdns"
 
 # ---- same answers? every name, through dig's batch mode (one dig per server), TTLs left out (they count down) ----
 answers_of() { # server -> one line per query: "STATUS | owner class type data | ..."
-  timeout -k 5 $((NAMES / 10 + 60)) dig @127.0.0.1 -p "${PORT_OF[$1]}" +tries=1 +time=2 +noall +comments +answer \
-    -f "$OUT/forward.txt" 2>&1 | awk '
+  # dig exits non-zero when a query times out; that query's line says NO-REPLY and the comparison shows it
+  { timeout -k 5 $((NAMES / 10 + 60)) dig @127.0.0.1 -p "${PORT_OF[$1]}" +tries=1 +time=2 +noall +comments +answer \
+    -f "$OUT/forward.txt" 2>&1 || true; } | awk '
       function flush() { if (line != "") print line; line = "" }
       /status:/ { flush(); line = $0; sub(/.*status: /, "", line); sub(/,.*/, "", line); next }
       /connection timed out|no servers could be reached/ { flush(); line = "NO-REPLY"; next }
@@ -168,9 +171,9 @@ if ((WARMUP_SECS > 0)); then
 fi
 mapfile -t NSD_PIDS < <(server_pids nsd)
 NSD_TICKS0=$(cpu_ticks "${NSD_PIDS[@]}")
-HITS0=$(metric clusterdns coredns_cache_hits_total)
-MISSES0=$(metric clusterdns coredns_cache_misses_total)
-FORWARDED0=$(metric clusterdns coredns_forward_requests_total)
+metric HITS0 clusterdns coredns_cache_hits_total
+metric MISSES0 clusterdns coredns_cache_misses_total
+metric FORWARDED0 clusterdns coredns_forward_requests_total
 log "measuring: $ROUNDS rounds x 2 servers x ${RUN_SECS}s, dnsperf $MAX_ARGS"
 for ((r = 1; r <= ROUNDS; r++)); do
   order=(unbound clusterdns)
@@ -180,9 +183,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for s in "${order[@]}"; do measure_dnsperf cached "$s" "$r" "$OUT/forward.txt" $MAX_ARGS; done
 done
 NSD_TICKS=$(($(cpu_ticks "${NSD_PIDS[@]}") - NSD_TICKS0))
-HITS=$(($(metric clusterdns coredns_cache_hits_total) - HITS0))
-MISSES=$(($(metric clusterdns coredns_cache_misses_total) - MISSES0))
-FORWARDED=$(($(metric clusterdns coredns_forward_requests_total) - FORWARDED0))
+metric HITS clusterdns coredns_cache_hits_total
+metric MISSES clusterdns coredns_cache_misses_total
+metric FORWARDED clusterdns coredns_forward_requests_total
+HITS=$((HITS - HITS0)) MISSES=$((MISSES - MISSES0)) FORWARDED=$((FORWARDED - FORWARDED0))
 # unbound logs its totals when it stops; it is not needed for part 2
 stop_server unbound
 UNBOUND_STATS=$(sed -n 's/.*server stats for thread 0: \([0-9]* queries, [0-9]* answers from cache, [0-9]* recursions\).*/\1/p' \
@@ -190,7 +194,7 @@ UNBOUND_STATS=$(sed -n 's/.*server stats for thread 0: \([0-9]* queries, [0-9]* 
 
 # ---- part 2: a pod's lookup of an external name, --autopath against without ----
 SEARCH="default.svc.cluster.local svc.cluster.local cluster.local"
-COMPLETIONS0=$(metric autopath coredns_autopath_success_count_total)
+metric COMPLETIONS0 autopath coredns_autopath_success_count_total
 log "pod-style lookups: $ROUNDS rounds x 2 servers x $LOOKUPS lookups from $POD_IP"
 for ((r = 1; r <= ROUNDS; r++)); do
   order=(clusterdns autopath)
@@ -209,8 +213,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     log "round $r lookups completion $mode: $(tail -1 "$OUT/lookups.jsonl")"
   done
 done
-COMPLETIONS=$(($(metric autopath coredns_autopath_success_count_total) - COMPLETIONS0))
-COMPLETIONS_OFF=$(metric clusterdns coredns_autopath_success_count_total)
+metric COMPLETIONS autopath coredns_autopath_success_count_total
+COMPLETIONS=$((COMPLETIONS - COMPLETIONS0))
+metric COMPLETIONS_OFF clusterdns coredns_autopath_success_count_total
 
 # ---- summary ----
 cat >"$OUT/checks.txt" <<EOF
