@@ -160,11 +160,6 @@ export class Forwarder {
     await this.detectLoops(this.all.filter((upstream) => !before.has(upstream.to)));
   }
 
-  /** Whether any name can be forwarded at all. */
-  get enabled(): boolean {
-    return this.all.length > 0;
-  }
-
   /** Sends a loop probe through every upstream; a probe that comes back to us marks that upstream as a loop. */
   async detectLoops(upstreams: readonly Upstream[] = this.all): Promise<void> {
     await Promise.all(upstreams.map(async (upstream) => {
