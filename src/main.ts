@@ -107,11 +107,9 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     if (cache !== undefined) steps.push(new CacheStep(cache, (q) => forward.prefetch(q)));
     steps.push(forward);
   }
-  if (config.autopath) {
-    autopath = new Autopath(store, new ResolverChain([...steps]), { zone: config.zone, hostSearch: outside.hostSearch, ttl: config.ttl });
-    steps.unshift(autopath);
-  }
-  const answerer = new QueryAnswerer(new ResolverChain(steps), { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
+  // Autopath walks candidates through the plain chain, so a candidate's own NXDOMAIN is never completed again.
+  if (config.autopath) autopath = new Autopath(store, new ResolverChain(steps), { zone: config.zone, hostSearch: outside.hostSearch, ttl: config.ttl });
+  const answerer = new QueryAnswerer(new ResolverChain(steps, autopath), { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
   server = new DnsServer(answerer, config, log.child({ part: 'server' }));
   let lameDuck = false;
   const endpoints = new TelemetryEndpoints(telemetry.registry, {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dig, type DigResult } from './support/dig.js';
-import { metrics, value } from './support/http.js';
+import { metrics, select, value } from './support/http.js';
 import { startServer, type ServerProcess } from './support/server-process.js';
 import { TestUpstream } from './support/upstream.js';
 
@@ -95,9 +95,15 @@ describe('--autopath', () => {
     }
   });
 
-  it('counts completions in coredns_autopath_success_count_total', async () => {
+  it('counts completions in coredns_autopath_success_count_total, and labels only completed answers autopath', async () => {
+    const responses = async (plugin: string): Promise<number> =>
+      select(await metrics(server), 'coredns_dns_responses_total', { rcode: 'NOERROR', plugin }).reduce((sum, sample) => sum + sample.value, 0);
     const before = value(await metrics(server), 'coredns_autopath_success_count_total') ?? 0;
+    const [completedBefore, clusterBefore] = [await responses('autopath'), await responses('kubernetes')];
     await from(POD_IN_DEFAULT, 'api.other.default.svc.cluster.local.');
+    await from(POD_IN_DEFAULT, 'web.default.svc.cluster.local.');
     expect(value(await metrics(server), 'coredns_autopath_success_count_total')).toBe(before + 1);
+    expect(await responses('autopath')).toBe(completedBefore + 1);
+    expect(await responses('kubernetes')).toBe(clusterBefore + 1);
   });
 });

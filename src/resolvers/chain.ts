@@ -1,6 +1,6 @@
 /**
- * The resolver chain: the steps in the order main.ts gives them (autopath, cluster, cache, forward), each
- * answering or passing the question on. A step answers synchronously when it can (cluster zone, cache hit) and
+ * The resolver chain: the steps in the order main.ts gives them (cluster, cache, forward), each answering or
+ * passing the question on, and an optional completion (autopath) offered every NXDOMAIN before it goes out. A step answers synchronously when it can (cluster zone, cache hit) and
  * with a promise when it must wait (an upstream); the chain stays synchronous until a step does not.
  *
  * It also follows a CNAME out of a step's zone (an ExternalName service): when an answer names a target it
@@ -29,16 +29,27 @@ export interface ResolverStep {
   resolve(q: ChainQuestion, client: ChainClient): PreparedAnswer | Promise<PreparedAnswer | undefined> | undefined;
 }
 
+/**
+ * Offered each NXDOMAIN the chain is about to give (autopath): a better answer for the same question, or
+ * undefined to let the NXDOMAIN stand.
+ */
+export interface Completion {
+  /** The `plugin` label of the answers it completes. */
+  readonly name: string;
+  complete(q: ChainQuestion, client: ChainClient): Promise<PreparedAnswer | undefined> | undefined;
+}
+
 export interface Resolved {
   readonly answer: PreparedAnswer;
   /** The step that answered, by name; undefined when none did. */
   readonly step: string | undefined;
 }
 
-const NOBODY: Resolved = { answer: emptyAnswer(Rcode.REFUSED), step: undefined };
+/** REFUSED: no step is authoritative for the name and nothing forwards it. */
+export const NOBODY_ANSWERS: Resolved = { answer: emptyAnswer(Rcode.REFUSED), step: undefined };
 
 export class ResolverChain {
-  constructor(readonly steps: readonly ResolverStep[]) {}
+  constructor(readonly steps: readonly ResolverStep[], private readonly completion?: Completion) {}
 
   /**
    * The answer of the first step that has one, REFUSED when none has. Steps may read `q` only synchronously:
@@ -55,11 +66,16 @@ export class ResolverChain {
       }
       return this.finish(q, client, found, i);
     }
-    return NOBODY;
+    return NOBODY_ANSWERS;
   }
 
   private finish(q: ChainQuestion, client: ChainClient, answer: PreparedAnswer, step: number): Resolved | Promise<Resolved> {
     const resolved = { answer, step: this.steps[step]!.name };
+    if (answer.rcode === Rcode.NXDOMAIN && this.completion !== undefined) {
+      const completion = this.completion;
+      const completed = completion.complete(q, client);
+      if (completed !== undefined) return completed.then((better) => (better === undefined ? resolved : { answer: better, step: completion.name }));
+    }
     if (answer.chaseTarget === undefined || step + 1 >= this.steps.length) return resolved;
     const question = copyQuestion(q);
     const target = this.resolve({ ...question, key: answer.chaseTarget }, client, step + 1);
@@ -89,6 +105,7 @@ export function mergeBehindCname(key: string, qtype: number, first: PreparedAnsw
   });
 }
 
-function copyQuestion(q: ChainQuestion): ChainQuestion {
+/** A question that outlives the query object the server reuses. */
+export function copyQuestion(q: ChainQuestion): ChainQuestion {
   return { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, flags: q.flags };
 }

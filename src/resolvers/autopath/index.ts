@@ -2,18 +2,18 @@
  * resolvers/autopath — server-side search-path completion (CoreDNS's `autopath @kubernetes`). A pod in
  * namespace NS with the kubelet's resolv.conf (`search NS.svc.<zone> svc.<zone> <zone> <host domains...>`,
  * `ndots:5`) asks first for `NAME.NS.svc.<zone>`. When that name does not exist and the client's address is a
- * pod of NS, this step walks the rest of the pod's search path itself — `NAME.svc.<zone>`, `NAME.<zone>`,
+ * pod of NS, autopath walks the rest of the pod's search path itself — `NAME.svc.<zone>`, `NAME.<zone>`,
  * `NAME.<host domain>`..., then `NAME` — and answers with a CNAME from the asked name to the first candidate
  * that is not NXDOMAIN, followed by that candidate's records: one round trip instead of up to eight.
  *
- * Owns only the walk. It reads the store's pod index (IP → namespace) and asks the steps after it (cluster,
- * cache, forward) for each candidate. When the walk finds nothing, or a candidate fails (SERVFAIL), the client
+ * Owns only the walk. The chain offers it each NXDOMAIN (so names that exist cost it nothing); it reads the
+ * store's pod index (IP → namespace) and asks the plain chain (cluster, cache, forward) for each candidate. When the walk finds nothing, or a candidate fails (SERVFAIL), the client
  * gets the plain answer for the name it asked, and its own resolver goes on as it would have anyway.
  */
 import { canonicalIp } from '../../ip.js';
 import type { StoreView } from '../../store/index.js';
 import { firstLabel, isInZone, nameToKey, parentKey, prepareAnswer, preparedRecords, Rcode, RRType, type PreparedAnswer } from '../../wire/index.js';
-import type { ChainClient, ChainQuestion, ResolverChain, ResolverStep } from '../chain.js';
+import { copyQuestion, type ChainClient, type ChainQuestion, type Completion, type ResolverChain } from '../chain.js';
 
 export interface AutopathOptions {
   /** The cluster domain, e.g. `cluster.local`. */
@@ -24,7 +24,7 @@ export interface AutopathOptions {
   readonly ttl: number;
 }
 
-export class Autopath implements ResolverStep {
+export class Autopath implements Completion {
   readonly name = 'autopath';
   /** Queries answered from a candidate further down the search path. */
   completions = 0;
@@ -41,22 +41,19 @@ export class Autopath implements ResolverStep {
     this.suffixes = [this.svcKey, zoneKey, ...hostKeys, '\0'];
   }
 
-  resolve(q: ChainQuestion, client: ChainClient): PreparedAnswer | Promise<PreparedAnswer | undefined> | undefined {
-    // NAME.<ns>.svc.<zone>, with at least one label of NAME.
+  /**
+   * Offered every NXDOMAIN the chain gives: a completed answer when the name is `NAME.<ns>.svc.<zone>` asked by
+   * a pod of `<ns>` and a later candidate exists, else undefined (the plain NXDOMAIN stands). Names that exist
+   * never get here, so the common query costs autopath nothing.
+   */
+  complete(q: ChainQuestion, client: ChainClient): Promise<PreparedAnswer | undefined> | undefined {
     if (!isInZone(q.key, this.svcKey)) return undefined;
     const namespaceKey = this.namespaceKeyOf(q.key);
     if (namespaceKey === undefined || namespaceKey === q.key) return undefined;
     const namespace = firstLabel(namespaceKey);
     const ip = canonicalIp(client.address);
     if (ip === undefined || !this.store.podsByIP(ip).some((pod) => pod.startsWith(`${namespace}/`))) return undefined;
-    const asked = this.below.resolve(q, client);
-    const question = { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, flags: q.flags };
-    const stem = q.key.slice(0, q.key.length - namespaceKey.length);
-    if (asked instanceof Promise) return asked.then((found) => this.walk(question, client, stem, found.answer));
-    // A name that exists is the cluster step's to answer (and to be counted as its answer); asking it again
-    // costs one table lookup.
-    if (asked.answer.rcode !== Rcode.NXDOMAIN) return undefined;
-    return this.walk(question, client, stem, asked.answer);
+    return this.walk(copyQuestion(q), { address: client.address }, q.key.slice(0, q.key.length - namespaceKey.length));
   }
 
   /** `<ns>.svc.<zone>` of a name below it, or undefined when the name is not below a namespace. */
@@ -67,14 +64,14 @@ export class Autopath implements ResolverStep {
     return undefined;
   }
 
-  private async walk(q: ChainQuestion, client: ChainClient, stem: string, plain: PreparedAnswer): Promise<PreparedAnswer> {
-    if (plain.rcode !== Rcode.NXDOMAIN) return plain;
+  /** The completed answer, or undefined when no candidate exists or one fails. */
+  private async walk(q: ChainQuestion, client: ChainClient, stem: string): Promise<PreparedAnswer | undefined> {
     for (const suffix of this.suffixes) {
       const key = stem + suffix;
       if (key.length > 255) continue;
       const found = await this.below.resolve({ ...q, key }, client);
       if (found.answer.rcode === Rcode.NXDOMAIN) continue;
-      if (found.answer.rcode !== Rcode.NOERROR) return plain;
+      if (found.answer.rcode !== Rcode.NOERROR) return undefined;
       this.completions++;
       const records = preparedRecords(key, q.qtype, found.answer);
       return prepareAnswer(q.key, {
@@ -85,6 +82,6 @@ export class Autopath implements ResolverStep {
         authority: records.answer.length === 0 ? records.authority : [],
       });
     }
-    return plain;
+    return undefined;
   }
 }
