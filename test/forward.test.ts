@@ -191,7 +191,7 @@ describe('forwarding: failures', () => {
     expect(value(await metrics(server), 'coredns_cache_served_stale_total')).toBe(1);
   });
 
-  it('passes upstream SERVFAIL on, and a later good answer replaces it', async () => {
+  it('passes upstream SERVFAIL on, and caches it briefly', async () => {
     const up = await upstream();
     up.behaviour = 'servfail';
     const server = await serve(['--upstream', up.address]);

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Resolved, ResolverChain } from '../resolvers/chain.js';
+import { NOBODY_ANSWERS, type Resolved, type ResolverChain } from '../resolvers/chain.js';
 import { PLUGINS, type QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
@@ -44,7 +44,6 @@ export interface AnswererOptions {
 }
 
 const PLUGIN_INDEX = new Map<string, number>(PLUGINS.map((name, index) => [name, index]));
-const NOBODY: Resolved = { answer: emptyAnswer(Rcode.REFUSED), step: undefined };
 const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
 const FORMERR = emptyAnswer(Rcode.FORMERR);
 const BADVERS = emptyAnswer(Rcode.BADVERS);
@@ -88,7 +87,7 @@ export class QueryAnswerer {
         reply = writeReply(packet, q, FORMERR, replyLimit(q, arrival.overTcp));
         break;
       default: {
-        let resolved: Resolved | Promise<Resolved> = NOBODY;
+        let resolved: Resolved | Promise<Resolved> = NOBODY_ANSWERS;
         if (q.edns && q.ednsVersion !== 0) resolved = { answer: BADVERS, step: undefined };
         else if (q.qtype === RRType.OPT) resolved = { answer: FORMERR, step: undefined };
         else if (!TRANSFER_TYPES.has(q.qtype)) {

@@ -92,15 +92,7 @@ export function createTelemetry(sources: TelemetrySources): Telemetry {
       this.set(sources.clusterNames());
     },
   });
-  new Counter({
-    name: 'clusterdns_tcp_connections_rejected_total',
-    help: 'TCP connections closed at once because --max-tcp-connections were open.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(sources.rejectedTcpConnections());
-    },
-  });
+  countedElsewhere(registry, 'clusterdns_tcp_connections_rejected_total', 'TCP connections closed at once because --max-tcp-connections were open.', sources.rejectedTcpConnections);
 
   const watchStates = sources.watchStates;
   if (watchStates !== undefined) {
@@ -184,12 +176,8 @@ function forwardMetrics(registry: Registry, sources: TelemetrySources): ForwardO
   }
   const cacheStats = sources.cacheStats;
   if (cacheStats !== undefined) {
-    const counter = (name: string, help: string, read: (stats: CacheStats) => number): void => {
-      new Counter({ name, help, registers: [registry], collect() {
-        this.reset();
-        this.inc(read(cacheStats()));
-      } });
-    };
+    const counter = (name: string, help: string, read: (stats: CacheStats) => number): void =>
+      countedElsewhere(registry, name, help, () => read(cacheStats()));
     new Gauge({
       name: 'coredns_cache_entries',
       help: 'The number of elements in the cache.',
@@ -216,10 +204,7 @@ function forwardMetrics(registry: Registry, sources: TelemetrySources): ForwardO
   }
   const autopathCompletions = sources.autopathCompletions;
   if (autopathCompletions !== undefined) {
-    new Counter({ name: 'coredns_autopath_success_count_total', help: 'Counter of requests that did autopath.', registers: [registry], collect() {
-      this.reset();
-      this.inc(autopathCompletions());
-    } });
+    countedElsewhere(registry, 'coredns_autopath_success_count_total', 'Counter of requests that did autopath.', autopathCompletions);
   }
   return {
     request: (to) => requests.inc({ to }),
@@ -233,4 +218,12 @@ function forwardMetrics(registry: Registry, sources: TelemetrySources): ForwardO
     rejected: () => rejects.inc(),
     coalesced: () => coalesced.inc(),
   };
+}
+
+/** A counter whose value another part keeps as a plain number, read at scrape time (nothing on the query path). */
+function countedElsewhere(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({ name, help, registers: [registry], collect() {
+    this.reset();
+    this.inc(read());
+  } });
 }

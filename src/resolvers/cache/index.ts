@@ -11,7 +11,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { prepareAnswer, Rcode, RRType, type Message, type PreparedAnswer, type WireRecord } from '../../wire/index.js';
-import type { ChainQuestion, ResolverStep } from '../chain.js';
+import { copyQuestion, type ChainQuestion, type ResolverStep } from '../chain.js';
 
 export interface CacheOptions {
   /** Entries at most; the least recently used go first. */
@@ -201,7 +201,7 @@ export class CacheStep implements ResolverStep {
   resolve(q: ChainQuestion): PreparedAnswer | undefined {
     const hit = this.cache.get(q);
     if (hit === undefined) return undefined;
-    if (hit.prefetch) this.refetch({ key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, flags: q.flags });
+    if (hit.prefetch) this.refetch(copyQuestion(q));
     return hit.answer;
   }
 }

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { emptyAnswer, isInZone, nameToKey, Rcode, RRClass, type Message, type PreparedAnswer } from '../../wire/index.js';
-import { prepare, type AnswerCache } from '../cache/index.js';
+import { cacheKey, prepare, type AnswerCache } from '../cache/index.js';
 import { describe, exchange, ExchangeError, type ExchangeResult, type Question, type UpstreamAddress } from './exchange.js';
 
 export type { UpstreamAddress } from './exchange.js';
@@ -114,6 +114,11 @@ class Group {
   }
 }
 
+/** The question as it goes upstream: the client's CD bit (0x0010 of the header flags) is passed on. */
+function upstreamQuestion(q: ForwardQuestion): Question {
+  return { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & 0x0010) !== 0 };
+}
+
 function upstreamFor(known: Map<string, Upstream>, address: UpstreamAddress): Upstream {
   const to = describe(address);
   let found = known.get(to);
@@ -190,7 +195,9 @@ export class Forwarder {
     if (probed !== undefined) return this.loopFound(probed);
     const group = this.groupFor(q.key);
     if (group === undefined) return undefined;
-    const coalesceKey = `${q.key}|${q.qtype}|${q.qclass}|${q.dnssecOk ? 1 : 0}|${q.flags & 0x0010 ? 1 : 0}`;
+    const question = upstreamQuestion(q);
+    // The cache's key, plus CD: a CD query may get an answer a validating upstream would refuse otherwise.
+    const coalesceKey = `${cacheKey(q)}${question.checkingDisabled ? 'cd' : ''}`;
     const pending = this.inFlight.get(coalesceKey);
     if (pending !== undefined) {
       this.options.observer.coalesced();
@@ -200,7 +207,6 @@ export class Forwarder {
       this.options.observer.rejected();
       return REFUSED;
     }
-    const question: Question = { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & 0x0010) !== 0 };
     const answer = this.ask(group, question).finally(() => this.inFlight.delete(coalesceKey));
     this.inFlight.set(coalesceKey, answer);
     return answer;
@@ -215,7 +221,7 @@ export class Forwarder {
       this.options.cache?.prefetchFailed(q);
       return;
     }
-    void this.ask(group, { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & 0x0010) !== 0 }, true);
+    void this.ask(group, upstreamQuestion(q), true);
   }
 
   private groupFor(key: string): Group | undefined {
