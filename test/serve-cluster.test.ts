@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dig, lines, type DigResult } from './support/dig.js';
 import { FakeKubeApiServer, type KubeObject, type ResourceName } from './support/k8s-api-server.js';
+import { parseMetrics, select, value, type Sample } from './support/metrics.js';
 import { runCli, startServer, type ServerProcess } from './support/server-process.js';
 
 const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
@@ -118,40 +119,6 @@ async function eventually(server: ServerProcess, name: string, check: (result: D
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-// ---- Prometheus text ----------------------------------------------------------------------------------------
-
-interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
-function parseMetrics(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!match) throw new Error(`not a Prometheus sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
-    const raw = match[3]!;
-    samples.push({ name: match[1]!, labels, value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw) });
-  }
-  return samples;
-}
-
-/** Samples named `name` whose labels include `labels`. */
-function select(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
-  return samples.filter((s) => s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value));
-}
-
-/** The one sample named `name` with exactly `labels` (every label, no more). */
-function value(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const exact = select(samples, name, labels).filter((s) => Object.keys(s.labels).length === Object.keys(labels).length);
-  if (exact.length > 1) throw new Error(`${name}${JSON.stringify(labels)} matches ${exact.length} samples`);
-  return exact[0]?.value;
-}
 
 async function metrics(server: ServerProcess): Promise<Sample[]> {
   const { status, body } = await get(server, '/metrics');

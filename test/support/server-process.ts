@@ -1,6 +1,7 @@
 /**
- * Starts the real clusterdns process (`node dist/cli.js serve ...`) on an ephemeral loopback port and reads the
- * bound port from its "serving" log line. Stopped by PID in `stop()`; tests never touch processes they did not start.
+ * Starts the real clusterdns process (`node dist/cli.js serve ...`, or `proxy ...`) on an ephemeral loopback port
+ * and reads the bound port from its "serving" log line. Stopped by PID in `stop()`; tests never touch processes
+ * they did not start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,11 +22,20 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServer(args: readonly string[], host = '127.0.0.1'): Promise<ServerProcess> {
-  const listen = host.includes(':') ? `[${host}]:0` : `${host}:0`;
+export interface StartOptions {
+  /** `proxy` runs `clusterdns proxy`, which has no DNS listener (port is then 0). */
+  readonly command?: 'serve' | 'proxy';
+  /** Runs the process through this command line, e.g. `ip netns exec NS` (which execs, so the PID stays node's). */
+  readonly prefix?: readonly string[];
+}
+
+export async function startServer(args: readonly string[], host = '127.0.0.1', options: StartOptions = {}): Promise<ServerProcess> {
+  const command = options.command ?? 'serve';
+  const listen = command === 'serve' ? ['--listen', host.includes(':') ? `[${host}]:0` : `${host}:0`] : [];
   const loopback = host.includes(':') ? '[::1]:0' : '127.0.0.1:0';
   const http = ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
-  const child = spawn(process.execPath, [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...args], {
+  const [program, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
+  const child = spawn(program!, [...prefixArgs, CLI, command, ...listen, ...http, '--log-level', 'debug', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -70,7 +80,8 @@ export async function startServer(args: readonly string[], host = '127.0.0.1'): 
     waitForLog((line) => line.msg === 'serving'),
     exited.then(([code]) => { throw new Error(`clusterdns exited with ${code} before serving:\n${stderrText}`); }),
   ]);
-  const port = Number(String((serving.listen as string[])[0]).split(':').pop());
+  const first = (serving.listen as string[])[0];
+  const port = first === undefined ? 0 : Number(first.split(':').pop());
   return {
     port,
     host,
