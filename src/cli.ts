@@ -12,6 +12,7 @@ const USAGE = `Usage: clusterdns <command> [flags]
 
 Commands:
   serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
+  proxy      only proxy TCP connections to ClusterIP services (see 'clusterdns proxy --help')
   version    print the version
   help       print this help`;
 
@@ -35,16 +36,19 @@ function describe(error: unknown): string | undefined {
 async function main(argv: readonly string[]): Promise<void> {
   const [command, ...args] = argv;
   switch (command) {
-    case 'serve': {
-      const config = parseServeArgs(args);
+    case 'serve':
+    case 'proxy': {
+      const config = parseServeArgs(args, command);
       if (config === undefined) {
-        process.stdout.write(`${serveHelp()}\n`);
+        process.stdout.write(`${serveHelp(command)}\n`);
         return;
       }
       const log = createLogger(config.logLevel);
       const running = await serve(config, log);
-      const first = running.addresses[0]!;
-      log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.zone}`);
+      const first = running.addresses[0];
+      if (first !== undefined) {
+        log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.zone}`);
+      }
       // SIGTERM (the kubelet) goes through lame duck; SIGINT (Ctrl-C), or a second signal, stops at once.
       const stop = (signal: NodeJS.Signals): void => {
         log.info({ signal }, 'stopping');

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { ListenAddress, ServeConfig } from './config/index.js';
+import { registerProxyMetrics, ServiceProxy } from './proxy/index.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
@@ -64,6 +65,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
     ...(kube !== undefined && { watchStates: () => kube.states() }),
   });
+  const proxy = config.proxy === undefined ? undefined : new ServiceProxy(store, config.proxy, log.child({ part: 'proxy' }));
+  if (proxy !== undefined) registerProxyMetrics(telemetry.registry, proxy);
   const answerer = new QueryAnswerer([cluster], { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
   server = new DnsServer(answerer, config, log.child({ part: 'server' }));
   let lameDuck = false;
@@ -81,6 +84,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     await endpoints.close();
     await kube?.close();
     manifests?.close();
+    proxy?.close();
     cluster.close();
   };
   let addresses: BoundAddress[];
@@ -89,6 +93,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     telemetry.queries.describeListeners(addresses.map(listenerLabels));
     await endpoints.start(config);
     await kube?.start();
+    proxy?.start();
   } catch (error) {
     await closeAll();
     throw error;

@@ -50,12 +50,21 @@ describe('help and version', () => {
     }
   });
 
+  it('proxy --help lists the source, endpoint, logging and proxy flags, and no DNS ones', async () => {
+    const { code, stdout } = await runCli(['proxy', '--help']);
+    expect(code).toBe(0);
+    expect(stdout.split('\n')[0]).toBe('Usage: clusterdns proxy [flags]');
+    const flags = stdout.split('\n').flatMap((line) => /^ {2}--([a-z-]+)/.exec(line)?.[1] ?? []);
+    expect(flags).toEqual(['manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
+      'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'help']);
+  });
+
   it('help exits 0 and lists the commands on stdout', async () => {
     const { code, stdout, stderr } = await runCli(['help']);
     expect(code).toBe(0);
     expect(stderr).toBe('');
     expect(stdout.split('\n')[0]).toBe('Usage: clusterdns <command> [flags]');
-    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'version', 'help']);
+    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'proxy', 'version', 'help']);
   });
 
   it('no command at all: usage on stderr, exit 2', async () => {
@@ -122,6 +131,10 @@ describe('usage errors: exit 2, one line naming the command or flag', () => {
     [['--log-level', 'loud'], '--log-level loud: expected one of fatal, error, warn, info, debug, trace, silent'],
     [['--tcp-idle-timeout', '0'], '--tcp-idle-timeout 0: expected a whole number from 1 to 3600'],
     [['--max-tcp-connections', '1.5'], '--max-tcp-connections 1.5: expected a whole number from 1 to 1000000'],
+    [['--proxy-drain', '5'], "--proxy-drain applies only with --proxy (or 'clusterdns proxy')"],
+    [['--proxy', '--proxy-drain', 'soon'], '--proxy-drain soon: expected a whole number from 0 to 3600'],
+    [['--proxy', '--proxy-idle-timeout', '0'], '--proxy-idle-timeout 0: expected a whole number from 1 to 604800'],
+    [['--proxy', '--proxy-max-connections', '0'], '--proxy-max-connections 0: expected a whole number from 1 to 1000000'],
   ];
   it.each(badValues)('serve %j', async (args, message) => {
     const { code, stdout, stderr } = await runCli(['serve', '--listen', '127.0.0.1:0', '--manifests', DEMO, ...args]);
@@ -129,6 +142,20 @@ describe('usage errors: exit 2, one line naming the command or flag', () => {
     expect(stdout).toBe('');
     expect(stderr.startsWith(`clusterdns: ${message}`), stderr).toBe(true);
     expect(stderr.split('\n'), stderr).toHaveLength(2);
+  });
+});
+
+describe('clusterdns proxy: usage errors name the flag', () => {
+  it('a DNS flag is not one of its flags', async () => {
+    const { code, stderr } = await runCli(['proxy', '--manifests', DEMO, '--ttl', '5']);
+    expect(code).toBe(2);
+    expect(stderr).toBe("clusterdns: Unknown option '--ttl'; see 'clusterdns proxy --help'\n");
+  });
+
+  it('a bad proxy value is named as in serve', async () => {
+    const { code, stderr } = await runCli(['proxy', '--manifests', DEMO, '--proxy-drain', 'soon']);
+    expect(code).toBe(2);
+    expect(stderr).toBe('clusterdns: --proxy-drain soon: expected a whole number from 0 to 3600\n');
   });
 });
 

@@ -35,6 +35,14 @@ export interface ServeConfig {
   readonly logLevel: LogLevel;
   readonly tcpIdleTimeoutMs: number;
   readonly maxTcpConnections: number;
+  /** Set with --proxy, and by `clusterdns proxy`. */
+  readonly proxy: ProxyConfig | undefined;
+}
+
+export interface ProxyConfig {
+  readonly drainMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
 }
 
 interface FlagSpec {
@@ -44,6 +52,22 @@ interface FlagSpec {
   readonly default?: string;
   readonly help: string;
 }
+
+/** The userspace proxy's flags (`serve --proxy`, and `clusterdns proxy`). */
+const PROXY_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  proxy: { type: 'boolean', help: 'also proxy TCP connections to every ClusterIP service port on to a ready endpoint' },
+  'proxy-drain': { type: 'string', value: 'SECONDS', default: '30', help: 'connections to an endpoint that is no longer ready may go on this long, then they are closed' },
+  'proxy-idle-timeout': { type: 'string', value: 'SECONDS', default: '86400', help: 'close a proxied connection with no traffic either way for this long' },
+  'proxy-max-connections': { type: 'string', value: 'N', default: '10000', help: 'open proxied connections at most; more are reset at once' },
+};
+
+/** The flags `clusterdns proxy` takes: the source, the HTTP endpoints, logging and the proxy's own. */
+const PROXY_COMMAND_FLAGS: ReadonlySet<string> = new Set([
+  'manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
+  ...Object.keys(PROXY_FLAGS).filter((name) => name !== 'proxy'), 'help',
+]);
+
+export type Command = 'serve' | 'proxy';
 
 /** The flags of `clusterdns serve`, in the order `--help` lists them. */
 export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -76,35 +100,43 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'log-queries': { type: 'boolean', help: 'log every query and its rcode (off by default: it costs throughput)' },
   'tcp-idle-timeout': { type: 'string', value: 'SECONDS', default: '10', help: 'close a TCP connection that sends nothing for this long' },
   'max-tcp-connections': { type: 'string', value: 'N', default: '1000', help: 'open TCP connections at most; more are closed at once' },
+  ...PROXY_FLAGS,
   help: { type: 'boolean', help: 'print this help and exit' },
 };
 
-export function serveHelp(): string {
-  const rows = Object.entries(SERVE_FLAGS).map(([name, spec]) => {
+export function commandFlags(command: Command): Array<[string, FlagSpec]> {
+  return Object.entries(SERVE_FLAGS).filter(([name]) => command === 'serve' || PROXY_COMMAND_FLAGS.has(name));
+}
+
+export function serveHelp(command: Command = 'serve'): string {
+  const rows = commandFlags(command).map(([name, spec]) => {
     const left = `  --${name}${spec.value ? ` ${spec.value}` : ''}`;
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
     return `${left.padEnd(34)}${spec.help}${def}`;
   });
-  return ['Usage: clusterdns serve [flags]', '', 'Answers the Kubernetes cluster zone over UDP and TCP.', '', 'Flags:', ...rows].join('\n');
+  const what = command === 'serve'
+    ? 'Answers the Kubernetes cluster zone over UDP and TCP.'
+    : "Proxies TCP connections to ClusterIP services on to their ready endpoints, without answering DNS (as 'serve --proxy' does with it).";
+  return [`Usage: clusterdns ${command} [flags]`, '', what, '', 'Flags:', ...rows].join('\n');
 }
 
-/** Parses `serve`'s arguments. Returns undefined when `--help` was asked for. */
-export function parseServeArgs(args: readonly string[]): ServeConfig | undefined {
+/** Parses the arguments of `serve` (or `proxy`: no DNS listeners, the proxy on). Undefined when `--help` was asked for. */
+export function parseServeArgs(args: readonly string[], command: Command = 'serve'): ServeConfig | undefined {
   let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   try {
     const options = Object.fromEntries(
-      Object.entries(SERVE_FLAGS).map(([name, spec]) => [name, { type: spec.type, ...(spec.multiple && { multiple: true }) }]),
+      commandFlags(command).map(([name, spec]) => [name, { type: spec.type, ...(spec.multiple && { multiple: true }) }]),
     );
     ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
   } catch (error) {
     // parseArgs explains itself over several lines and suggests '--' for positionals, which serve never takes.
     const reason = (error as Error).message.replace(/\s*To specify a positional argument.*$/s, '').split('\n').join(' ');
-    throw new ConfigError(`${reason.replace(/\.?\s*$/, '')}; see 'clusterdns serve --help'`);
+    throw new ConfigError(`${reason.replace(/\.?\s*$/, '')}; see 'clusterdns ${command} --help'`);
   }
   if (values.help === true) return undefined;
   const text = (name: string): string => (values[name] as string | undefined) ?? SERVE_FLAGS[name]!.default!;
 
-  const listenValues = (values.listen as string[] | undefined) ?? [SERVE_FLAGS.listen!.default!];
+  const listenValues = command === 'proxy' ? [] : (values.listen as string[] | undefined) ?? [SERVE_FLAGS.listen!.default!];
   const manifests = values.manifests as string | undefined;
   const kubeconfig = values.kubeconfig as string | undefined;
   if (manifests !== undefined && kubeconfig !== undefined) {
@@ -128,6 +160,20 @@ export function parseServeArgs(args: readonly string[]): ServeConfig | undefined
     logLevel: parseChoice('log-level', text('log-level'), LOG_LEVELS),
     tcpIdleTimeoutMs: parseInteger('tcp-idle-timeout', text('tcp-idle-timeout'), 1, 3600) * 1000,
     maxTcpConnections: parseInteger('max-tcp-connections', text('max-tcp-connections'), 1, 1_000_000),
+    proxy: parseProxy(values, text, command === 'proxy'),
+  });
+}
+
+function parseProxy(values: Record<string, unknown>, text: (name: string) => string, always: boolean): ProxyConfig | undefined {
+  if (!always && values.proxy !== true) {
+    const stray = Object.keys(PROXY_FLAGS).find((name) => values[name] !== undefined);
+    if (stray !== undefined) throw new ConfigError(`--${stray} applies only with --proxy (or 'clusterdns proxy')`);
+    return undefined;
+  }
+  return Object.freeze({
+    drainMs: parseInteger('proxy-drain', text('proxy-drain'), 0, 3600) * 1000,
+    idleTimeoutMs: parseInteger('proxy-idle-timeout', text('proxy-idle-timeout'), 1, 7 * 86400) * 1000,
+    maxConnections: parseInteger('proxy-max-connections', text('proxy-max-connections'), 1, 1_000_000),
   });
 }
 
