@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { ListenAddress, ServeConfig } from './config/index.js';
-import { registerProxyMetrics, ServiceProxy } from './proxy/index.js';
+import { LoopbackVips, registerProxyMetrics, ServiceProxy } from './proxy/index.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
@@ -50,11 +50,14 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     });
   }
 
+  // Subscribed before the resolver, so an address is released before anything can ask for it again.
+  const vips = config.proxy?.vip === 'loopback' ? new LoopbackVips(store, config.proxy.range) : undefined;
   const cluster = new ClusterResolver(store, {
     zone: config.zone,
     ttl: config.ttl,
     pods: config.pods,
     selfAddresses: selfAddresses(config),
+    ...(vips !== undefined && { virtualIPs: (service) => vips.addressesOf(service) }),
   });
   let server: DnsServer | undefined;
   const telemetry = createTelemetry({
@@ -65,7 +68,10 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
     ...(kube !== undefined && { watchStates: () => kube.states() }),
   });
-  const proxy = config.proxy === undefined ? undefined : new ServiceProxy(store, config.proxy, log.child({ part: 'proxy' }));
+  const proxy = config.proxy === undefined ? undefined : new ServiceProxy(store, {
+    ...config.proxy,
+    vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
+  }, log.child({ part: 'proxy' }));
   if (proxy !== undefined) registerProxyMetrics(telemetry.registry, proxy);
   const answerer = new QueryAnswerer([cluster], { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
   server = new DnsServer(answerer, config, log.child({ part: 'server' }));
@@ -86,6 +92,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     manifests?.close();
     proxy?.close();
     cluster.close();
+    vips?.close();
   };
   let addresses: BoundAddress[];
   try {

@@ -56,7 +56,7 @@ describe('help and version', () => {
     expect(stdout.split('\n')[0]).toBe('Usage: clusterdns proxy [flags]');
     const flags = stdout.split('\n').flatMap((line) => /^ {2}--([a-z-]+)/.exec(line)?.[1] ?? []);
     expect(flags).toEqual(['manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
-      'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'help']);
+      'proxy-vip', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'help']);
   });
 
   it('help exits 0 and lists the commands on stdout', async () => {
@@ -132,6 +132,12 @@ describe('usage errors: exit 2, one line naming the command or flag', () => {
     [['--tcp-idle-timeout', '0'], '--tcp-idle-timeout 0: expected a whole number from 1 to 3600'],
     [['--max-tcp-connections', '1.5'], '--max-tcp-connections 1.5: expected a whole number from 1 to 1000000'],
     [['--proxy-drain', '5'], "--proxy-drain applies only with --proxy (or 'clusterdns proxy')"],
+    [['--proxy', '--proxy-vip', 'node-ip'], '--proxy-vip node-ip: expected one of cluster-ip, loopback'],
+    [['--proxy', '--proxy-range', '127.32.0.0/16'], '--proxy-range applies only with --proxy-vip loopback'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '10.96.0.0/16'], '--proxy-range 10.96.0.0/16: must lie inside the loopback range 127.0.0.0/8'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '127.32.0.1/16'], '--proxy-range 127.32.0.1/16: 127.32.0.1 is not the first address of a /16'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '127.32.0.0/31'], '--proxy-range 127.32.0.0/31: too small'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '127.32.0.0'], '--proxy-range 127.32.0.0: expected an IPv4 CIDR'],
     [['--proxy', '--proxy-drain', 'soon'], '--proxy-drain soon: expected a whole number from 0 to 3600'],
     [['--proxy', '--proxy-idle-timeout', '0'], '--proxy-idle-timeout 0: expected a whole number from 1 to 604800'],
     [['--proxy', '--proxy-max-connections', '0'], '--proxy-max-connections 0: expected a whole number from 1 to 1000000'],
@@ -153,9 +159,9 @@ describe('clusterdns proxy: usage errors name the flag', () => {
   });
 
   it('a bad proxy value is named as in serve', async () => {
-    const { code, stderr } = await runCli(['proxy', '--manifests', DEMO, '--proxy-drain', 'soon']);
+    const { code, stderr } = await runCli(['proxy', '--manifests', DEMO, '--proxy-vip', 'loopback', '--proxy-range', '127.0.0.0/4']);
     expect(code).toBe(2);
-    expect(stderr).toBe('clusterdns: --proxy-drain soon: expected a whole number from 0 to 3600\n');
+    expect(stderr).toBe('clusterdns: --proxy-range 127.0.0.0/4: must lie inside the loopback range 127.0.0.0/8\n');
   });
 });
 

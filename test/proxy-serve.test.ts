@@ -1,13 +1,15 @@
 /**
- * `clusterdns serve --proxy` beside DNS, in this process's own network namespace (only loopback traffic): what it
- * does with a VIP that is on no local interface: it says so once, counts it, and keeps retrying, while DNS answers.
+ * `clusterdns serve --proxy` as a developer runs it: with --proxy-vip loopback every ClusterIP service gets an
+ * address from the loopback range, DNS answers that address instead of the cluster IP, and connecting to what `dig`
+ * says reaches a backend (here a server in this test process on 127.0.0.1). Only loopback traffic. Also what
+ * cluster-ip mode does with a VIP that is on no local interface: it says so once, counts it, and keeps retrying.
  */
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dig } from './support/dig.js';
 import { parseMetrics, value } from './support/metrics.js';
 import { startServer, type ServerProcess } from './support/server-process.js';
@@ -18,7 +20,7 @@ let backendPort: number;
 const running: ServerProcess[] = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'clusterdns-serve-proxy-'));
+  dir = await mkdtemp(join(tmpdir(), 'clusterdns-loopback-'));
   backend = createServer((socket) => socket.end('hello from the backend\n'));
   backend.listen(0, '127.0.0.1');
   await once(backend, 'listening');
@@ -54,10 +56,43 @@ async function serve(args: readonly string[], yaml: string): Promise<{ server: S
   return { server, file };
 }
 
+function fetchLine(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    let text = '';
+    socket.setEncoding('utf8').on('data', (chunk) => (text += chunk)).once('end', () => resolve(text)).once('error', reject);
+  });
+}
 
 async function metrics(server: ServerProcess): Promise<ReturnType<typeof parseMetrics>> {
   return parseMetrics(await (await fetch(`http://${server.http.metrics}/metrics`)).text());
 }
+
+describe('serve --proxy --proxy-vip loopback', () => {
+  it('dig answers the service loopback address, and connecting to that answer reaches a backend', async () => {
+    const { server, file } = await serve(['--proxy-vip', 'loopback', '--proxy-range', '127.77.0.0/16'], service('web', ['10.96.0.10', 'fd00:10:96::10']));
+    await server.waitForLog((line) => line.msg === 'proxying');
+    const answer = await dig(server.port, ['web.default.svc.cluster.local', 'A']);
+    expect(answer.answer).toHaveLength(1);
+    const vip = answer.answer[0]!.split(' ').pop()!;
+    expect(vip).toMatch(/^127\.77\.\d+\.\d+$/);
+    expect(await fetchLine(vip, 8080)).toBe('hello from the backend\n');
+
+    // The loopback address stands in for the cluster IPs everywhere: no AAAA (the range is IPv4), a PTR back.
+    const aaaa = await dig(server.port, ['web.default.svc.cluster.local', 'AAAA']);
+    expect([aaaa.status, aaaa.answer]).toEqual(['NOERROR', []]);
+    expect((await dig(server.port, ['-x', vip])).answer).toEqual([`${vip.split('.').reverse().join('.')}.in-addr.arpa. 5 IN PTR web.default.svc.cluster.local.`]);
+
+    // A service added while running gets its own address, answered and reachable.
+    await writeFile(`${file}.tmp`, `${service('web', ['10.96.0.10', 'fd00:10:96::10'])}\n---\n${service('api', ['10.96.0.11'])}`);
+    await rename(`${file}.tmp`, file);
+    await vi.waitFor(() => expect(server.logs.filter((line) => line.msg === 'proxying')).toHaveLength(2), { timeout: 10_000, interval: 20 });
+    const api = (await dig(server.port, ['+short', 'api.default.svc.cluster.local', 'A'])).raw.trim();
+    expect(api).toMatch(/^127\.77\.\d+\.\d+$/);
+    expect(api).not.toBe(vip);
+    expect(await fetchLine(api, 8080)).toBe('hello from the backend\n');
+  });
+});
 
 describe('serve --proxy (cluster-ip)', () => {
   it('a VIP on no local interface: answered by DNS as usual, logged once, counted as unbound, retried', async () => {

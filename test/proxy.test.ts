@@ -1,11 +1,11 @@
 /**
  * The proxy's decisions without sockets: the balancer (round-robin, ClientIP affinity on a stepped clock, connect
- * penalties), and which endpoints and ports a service port reaches.
+ * penalties), which endpoints and ports a service port reaches, and the loopback VIP allocator.
  */
 import { describe, expect, it } from 'vitest';
 import { Balancer, type Target } from '../src/proxy/balancer.js';
-import { targetsOf } from '../src/proxy/index.js';
-import { type Endpoint, type ServicePort } from '../src/store/index.js';
+import { LoopbackVips, targetsOf } from '../src/proxy/index.js';
+import { RecordStore, type Endpoint, type ServicePort, type ServiceRecord } from '../src/store/index.js';
 
 const target = (ip: string, port = 8080): Target => ({ ip, port, key: `${ip}:${port}` });
 const [A, B, C] = [target('10.0.0.1'), target('10.0.0.2'), target('10.0.0.3')];
@@ -112,5 +112,35 @@ describe('targetsOf: where a service port connects', () => {
     expect(targetsOf(port('web'), endpoints, 4).map((t) => t.key)).toEqual(['10.0.0.1:8080']);
     expect(targetsOf(port('web'), endpoints, 6).map((t) => t.key)).toEqual(['[fd00::1]:8080']);
     expect(targetsOf(port('web'), endpoints, undefined).map((t) => t.key)).toEqual(['10.0.0.1:8080', '[fd00::1]:8080']);
+  });
+});
+
+describe('LoopbackVips', () => {
+  const service = (name: string, kind: ServiceRecord['kind'] = 'ClusterIP'): ServiceRecord => ({
+    namespace: 'default', name, kind, clusterIPs: kind === 'ClusterIP' ? ['10.96.0.1'] : [], ports: [], publishNotReadyAddresses: false, hasSelector: true,
+  });
+
+  it('gives a service one stable address in the range, the same again after a restart', () => {
+    const first = new LoopbackVips(new RecordStore(), { network: '127.32.0.0', prefix: 16 });
+    const again = new LoopbackVips(new RecordStore(), { network: '127.32.0.0', prefix: 16 });
+    const [address] = first.addressesOf(service('web'));
+    expect(address).toMatch(/^127\.32\.\d+\.\d+$/);
+    expect(first.addressesOf(service('web'))).toEqual([address]);
+    expect(again.addressesOf(service('web'))).toEqual([address]);
+    expect(first.addressesOf(service('db'))).not.toEqual([address]);
+  });
+
+  it('a full range gives no address; a service that goes away (or stops being ClusterIP) frees its own', () => {
+    const store = new RecordStore();
+    const vips = new LoopbackVips(store, { network: '127.32.0.0', prefix: 30 });
+    for (const name of ['a', 'b', 'c']) store.upsert('service', service(name));
+    const a = vips.addressesOf(service('a'));
+    const b = vips.addressesOf(service('b'));
+    expect([...a, ...b].sort()).toEqual(['127.32.0.1', '127.32.0.2']);
+    expect(vips.addressesOf(service('c'))).toEqual([]);
+    store.upsert('service', service('a', 'Headless'));
+    expect(vips.addressesOf(service('c'))).toEqual(a);
+    store.remove('service', 'default', 'b');
+    expect(vips.allocated).toBe(1);
   });
 });

@@ -3,10 +3,11 @@
  * here (the `--help` text is generated from the same table), unknown flags and bad values fail with a message
  * that names the flag, and nothing else in clusterdns reads argv or the environment for settings.
  */
-import { isIP } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors.js';
 import type { PodMode } from '../resolvers/cluster/index.js';
+import { ipv4ToNumber } from '../ip.js';
 import { NameError, nameToKey } from '../wire/index.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -40,6 +41,9 @@ export interface ServeConfig {
 }
 
 export interface ProxyConfig {
+  readonly vip: 'cluster-ip' | 'loopback';
+  /** The loopback range of `vip: loopback`. */
+  readonly range: { readonly network: string; readonly prefix: number };
   readonly drainMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
@@ -56,6 +60,8 @@ interface FlagSpec {
 /** The userspace proxy's flags (`serve --proxy`, and `clusterdns proxy`). */
 const PROXY_FLAGS: Readonly<Record<string, FlagSpec>> = {
   proxy: { type: 'boolean', help: 'also proxy TCP connections to every ClusterIP service port on to a ready endpoint' },
+  'proxy-vip': { type: 'string', value: 'MODE', default: 'cluster-ip', help: "where to listen: cluster-ip (the service's real cluster IPs, which must be on a local interface) or loopback (one address per service from --proxy-range, which DNS then answers)" },
+  'proxy-range': { type: 'string', value: 'CIDR', default: '127.32.0.0/16', help: 'the loopback range of --proxy-vip loopback, inside 127.0.0.0/8' },
   'proxy-drain': { type: 'string', value: 'SECONDS', default: '30', help: 'connections to an endpoint that is no longer ready may go on this long, then they are closed' },
   'proxy-idle-timeout': { type: 'string', value: 'SECONDS', default: '86400', help: 'close a proxied connection with no traffic either way for this long' },
   'proxy-max-connections': { type: 'string', value: 'N', default: '10000', help: 'open proxied connections at most; more are reset at once' },
@@ -170,11 +176,29 @@ function parseProxy(values: Record<string, unknown>, text: (name: string) => str
     if (stray !== undefined) throw new ConfigError(`--${stray} applies only with --proxy (or 'clusterdns proxy')`);
     return undefined;
   }
+  const vip = parseChoice('proxy-vip', text('proxy-vip'), ['cluster-ip', 'loopback'] as const);
+  if (vip !== 'loopback' && values['proxy-range'] !== undefined) throw new ConfigError('--proxy-range applies only with --proxy-vip loopback');
   return Object.freeze({
+    vip,
+    range: parseLoopbackRange(text('proxy-range')),
     drainMs: parseInteger('proxy-drain', text('proxy-drain'), 0, 3600) * 1000,
     idleTimeoutMs: parseInteger('proxy-idle-timeout', text('proxy-idle-timeout'), 1, 7 * 86400) * 1000,
     maxConnections: parseInteger('proxy-max-connections', text('proxy-max-connections'), 1, 1_000_000),
   });
+}
+
+/** An IPv4 CIDR inside 127.0.0.0/8 with room for at least two services: every address in it is local. */
+function parseLoopbackRange(value: string): { network: string; prefix: number } {
+  const [address = '', prefixText = '', extra] = value.split('/');
+  const prefix = Number(prefixText);
+  if (extra !== undefined || !isIPv4(address) || !/^\d+$/.test(prefixText) || prefix > 32) {
+    throw new ConfigError(`--proxy-range ${value}: expected an IPv4 CIDR such as 127.32.0.0/16`);
+  }
+  const number = ipv4ToNumber(address);
+  if (number >>> 24 !== 127 || prefix < 8) throw new ConfigError(`--proxy-range ${value}: must lie inside the loopback range 127.0.0.0/8`);
+  if (prefix > 30) throw new ConfigError(`--proxy-range ${value}: too small; /30 is the smallest range (two addresses)`);
+  if (number % 2 ** (32 - prefix) !== 0) throw new ConfigError(`--proxy-range ${value}: ${address} is not the first address of a /${prefix}`);
+  return Object.freeze({ network: address, prefix });
 }
 
 /** `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every IPv4 address. */

@@ -3,8 +3,8 @@
  * store the DNS answers come from). It owns one listener per `VIP:port` of every TCP port of every ClusterIP
  * service (listener.ts), the choice of a ready backend for each new connection (balancer.ts: round-robin,
  * ClientIP affinity, penalties for backends that fail to connect), the connections themselves with bounded
- * connect retries, backpressure, half-close, an idle timeout and draining (connection.ts), and its per-service
- * metrics (metrics.ts). It reads the store's
+ * connect retries, backpressure, half-close, an idle timeout and draining (connection.ts), the loopback
+ * addresses of `--proxy-vip loopback` (vips.ts) and its per-service metrics (metrics.ts). It reads the store's
  * view and applies every change live; it knows nothing of DNS or of the Kubernetes client, and writes nothing
  * but its own sockets.
  */
@@ -13,10 +13,14 @@ import { serviceKey, type Endpoint, type ServicePort, type ServiceRecord, type S
 import type { Target } from './balancer.js';
 import { ServiceStats } from './connection.js';
 import { PortListener, type ListenerOwner } from './listener.js';
+import type { LoopbackVips } from './vips.js';
 
+export { LoopbackVips, type LoopbackRange } from './vips.js';
 export { registerProxyMetrics } from './metrics.js';
 
 export interface ProxyOptions {
+  /** Where each service is listened on: its cluster IPs, or one address from `loopback`. */
+  readonly vips: { readonly mode: 'cluster-ip' } | { readonly mode: 'loopback'; readonly allocator: LoopbackVips };
   /** How long the connections to a backend that left the ready set may go on before they are closed. */
   readonly drainMs: number;
   readonly idleTimeoutMs: number;
@@ -128,8 +132,8 @@ export class ServiceProxy implements ListenerOwner {
         proxied.listeners.set(listenKey, listener);
         listener.open();
       }
-      // Each VIP reaches the endpoints of its own family, as kube-proxy programs each family.
-      const family = vip.includes(':') ? 6 : 4;
+      // In cluster-ip mode each VIP reaches the endpoints of its own family, as kube-proxy programs each family.
+      const family = this.options.vips.mode === 'cluster-ip' ? (vip.includes(':') ? 6 : 4) : undefined;
       const affinityMs = service!.affinityTimeoutSeconds === undefined ? undefined : service!.affinityTimeoutSeconds * 1000;
       listener.setTargets(targetsOf(port, endpoints, family), affinityMs);
     }
@@ -141,7 +145,9 @@ export class ServiceProxy implements ListenerOwner {
 
   /** The `VIP|port` keys a ClusterIP service is listened on: every TCP port on every VIP. */
   private listenAddresses(service: ServiceRecord): Map<string, { vip: string; port: ServicePort }> {
-    const addresses = service.clusterIPs;
+    const { vips } = this.options;
+    const addresses = vips.mode === 'loopback' ? vips.allocator.addressesOf(service) : service.clusterIPs;
+    if (addresses.length === 0) this.log.warn({ namespace: service.namespace, service: service.name }, '--proxy-range is full: this service gets no address');
     const wanted = new Map<string, { vip: string; port: ServicePort }>();
     for (const port of service.ports) {
       if (port.protocol !== 'TCP') continue;
