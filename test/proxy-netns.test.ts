@@ -247,12 +247,17 @@ describe.skipIf(!IS_ROOT)('proxy in network namespaces (needs root; skipped with
   });
 
   describe('clusterdns proxy: streams', () => {
-    it('moves 200 MB each way at once, byte for byte (sha256 on both ends), and counts the bytes', async () => {
+    it('moves 200 MB each way at once, byte for byte (sha256 on both ends), beside short connections, and counts the bytes', async () => {
       const labels = { namespace: 'default', service: 'web' };
       const clientBytes = (await metric(proxy, 'clusterdns_proxy_client_bytes_total', labels)) ?? 0;
-      const result = await client.call<{ ok: boolean; detail: unknown }>('bulk', { host: VIP.web, port: 9000, bytes: BULK_BYTES });
+      // Short connections come and go meanwhile: their read buffers are reused, and must never be the bulk one.
+      const [result, churn] = await Promise.all([
+        client.call<{ ok: boolean; detail: unknown }>('bulk', { host: VIP.web, port: 9000, bytes: BULK_BYTES }),
+        client.call<Outcome[]>('connectFor', { host: VIP.web, port: 80, ms: 1000, concurrency: 4 }),
+      ]);
       expect(result.detail).toMatchObject({ count: BULK_BYTES + 64 });
       expect(result.ok).toBe(true);
+      expect(churn.filter((outcome) => outcome.error !== undefined)).toEqual([]);
       expect((await metric(proxy, 'clusterdns_proxy_client_bytes_total', labels))! - clientBytes).toBe(BULK_BYTES);
       expect(await metric(proxy, 'clusterdns_proxy_backend_bytes_total', labels)).toBeGreaterThanOrEqual(BULK_BYTES + 64);
     }, 120_000);

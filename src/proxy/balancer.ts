@@ -59,6 +59,11 @@ export class Balancer {
     return this.targets.length;
   }
 
+  /** Whether choices depend on the client's address (ClientIP affinity is on). */
+  get usesAffinity(): boolean {
+    return this.affinityMs !== undefined;
+  }
+
   has(key: string): boolean {
     return this.targets.some((target) => target.key === key);
   }
