@@ -4,12 +4,16 @@
  * client's FIN becomes a FIN to the backend and the reply still flows back; a reset on one side becomes a
  * reset on the other. Backpressure both ways: a socket with a write in flight stops its source from reading.
  *
+ * A backend reached through a `Dialer` instead (`clusterdns dev`: the API server's pod port-forward) is any
+ * stream, and is piped both ways.
+ *
  * Client to backend is `pipe()`. Backend to client reads into one 64 KiB buffer per connection (`onread`)
  * instead of a fresh buffer per read: measured on loopback, the fresh buffers cost about 3.6 page faults per
  * read (glibc hands freed ones back to the kernel), and reusing one halves the proxy's system time per byte.
  * Only the connecting side can do this: Node's server offers no `onread` for accepted sockets.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Balancer, Target } from './balancer.js';
 
 /**
@@ -54,17 +58,28 @@ export class ServiceStats {
     return bytes;
   }
 
+  /** Counted as written to clients, which works for a backend of any kind. */
   get backendBytes(): number {
     let bytes = this.closedBackendBytes;
-    for (const connection of this.live) bytes += connection.backend?.bytesRead ?? 0;
+    for (const connection of this.live) bytes += connection.client.bytesWritten;
     return bytes;
   }
 }
+
+/**
+ * Another way than TCP straight to the target to reach it (`clusterdns dev` goes through the API server's pod
+ * port-forward): a connected stream, or how the attempt failed.
+ */
+export type Dialer = (target: Target, timeoutMs: number, namespace: string) => Promise<Duplex | 'timeout' | 'error'>;
 
 export interface ConnectionContext {
   readonly balancer: Balancer;
   readonly stats: ServiceStats;
   readonly idleTimeoutMs: number;
+  /** Undefined: TCP to the target's address. */
+  readonly dialer: Dialer | undefined;
+  /** The service's namespace (a dialer may need it to find the pod behind an address). */
+  readonly namespace: string;
   /** The backend is connected: the listener files the connection under its target, for draining. */
   attached(connection: Connection): void;
   /** Both sockets are closed. */
@@ -75,7 +90,7 @@ export interface ConnectionContext {
 type Outcome = Socket | 'timeout' | 'error';
 
 export class Connection {
-  backend: Socket | undefined;
+  backend: Duplex | undefined;
   target: Target | undefined;
   private readBuffer: Buffer | undefined;
   private open = 1;
@@ -107,8 +122,11 @@ export class Connection {
       const target = balancer.pick(clientIp, tried, attempt > 0) ?? balancer.pick(clientIp, errored, true);
       if (target === undefined) break;
       if (attempt > 0) stats.retries++;
-      const buffer = takeBuffer();
-      const outcome = await connectTo(target, timeoutMs, buffer, (length) => this.fromBackend(length, buffer));
+      const { dialer } = this.context;
+      const buffer = dialer === undefined ? takeBuffer() : undefined;
+      const outcome = buffer === undefined
+        ? await dialer!(target, timeoutMs, this.context.namespace)
+        : await connectTo(target, timeoutMs, buffer, (length) => this.fromBackend(length, buffer));
       if (typeof outcome !== 'string') {
         balancer.succeeded(target);
         this.splice(target, outcome, buffer);
@@ -128,10 +146,11 @@ export class Connection {
     this.backend?.destroy();
   }
 
-  private splice(target: Target, backend: Socket, buffer: Buffer): void {
+  /** `buffer` is the backend socket's read buffer, undefined for a dialed stream. */
+  private splice(target: Target, backend: Duplex, buffer: Buffer | undefined): void {
     const { client } = this;
     if (client.destroyed) {
-      backend.once('close', () => giveBack(buffer));
+      if (buffer !== undefined) backend.once('close', () => giveBack(buffer));
       backend.destroy();
       return;
     }
@@ -145,7 +164,8 @@ export class Connection {
     client.setTimeout(this.context.idleTimeoutMs, () => this.close());
     this.context.attached(this);
     client.pipe(backend);
-    backend.once('end', () => client.end());
+    if (buffer === undefined) backend.pipe(client);
+    else backend.once('end', () => client.end());
   }
 
   /**
@@ -165,9 +185,10 @@ export class Connection {
   };
 
   /** A reset on one side is passed on as a reset: a FIN would tell the peer the stream ended cleanly. */
-  private reset(socket: Socket | undefined): void {
-    if (socket === undefined || socket.destroyed) return;
-    socket.resetAndDestroy();
+  private reset(stream: Duplex | undefined): void {
+    if (stream === undefined || stream.destroyed) return;
+    if (stream instanceof Socket) stream.resetAndDestroy();
+    else stream.destroy();
   }
 
   private socketClosed(): void {
@@ -176,7 +197,7 @@ export class Connection {
     stats.active--;
     stats.live.delete(this);
     stats.closedClientBytes += this.client.bytesRead;
-    stats.closedBackendBytes += this.backend?.bytesRead ?? 0;
+    stats.closedBackendBytes += this.client.bytesWritten;
     if (this.readBuffer !== undefined) giveBack(this.readBuffer);
     this.context.closed(this);
   }

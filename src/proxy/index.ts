@@ -11,12 +11,14 @@
 import type { Logger } from 'pino';
 import { serviceKey, type Endpoint, type ServicePort, type ServiceRecord, type StoreChanges, type StoreView } from '../store/index.js';
 import type { Target } from './balancer.js';
-import { ServiceStats } from './connection.js';
+import { ServiceStats, type Dialer } from './connection.js';
 import { PortListener, type ListenerOwner } from './listener.js';
 import type { LoopbackVips } from './vips.js';
 
 export { LoopbackVips, type LoopbackRange } from './vips.js';
 export { registerProxyMetrics } from './metrics.js';
+export type { Dialer } from './connection.js';
+export type { Target } from './balancer.js';
 
 export interface ProxyOptions {
   /** Where each service is listened on: its cluster IPs, or one address from `loopback`. */
@@ -26,6 +28,8 @@ export interface ProxyOptions {
   readonly idleTimeoutMs: number;
   /** Open connections across all services at most; more are reset at once. */
   readonly maxConnections: number;
+  /** How to reach an endpoint; TCP to its address when absent. */
+  readonly dialer?: Dialer;
   /** Clock for affinity and penalties (tests step it). */
   readonly now?: () => number;
 }
@@ -128,7 +132,7 @@ export class ServiceProxy implements ListenerOwner {
       let listener = proxied.listeners.get(listenKey);
       if (listener === undefined) {
         const log = this.log.child({ namespace, service: name });
-        listener = new PortListener(vip, port.port, proxied.stats, this, this.options, log, this.options.now);
+        listener = new PortListener(namespace, vip, port.port, proxied.stats, this, this.options, log, this.options.now);
         proxied.listeners.set(listenKey, listener);
         listener.open();
       }

@@ -7,11 +7,12 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Balancer, type Target } from './balancer.js';
-import { CONNECT_TIMEOUTS_MS, Connection, type ConnectionContext, type ServiceStats } from './connection.js';
+import { CONNECT_TIMEOUTS_MS, Connection, type ConnectionContext, type Dialer, type ServiceStats } from './connection.js';
 
 export interface ListenerSettings {
   readonly drainMs: number;
   readonly idleTimeoutMs: number;
+  readonly dialer?: Dialer;
 }
 
 /** What a listener asks of the proxy as a whole. */
@@ -43,6 +44,7 @@ export class PortListener implements ConnectionContext {
   private retiring = false;
 
   constructor(
+    readonly namespace: string,
     readonly vip: string,
     readonly port: number,
     readonly stats: ServiceStats,
@@ -56,6 +58,10 @@ export class PortListener implements ConnectionContext {
 
   get idleTimeoutMs(): number {
     return this.settings.idleTimeoutMs;
+  }
+
+  get dialer(): Dialer | undefined {
+    return this.settings.dialer;
   }
 
   get address(): string {

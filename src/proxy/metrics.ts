@@ -16,7 +16,7 @@ const PER_SERVICE: ReadonlyArray<{ name: string; help: string; kind: 'counter' |
   { name: 'clusterdns_proxy_connections_active', kind: 'gauge', help: 'Proxied connections open now (connecting, spliced or draining).', read: (s) => s.active },
   { name: 'clusterdns_proxy_connections_total', kind: 'counter', help: 'Connections accepted on the service\'s VIP ports.', read: (s) => s.total },
   { name: 'clusterdns_proxy_client_bytes_total', kind: 'counter', help: 'Bytes received from clients and passed on to backends.', read: (s) => s.clientBytes },
-  { name: 'clusterdns_proxy_backend_bytes_total', kind: 'counter', help: 'Bytes received from backends and passed on to clients.', read: (s) => s.backendBytes },
+  { name: 'clusterdns_proxy_backend_bytes_total', kind: 'counter', help: 'Bytes received from backends and passed on to clients (counted as written to clients).', read: (s) => s.backendBytes },
   { name: 'clusterdns_proxy_connect_failures_total', kind: 'counter', help: 'Connect attempts to a backend that were refused, unreachable or timed out.', read: (s) => s.connectFailures },
   { name: 'clusterdns_proxy_retries_total', kind: 'counter', help: 'Connect attempts after a first one failed, to the next backend.', read: (s) => s.retries },
   { name: 'clusterdns_proxy_no_endpoint_resets_total', kind: 'counter', help: 'Client connections reset at once because the service had no ready endpoint.', read: (s) => s.noEndpointResets },
