@@ -358,8 +358,8 @@ describe.skipIf(!IS_ROOT)('proxy in network namespaces (needs root; skipped with
     it('a backend killed mid-run: new connections all succeed on the others', async () => {
       const run = client.call<Outcome[]>('connectFor', { host: VIP.victim, port: 80, ms: 1500, concurrency: 4 });
       await new Promise((resolve) => setTimeout(resolve, 400));
+      await backends.get(VICTIMS[0]!)!.kill();
       const killedAt = Date.now();
-      backends.get(VICTIMS[0]!)!.kill();
       const outcomes = await run;
       // Connections already spliced to the victim when it died may fail (nothing can save those); none started after.
       const later = outcomes.filter((outcome) => outcome.startedAt! > killedAt + 50);

@@ -12,11 +12,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dig } from './support/dig.js';
 import { parseMetrics, value } from './support/metrics.js';
-import { startServer, type ServerProcess } from './support/server-process.js';
+import { freePort, startServer, type ServerProcess } from './support/server-process.js';
 
 let dir: string;
 let backend: Server;
 let backendPort: number;
+/** The services' port: free on every address, so no other process's wildcard listener is in the way. */
+let servicePort: number;
 const running: ServerProcess[] = [];
 
 beforeAll(async () => {
@@ -25,6 +27,7 @@ beforeAll(async () => {
   backend.listen(0, '127.0.0.1');
   await once(backend, 'listening');
   backendPort = (backend.address() as AddressInfo).port;
+  servicePort = await freePort();
 });
 
 afterAll(async () => {
@@ -33,12 +36,12 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-/** A ClusterIP service (dual-stack) with port 8080 → the backend's port, named `http`, on 127.0.0.1. */
+/** A ClusterIP service (dual-stack) with port `servicePort` → the backend's port, named `http`, on 127.0.0.1. */
 function service(name: string, clusterIPs: string[]): string {
   return [
     JSON.stringify({
       apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' },
-      spec: { clusterIP: clusterIPs[0], clusterIPs, ports: [{ name: 'http', port: 8080, targetPort: 'http' }] },
+      spec: { clusterIP: clusterIPs[0], clusterIPs, ports: [{ name: 'http', port: servicePort, targetPort: 'http' }] },
     }),
     JSON.stringify({
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
@@ -76,7 +79,7 @@ describe('serve --proxy --proxy-vip loopback', () => {
     expect(answer.answer).toHaveLength(1);
     const vip = answer.answer[0]!.split(' ').pop()!;
     expect(vip).toMatch(/^127\.77\.\d+\.\d+$/);
-    expect(await fetchLine(vip, 8080)).toBe('hello from the backend\n');
+    expect(await fetchLine(vip, servicePort)).toBe('hello from the backend\n');
 
     // The loopback address stands in for the cluster IPs everywhere: no AAAA (the range is IPv4), a PTR back.
     const aaaa = await dig(server.port, ['web.default.svc.cluster.local', 'AAAA']);
@@ -90,7 +93,7 @@ describe('serve --proxy --proxy-vip loopback', () => {
     const api = (await dig(server.port, ['+short', 'api.default.svc.cluster.local', 'A'])).raw.trim();
     expect(api).toMatch(/^127\.77\.\d+\.\d+$/);
     expect(api).not.toBe(vip);
-    expect(await fetchLine(api, 8080)).toBe('hello from the backend\n');
+    expect(await fetchLine(api, servicePort)).toBe('hello from the backend\n');
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -95,6 +96,18 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
       await exited;
     },
   };
+}
+
+/**
+ * A TCP port that nothing on this machine listens on, on any address: a port for a loopback VIP other than
+ * 127.0.0.1 must not clash with another process's wildcard listener (`:8080`), which a fixed port could.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '0.0.0.0');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** Runs the CLI to completion (for startup failures and --help). */
