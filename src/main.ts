@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { ListenAddress, ServeConfig } from './config/index.js';
-import { LoopbackVips, registerProxyMetrics, ServiceProxy } from './proxy/index.js';
+import { LoopbackVips, registerProxyMetrics, ServiceProxy, type Dialer } from './proxy/index.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
@@ -32,15 +32,23 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
   const store = new RecordStore();
   let manifests: ManifestSource | undefined;
   let kube: KubeSource | undefined;
+  let dialer: Dialer | undefined;
   if (config.manifests !== undefined) {
     manifests = new ManifestSource(config.manifests, store, log.child({ part: 'source' }));
     await manifests.start();
   } else {
     // Loaded only when a cluster is watched: importing @kubernetes/client-node costs ~72 MB of RSS and 0.35 s.
     const { KubeSource, loadKubeConfig } = await import('./source/kube.js');
-    kube = new KubeSource(loadKubeConfig(config.kubeconfig), store, log.child({ part: 'kube' }), {
+    const kubeConfig = loadKubeConfig(config.kubeconfig);
+    const portForward = config.proxy?.via === 'port-forward';
+    if (portForward) {
+      // Through the API server to the pod behind an endpoint address, which the watched Pods name.
+      const { portForwardDialer } = await import('./source/kube-portforward.js');
+      dialer = portForwardDialer(kubeConfig, (ip, namespace) => store.podsByIP(ip).find((pod) => pod.namespace === namespace));
+    }
+    kube = new KubeSource(kubeConfig, store, log.child({ part: 'kube' }), {
       namespaces: config.namespaces,
-      watchPods: config.pods === 'verified',
+      watchPods: config.pods === 'verified' || portForward,
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -71,6 +79,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
   const proxy = config.proxy === undefined ? undefined : new ServiceProxy(store, {
     ...config.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
+    ...(dialer !== undefined && { dialer }),
   }, log.child({ part: 'proxy' }));
   if (proxy !== undefined) registerProxyMetrics(telemetry.registry, proxy);
   const answerer = new QueryAnswerer([cluster], { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVE_FLAGS } from '../src/config/index.js';
+import { resolverSetupCommand } from '../src/system-resolver.js';
 import { dig } from './support/dig.js';
 import { runCli, startServer } from './support/server-process.js';
 
@@ -64,7 +65,7 @@ describe('help and version', () => {
     expect(code).toBe(0);
     expect(stderr).toBe('');
     expect(stdout.split('\n')[0]).toBe('Usage: clusterdns <command> [flags]');
-    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'proxy', 'version', 'help']);
+    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'proxy', 'dev', 'version', 'help']);
   });
 
   it('no command at all: usage on stderr, exit 2', async () => {
@@ -148,6 +149,32 @@ describe('usage errors: exit 2, one line naming the command or flag', () => {
     expect(stdout).toBe('');
     expect(stderr.startsWith(`clusterdns: ${message}`), stderr).toBe(true);
     expect(stderr.split('\n'), stderr).toHaveLength(2);
+  });
+});
+
+describe('clusterdns dev: flags', () => {
+  it('--help lists its flags with its own defaults (loopback, free ports)', async () => {
+    const { code, stdout } = await runCli(['dev', '--help']);
+    expect(code).toBe(0);
+    const flags = stdout.split('\n').flatMap((line) => /^ {2}--([a-z-]+)/.exec(line)?.[1] ?? []);
+    expect(flags).toEqual(['listen', 'kubeconfig', 'namespaces', 'metrics', 'log-level', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout',
+      'proxy-max-connections', 'direct', 'help']);
+    expect(stdout).toContain('(default 127.0.0.1:5353)');
+  });
+
+  it('it watches a cluster: --manifests is not one of its flags, and --direct is not one of serve\'s', async () => {
+    expect((await runCli(['dev', '--manifests', DEMO])).stderr).toBe("clusterdns: Unknown option '--manifests'; see 'clusterdns dev --help'\n");
+    expect((await runCli(['serve', '--direct'])).stderr).toBe("clusterdns: Unknown option '--direct'; see 'clusterdns serve --help'\n");
+  });
+
+  it('the resolver command routes only the cluster zone: systemd-resolved drop-in, macOS /etc/resolver', () => {
+    expect(resolverSetupCommand({ host: '127.0.0.1', port: 5353 }, 'cluster.local', 'linux')).toBe(
+      `sudo sh -c 'mkdir -p /etc/systemd/resolved.conf.d && printf "[Resolve]\\nDNS=127.0.0.1:5353\\nDomains=~cluster.local\\n" > /etc/systemd/resolved.conf.d/clusterdns.conf && systemctl restart systemd-resolved'`,
+    );
+    expect(resolverSetupCommand({ host: '::1', port: 5353 }, 'cluster.local', 'linux')).toContain('DNS=[::1]:5353');
+    expect(resolverSetupCommand({ host: '127.0.0.1', port: 5353 }, 'corp.example', 'darwin')).toBe(
+      `sudo sh -c 'mkdir -p /etc/resolver && printf "nameserver 127.0.0.1\\nport 5353\\n" > /etc/resolver/corp.example'`,
+    );
   });
 });
 

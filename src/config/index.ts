@@ -42,6 +42,8 @@ export interface ServeConfig {
 
 export interface ProxyConfig {
   readonly vip: 'cluster-ip' | 'loopback';
+  /** How endpoints are reached: TCP to their addresses, or through the API server's pod port-forward (dev). */
+  readonly via: 'direct' | 'port-forward';
   /** The loopback range of `vip: loopback`. */
   readonly range: { readonly network: string; readonly prefix: number };
   readonly drainMs: number;
@@ -67,13 +69,39 @@ const PROXY_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'proxy-max-connections': { type: 'string', value: 'N', default: '10000', help: 'open proxied connections at most; more are reset at once' },
 };
 
-/** The flags `clusterdns proxy` takes: the source, the HTTP endpoints, logging and the proxy's own. */
-const PROXY_COMMAND_FLAGS: ReadonlySet<string> = new Set([
-  'manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
-  ...Object.keys(PROXY_FLAGS).filter((name) => name !== 'proxy'), 'help',
-]);
+/** `clusterdns dev`'s own flag. */
+const DEV_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  direct: { type: 'boolean', help: "connect to pod IPs directly instead of through the API server's pod port-forward (when this machine routes to the pod network)" },
+};
 
-export type Command = 'serve' | 'proxy';
+export type Command = 'serve' | 'proxy' | 'dev';
+
+interface CommandSpec {
+  /** What `--help` says the command does. */
+  readonly summary: string;
+  /** Its flags, listed in SERVE_FLAGS order (dev's own before `help`). */
+  readonly flags: ReadonlySet<string> | 'all';
+  /** Defaults in place of SERVE_FLAGS's, also for settings the command has no flag for. */
+  readonly defaults: Readonly<Record<string, string>>;
+}
+
+const COMMANDS: Readonly<Record<Command, CommandSpec>> = {
+  serve: { summary: 'Answers the Kubernetes cluster zone over UDP and TCP.', flags: 'all', defaults: {} },
+  proxy: {
+    summary: "Proxies TCP connections to ClusterIP services on to their ready endpoints, without answering DNS (as 'serve --proxy' does with it).",
+    flags: new Set([
+      'manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
+      ...Object.keys(PROXY_FLAGS).filter((name) => name !== 'proxy'), 'help',
+    ]),
+    defaults: {},
+  },
+  // A laptop next to a cluster: loopback only, free ports for the HTTP endpoints, Ctrl-C stops at once.
+  dev: {
+    summary: "Watches a cluster and answers its names on this machine with loopback addresses that reach the services' ready pods, through the API server's pod port-forward (or straight to pod IPs with --direct).",
+    flags: new Set(['listen', 'kubeconfig', 'namespaces', 'metrics', 'log-level', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'direct', 'help']),
+    defaults: { listen: '127.0.0.1:5353', health: '127.0.0.1:0', ready: '127.0.0.1:0', metrics: '127.0.0.1:0', lameduck: '0', 'proxy-vip': 'loopback' },
+  },
+};
 
 /** The flags of `clusterdns serve`, in the order `--help` lists them. */
 export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -110,8 +138,14 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   help: { type: 'boolean', help: 'print this help and exit' },
 };
 
+/** A command's flags in `--help` order, with the command's defaults. */
 export function commandFlags(command: Command): Array<[string, FlagSpec]> {
-  return Object.entries(SERVE_FLAGS).filter(([name]) => command === 'serve' || PROXY_COMMAND_FLAGS.has(name));
+  const { flags, defaults } = COMMANDS[command];
+  const { help, ...rest } = SERVE_FLAGS;
+  const table: Record<string, FlagSpec> = { ...rest, ...DEV_FLAGS, help: help! };
+  return Object.entries(table)
+    .filter(([name]) => (flags === 'all' ? name in SERVE_FLAGS : flags.has(name)))
+    .map(([name, spec]) => [name, defaults[name] === undefined ? spec : { ...spec, default: defaults[name] }]);
 }
 
 export function serveHelp(command: Command = 'serve'): string {
@@ -120,13 +154,13 @@ export function serveHelp(command: Command = 'serve'): string {
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
     return `${left.padEnd(34)}${spec.help}${def}`;
   });
-  const what = command === 'serve'
-    ? 'Answers the Kubernetes cluster zone over UDP and TCP.'
-    : "Proxies TCP connections to ClusterIP services on to their ready endpoints, without answering DNS (as 'serve --proxy' does with it).";
-  return [`Usage: clusterdns ${command} [flags]`, '', what, '', 'Flags:', ...rows].join('\n');
+  return [`Usage: clusterdns ${command} [flags]`, '', COMMANDS[command].summary, '', 'Flags:', ...rows].join('\n');
 }
 
-/** Parses the arguments of `serve` (or `proxy`: no DNS listeners, the proxy on). Undefined when `--help` was asked for. */
+/**
+ * Parses the arguments of `serve`, `proxy` (no DNS listeners, the proxy on) or `dev` (a watched cluster, the proxy
+ * on loopback VIPs). Undefined when `--help` was asked for.
+ */
 export function parseServeArgs(args: readonly string[], command: Command = 'serve'): ServeConfig | undefined {
   let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   try {
@@ -140,9 +174,9 @@ export function parseServeArgs(args: readonly string[], command: Command = 'serv
     throw new ConfigError(`${reason.replace(/\.?\s*$/, '')}; see 'clusterdns ${command} --help'`);
   }
   if (values.help === true) return undefined;
-  const text = (name: string): string => (values[name] as string | undefined) ?? SERVE_FLAGS[name]!.default!;
+  const text = (name: string): string => (values[name] as string | undefined) ?? COMMANDS[command].defaults[name] ?? SERVE_FLAGS[name]!.default!;
 
-  const listenValues = command === 'proxy' ? [] : (values.listen as string[] | undefined) ?? [SERVE_FLAGS.listen!.default!];
+  const listenValues = command === 'proxy' ? [] : (values.listen as string[] | undefined) ?? [text('listen')];
   const manifests = values.manifests as string | undefined;
   const kubeconfig = values.kubeconfig as string | undefined;
   if (manifests !== undefined && kubeconfig !== undefined) {
@@ -166,12 +200,12 @@ export function parseServeArgs(args: readonly string[], command: Command = 'serv
     logLevel: parseChoice('log-level', text('log-level'), LOG_LEVELS),
     tcpIdleTimeoutMs: parseInteger('tcp-idle-timeout', text('tcp-idle-timeout'), 1, 3600) * 1000,
     maxTcpConnections: parseInteger('max-tcp-connections', text('max-tcp-connections'), 1, 1_000_000),
-    proxy: parseProxy(values, text, command === 'proxy'),
+    proxy: parseProxy(values, text, command),
   });
 }
 
-function parseProxy(values: Record<string, unknown>, text: (name: string) => string, always: boolean): ProxyConfig | undefined {
-  if (!always && values.proxy !== true) {
+function parseProxy(values: Record<string, unknown>, text: (name: string) => string, command: Command): ProxyConfig | undefined {
+  if (command === 'serve' && values.proxy !== true) {
     const stray = Object.keys(PROXY_FLAGS).find((name) => values[name] !== undefined);
     if (stray !== undefined) throw new ConfigError(`--${stray} applies only with --proxy (or 'clusterdns proxy')`);
     return undefined;
@@ -180,6 +214,7 @@ function parseProxy(values: Record<string, unknown>, text: (name: string) => str
   if (vip !== 'loopback' && values['proxy-range'] !== undefined) throw new ConfigError('--proxy-range applies only with --proxy-vip loopback');
   return Object.freeze({
     vip,
+    via: command === 'dev' && values.direct !== true ? 'port-forward' as const : 'direct' as const,
     range: parseLoopbackRange(text('proxy-range')),
     drainMs: parseInteger('proxy-drain', text('proxy-drain'), 0, 3600) * 1000,
     idleTimeoutMs: parseInteger('proxy-idle-timeout', text('proxy-idle-timeout'), 1, 7 * 86400) * 1000,

@@ -18,23 +18,25 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   /** Every log line so far, parsed. */
   readonly logs: Array<Record<string, unknown>>;
+  /** What it printed on stdout so far (logs go to stderr). */
+  stdout(): string;
   /** Resolves with the first log line matching `test` (already seen or yet to come). */
   waitForLog(test: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
 export interface StartOptions {
-  /** `proxy` runs `clusterdns proxy`, which has no DNS listener (port is then 0). */
-  readonly command?: 'serve' | 'proxy';
+  /** `proxy` runs `clusterdns proxy`, which has no DNS listener (port is then 0); `dev` has only --metrics of the HTTP flags. */
+  readonly command?: 'serve' | 'proxy' | 'dev';
   /** Runs the process through this command line, e.g. `ip netns exec NS` (which execs, so the PID stays node's). */
   readonly prefix?: readonly string[];
 }
 
 export async function startServer(args: readonly string[], host = '127.0.0.1', options: StartOptions = {}): Promise<ServerProcess> {
   const command = options.command ?? 'serve';
-  const listen = command === 'serve' ? ['--listen', host.includes(':') ? `[${host}]:0` : `${host}:0`] : [];
+  const listen = command === 'proxy' ? [] : ['--listen', host.includes(':') ? `[${host}]:0` : `${host}:0`];
   const loopback = host.includes(':') ? '[::1]:0' : '127.0.0.1:0';
-  const http = ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
+  const http = command === 'dev' ? ['--metrics', loopback] : ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
   const [program, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
   const child = spawn(program!, [...prefixArgs, CLI, command, ...listen, ...http, '--log-level', 'debug', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -43,6 +45,8 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
   const waiters = new Set<{ test: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
   let buffered = '';
   let stderrText = '';
+  let stdoutText = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdoutText += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderrText += chunk;
     buffered += chunk;
@@ -89,6 +93,7 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
     http: serving.http as Record<string, string>,
     child,
     logs,
+    stdout: () => stdoutText,
     waitForLog,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
