@@ -122,11 +122,15 @@ export class Connection {
       const target = balancer.pick(clientIp, tried, attempt > 0) ?? balancer.pick(clientIp, errored, true);
       if (target === undefined) break;
       if (attempt > 0) stats.retries++;
-      const { dialer } = this.context;
-      const buffer = dialer === undefined ? takeBuffer() : undefined;
-      const outcome = buffer === undefined
-        ? await dialer!(target, timeoutMs, this.context.namespace)
-        : await connectTo(target, timeoutMs, buffer, (length) => this.fromBackend(length, buffer));
+      const { dialer, namespace } = this.context;
+      let buffer: Buffer | undefined;
+      let outcome: Duplex | 'timeout' | 'error';
+      if (dialer === undefined) {
+        const readBuffer = (buffer = takeBuffer());
+        outcome = await connectTo(target, timeoutMs, readBuffer, (length) => this.fromBackend(length, readBuffer));
+      } else {
+        outcome = await dialer(target, timeoutMs, namespace);
+      }
       if (typeof outcome !== 'string') {
         balancer.succeeded(target);
         this.splice(target, outcome, buffer);
@@ -215,10 +219,10 @@ function connectTo(target: Target, timeoutMs: number, buffer: Buffer, onData: (l
       keepAliveInitialDelay: 60_000,
       onread: { buffer, callback: onData },
     });
+    let connected = false;
     socket.once('close', () => {
       if (!connected) giveBack(buffer);
     });
-    let connected = false;
     const timer = setTimeout(() => {
       socket.destroy();
       resolve('timeout');
