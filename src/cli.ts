@@ -7,6 +7,7 @@ import { parseServeArgs, serveHelp } from './config/index.js';
 import { parseResolveArgs, resolveHelp } from './config/resolve-args.js';
 import { ClusterDnsError, ConfigError } from './errors.js';
 import { formatAddress, serve, version } from './main.js';
+import { resolverSetupCommand } from './system-resolver.js';
 import { createLogger } from './telemetry/index.js';
 
 const USAGE = `Usage: clusterdns <command> [flags]
@@ -14,6 +15,8 @@ const USAGE = `Usage: clusterdns <command> [flags]
 Commands:
   serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
   resolve    show each name a pod's resolver tries for NAME and what answered (see 'clusterdns resolve --help')
+  proxy      only proxy TCP connections to ClusterIP services (see 'clusterdns proxy --help')
+  dev        cluster names and services on this machine, next to a cluster such as kind (see 'clusterdns dev --help')
   version    print the version
   help       print this help`;
 
@@ -37,16 +40,25 @@ function describe(error: unknown): string | undefined {
 async function main(argv: readonly string[]): Promise<void> {
   const [command, ...args] = argv;
   switch (command) {
-    case 'serve': {
-      const config = parseServeArgs(args);
+    case 'serve':
+    case 'proxy':
+    case 'dev': {
+      const config = parseServeArgs(args, command);
       if (config === undefined) {
-        process.stdout.write(`${serveHelp()}\n`);
+        process.stdout.write(`${serveHelp(command)}\n`);
         return;
       }
       const log = createLogger(config.logLevel);
       const running = await serve(config, log);
-      const first = running.addresses[0]!;
-      log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.zone}`);
+      const first = running.addresses[0];
+      if (first !== undefined) {
+        log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.zone}`);
+      }
+      if (command === 'dev' && first !== undefined) {
+        const via = config.proxy?.via === 'port-forward' ? "the API server's pod port-forward" : 'pod IPs directly';
+        process.stdout.write(`${config.zone} is answered on ${formatAddress(first)}, each service on its own loopback address, reached through ${via}.\n`
+          + `To send ${config.zone} (and nothing else) here, run once:\n  ${resolverSetupCommand(first, config.zone)}\n`);
+      }
       // SIGTERM (the kubelet) goes through lame duck; SIGINT (Ctrl-C), or a second signal, stops at once.
       const stop = (signal: NodeJS.Signals): void => {
         log.info({ signal }, 'stopping');

@@ -82,3 +82,12 @@ export function reverseName(canonical: string): string {
   const hex = ipv6Bytes(canonical).toString('hex');
   return `${hex.split('').reverse().join('.')}.ip6.arpa`;
 }
+
+/** An IPv4 address as an unsigned 32-bit number (for ranges); the address must be valid IPv4 text. */
+export function ipv4ToNumber(text: string): number {
+  return text.split('.').reduce((value, octet) => value * 256 + Number(octet), 0);
+}
+
+export function numberToIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 255).join('.');
+}

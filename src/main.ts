@@ -10,6 +10,7 @@ import { readResolvConf } from './config/resolv-conf.js';
 import { Autopath } from './resolvers/autopath/index.js';
 import { AnswerCache, CacheStep } from './resolvers/cache/index.js';
 import { ResolverChain, type ResolverStep } from './resolvers/chain.js';
+import { LoopbackVips, registerProxyMetrics, ServiceProxy, type Dialer } from './proxy/index.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
 import { describeUpstream, Forwarder, type UpstreamAddress } from './resolvers/forward/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
@@ -38,16 +39,27 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
   const store = new RecordStore();
   let manifests: ManifestSource | undefined;
   let kube: KubeSource | undefined;
+  let dialer: Dialer | undefined;
   if (config.manifests !== undefined) {
     manifests = new ManifestSource(config.manifests, store, log.child({ part: 'source' }));
     await manifests.start();
   } else {
     // Loaded only when a cluster is watched: the HTTP and TLS stack and the kubeconfig parts cost ~4 MB of RSS.
     const { KubeSource, loadKubeConfig } = await import('./source/kube.js');
-    kube = new KubeSource(loadKubeConfig(config.kubeconfig), store, log.child({ part: 'kube' }), {
+    const kubeConfig = loadKubeConfig(config.kubeconfig);
+    const portForward = config.proxy?.via === 'port-forward';
+    if (portForward) {
+      // Through the API server to the pod behind an endpoint address, which the watched Pods name.
+      const { portForwardDialer } = await import('./source/kube-portforward.js');
+      dialer = portForwardDialer(kubeConfig, (ip, namespace) => {
+        const key = store.podsByIP(ip).find((pod) => pod.startsWith(`${namespace}/`));
+        return key === undefined ? undefined : { namespace, name: key.slice(namespace.length + 1) };
+      });
+    }
+    kube = new KubeSource(kubeConfig, store, log.child({ part: 'kube' }), {
       namespaces: config.namespaces,
-      // Autopath needs to know which namespace a client's address is a pod of.
-      watchPods: config.pods === 'verified' || config.autopath,
+      // Autopath needs to know which namespace a client's address is a pod of; port-forward, which pod has an address.
+      watchPods: config.pods === 'verified' || config.autopath || portForward,
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -57,12 +69,15 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     });
   }
 
+  // Subscribed before the resolver, so an address is released before anything can ask for it again.
+  const vips = config.proxy?.vip === 'loopback' ? new LoopbackVips(store, config.proxy.range) : undefined;
   const cluster = new ClusterResolver(store, {
     zone: config.zone,
     ttl: config.ttl,
     pods: config.pods,
     selfAddresses: selfAddresses(config),
     reverseFallthrough: outside.upstreams.length > 0,
+    ...(vips !== undefined && { virtualIPs: (service) => vips.addressesOf(service) }),
   });
   let server: DnsServer | undefined;
   let forwarder: Forwarder | undefined;
@@ -110,6 +125,12 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
   // Autopath walks candidates through the plain chain, so a candidate's own NXDOMAIN is never completed again.
   if (config.autopath) autopath = new Autopath(store, new ResolverChain(steps), { zone: config.zone, hostSearch: outside.hostSearch, ttl: config.ttl });
   const answerer = new QueryAnswerer(new ResolverChain(steps, autopath), { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
+  const proxy = config.proxy === undefined ? undefined : new ServiceProxy(store, {
+    ...config.proxy,
+    vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
+    ...(dialer !== undefined && { dialer }),
+  }, log.child({ part: 'proxy' }));
+  if (proxy !== undefined) registerProxyMetrics(telemetry.registry, proxy);
   server = new DnsServer(answerer, config, log.child({ part: 'server' }));
   let lameDuck = false;
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
@@ -131,7 +152,9 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     stopWatchingResolvConf();
     forwarder?.close();
     manifests?.close();
+    proxy?.close();
     cluster.close();
+    vips?.close();
   };
   let addresses: BoundAddress[];
   try {
@@ -142,6 +165,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     // In the background: the probes need this server answering, and must not hold up serving the cluster zone.
     void forwarder?.detectLoops();
     if (forwarder !== undefined && config.upstreams === undefined) stopWatchingResolvConf = followResolvConf(config.resolvConf, forwarder, outside.upstreams, log);
+    proxy?.start();
   } catch (error) {
     await closeAll();
     throw error;
@@ -177,6 +201,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
 
 /** The upstreams (--upstream, else resolv.conf's nameservers) and the host search domains for autopath. */
 async function outsideTheZone(config: ServeConfig, log: Logger): Promise<{ upstreams: readonly UpstreamAddress[]; hostSearch: readonly string[] }> {
+  // `clusterdns proxy` answers no DNS, so it has nothing to forward.
+  if (config.listen.length === 0) return { upstreams: [], hostSearch: [] };
   if (config.upstreams !== undefined && !config.autopath) return { upstreams: config.upstreams, hostSearch: [] };
   const resolvConf = await readResolvConf(config.resolvConf);
   let upstreams = config.upstreams;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVE_FLAGS } from '../src/config/index.js';
+import { resolverSetupCommand } from '../src/system-resolver.js';
 import { dig } from './support/dig.js';
 import { runCli, startServer } from './support/server-process.js';
 
@@ -50,12 +51,21 @@ describe('help and version', () => {
     }
   });
 
+  it('proxy --help lists the source, endpoint, logging and proxy flags, and no DNS ones', async () => {
+    const { code, stdout } = await runCli(['proxy', '--help']);
+    expect(code).toBe(0);
+    expect(stdout.split('\n')[0]).toBe('Usage: clusterdns proxy [flags]');
+    const flags = stdout.split('\n').flatMap((line) => /^ {2}--([a-z-]+)/.exec(line)?.[1] ?? []);
+    expect(flags).toEqual(['manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
+      'proxy-vip', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'help']);
+  });
+
   it('help exits 0 and lists the commands on stdout', async () => {
     const { code, stdout, stderr } = await runCli(['help']);
     expect(code).toBe(0);
     expect(stderr).toBe('');
     expect(stdout.split('\n')[0]).toBe('Usage: clusterdns <command> [flags]');
-    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'resolve', 'version', 'help']);
+    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'resolve', 'proxy', 'dev', 'version', 'help']);
   });
 
   it('no command at all: usage on stderr, exit 2', async () => {
@@ -122,6 +132,16 @@ describe('usage errors: exit 2, one line naming the command or flag', () => {
     [['--log-level', 'loud'], '--log-level loud: expected one of fatal, error, warn, info, debug, trace, silent'],
     [['--tcp-idle-timeout', '0'], '--tcp-idle-timeout 0: expected a whole number from 1 to 3600'],
     [['--max-tcp-connections', '1.5'], '--max-tcp-connections 1.5: expected a whole number from 1 to 1000000'],
+    [['--proxy-drain', '5'], "--proxy-drain applies only with --proxy (or 'clusterdns proxy')"],
+    [['--proxy', '--proxy-vip', 'node-ip'], '--proxy-vip node-ip: expected one of cluster-ip, loopback'],
+    [['--proxy', '--proxy-range', '127.32.0.0/16'], '--proxy-range applies only with --proxy-vip loopback'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '10.96.0.0/16'], '--proxy-range 10.96.0.0/16: must lie inside the loopback range 127.0.0.0/8'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '127.32.0.1/16'], '--proxy-range 127.32.0.1/16: 127.32.0.1 is not the first address of a /16'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '127.32.0.0/31'], '--proxy-range 127.32.0.0/31: too small'],
+    [['--proxy', '--proxy-vip', 'loopback', '--proxy-range', '127.32.0.0'], '--proxy-range 127.32.0.0: expected an IPv4 CIDR'],
+    [['--proxy', '--proxy-drain', 'soon'], '--proxy-drain soon: expected a whole number from 0 to 3600'],
+    [['--proxy', '--proxy-idle-timeout', '0'], '--proxy-idle-timeout 0: expected a whole number from 1 to 604800'],
+    [['--proxy', '--proxy-max-connections', '0'], '--proxy-max-connections 0: expected a whole number from 1 to 1000000'],
   ];
   it.each(badValues)('serve %j', async (args, message) => {
     const { code, stdout, stderr } = await runCli(['serve', '--listen', '127.0.0.1:0', '--manifests', DEMO, ...args]);
@@ -129,6 +149,46 @@ describe('usage errors: exit 2, one line naming the command or flag', () => {
     expect(stdout).toBe('');
     expect(stderr.startsWith(`clusterdns: ${message}`), stderr).toBe(true);
     expect(stderr.split('\n'), stderr).toHaveLength(2);
+  });
+});
+
+describe('clusterdns dev: flags', () => {
+  it('--help lists its flags with its own defaults (loopback, free ports)', async () => {
+    const { code, stdout } = await runCli(['dev', '--help']);
+    expect(code).toBe(0);
+    const flags = stdout.split('\n').flatMap((line) => /^ {2}--([a-z-]+)/.exec(line)?.[1] ?? []);
+    expect(flags).toEqual(['listen', 'kubeconfig', 'namespaces', 'metrics', 'log-level', 'resolv-conf', 'upstream', 'stub-domain',
+      'upstream-timeout', 'cache-size', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'direct', 'help']);
+    expect(stdout).toContain('(default 127.0.0.1:5353)');
+  });
+
+  it('it watches a cluster: --manifests is not one of its flags, and --direct is not one of serve\'s', async () => {
+    expect((await runCli(['dev', '--manifests', DEMO])).stderr).toBe("clusterdns: Unknown option '--manifests'; see 'clusterdns dev --help'\n");
+    expect((await runCli(['serve', '--direct'])).stderr).toBe("clusterdns: Unknown option '--direct'; see 'clusterdns serve --help'\n");
+  });
+
+  it('the resolver command routes only the cluster zone: systemd-resolved drop-in, macOS /etc/resolver', () => {
+    expect(resolverSetupCommand({ host: '127.0.0.1', port: 5353 }, 'cluster.local', 'linux')).toBe(
+      `sudo sh -c 'mkdir -p /etc/systemd/resolved.conf.d && printf "[Resolve]\\nDNS=127.0.0.1:5353\\nDomains=~cluster.local\\n" > /etc/systemd/resolved.conf.d/clusterdns.conf && systemctl restart systemd-resolved'`,
+    );
+    expect(resolverSetupCommand({ host: '::1', port: 5353 }, 'cluster.local', 'linux')).toContain('DNS=[::1]:5353');
+    expect(resolverSetupCommand({ host: '127.0.0.1', port: 5353 }, 'corp.example', 'darwin')).toBe(
+      `sudo sh -c 'mkdir -p /etc/resolver && printf "nameserver 127.0.0.1\\nport 5353\\n" > /etc/resolver/corp.example'`,
+    );
+  });
+});
+
+describe('clusterdns proxy: usage errors name the flag', () => {
+  it('a DNS flag is not one of its flags', async () => {
+    const { code, stderr } = await runCli(['proxy', '--manifests', DEMO, '--ttl', '5']);
+    expect(code).toBe(2);
+    expect(stderr).toBe("clusterdns: Unknown option '--ttl'; see 'clusterdns proxy --help'\n");
+  });
+
+  it('a bad proxy value is named as in serve', async () => {
+    const { code, stderr } = await runCli(['proxy', '--manifests', DEMO, '--proxy-vip', 'loopback', '--proxy-range', '127.0.0.0/4']);
+    expect(code).toBe(2);
+    expect(stderr).toBe('clusterdns: --proxy-range 127.0.0.0/4: must lie inside the loopback range 127.0.0.0/8\n');
   });
 });
 

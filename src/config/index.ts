@@ -3,8 +3,9 @@
  * here (the `--help` text is generated from the same table), unknown flags and bad values fail with a message
  * that names the flag, and nothing else in clusterdns reads argv or the environment for settings.
  */
-import { isIP } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { ConfigError } from '../errors.js';
+import { ipv4ToNumber } from '../ip.js';
 import type { PodMode } from '../resolvers/cluster/index.js';
 import { FORWARD_POLICIES, type ForwardPolicy, type UpstreamAddress } from '../resolvers/forward/index.js';
 import { isInZone, NameError, nameToKey } from '../wire/index.js';
@@ -52,7 +53,67 @@ export interface ServeConfig {
   /** Seconds an expired answer may still be served when every upstream fails; 0 is off. */
   readonly serveStale: number;
   readonly autopath: boolean;
+  /** Set with --proxy, and by `clusterdns proxy`. */
+  readonly proxy: ProxyConfig | undefined;
 }
+
+export interface ProxyConfig {
+  readonly vip: 'cluster-ip' | 'loopback';
+  /** How endpoints are reached: TCP to their addresses, or through the API server's pod port-forward (dev). */
+  readonly via: 'direct' | 'port-forward';
+  /** The loopback range of `vip: loopback`. */
+  readonly range: { readonly network: string; readonly prefix: number };
+  readonly drainMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+}
+
+/** The userspace proxy's flags (`serve --proxy`, and `clusterdns proxy`). */
+const PROXY_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  proxy: { type: 'boolean', help: 'also proxy TCP connections to every ClusterIP service port on to a ready endpoint' },
+  'proxy-vip': { type: 'string', value: 'MODE', default: 'cluster-ip', help: "where to listen: cluster-ip (the service's real cluster IPs, which must be on a local interface) or loopback (one address per service from --proxy-range, which DNS then answers)" },
+  'proxy-range': { type: 'string', value: 'CIDR', default: '127.32.0.0/16', help: 'the loopback range of --proxy-vip loopback, inside 127.0.0.0/8' },
+  'proxy-drain': { type: 'string', value: 'SECONDS', default: '30', help: 'connections to an endpoint that is no longer ready may go on this long, then they are closed' },
+  'proxy-idle-timeout': { type: 'string', value: 'SECONDS', default: '86400', help: 'close a proxied connection with no traffic either way for this long' },
+  'proxy-max-connections': { type: 'string', value: 'N', default: '10000', help: 'open proxied connections at most; more are reset at once' },
+};
+
+/** `clusterdns dev`'s own flag. */
+const DEV_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  direct: { type: 'boolean', help: "connect to pod IPs directly instead of through the API server's pod port-forward (when this machine routes to the pod network)" },
+};
+
+export type Command = 'serve' | 'proxy' | 'dev';
+
+interface CommandSpec {
+  /** What `--help` says the command does. */
+  readonly summary: string;
+  /** Its flags, listed in SERVE_FLAGS order (dev's own before `help`). */
+  readonly flags: ReadonlySet<string> | 'all';
+  /** Defaults in place of SERVE_FLAGS's, also for settings the command has no flag for. */
+  readonly defaults: Readonly<Record<string, string>>;
+}
+
+const COMMANDS: Readonly<Record<Command, CommandSpec>> = {
+  serve: { summary: 'Answers the Kubernetes cluster zone over UDP and TCP.', flags: 'all', defaults: {} },
+  proxy: {
+    summary: "Proxies TCP connections to ClusterIP services on to their ready endpoints, without answering DNS (as 'serve --proxy' does with it).",
+    flags: new Set([
+      'manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
+      ...Object.keys(PROXY_FLAGS).filter((name) => name !== 'proxy'), 'help',
+    ]),
+    defaults: {},
+  },
+  // A laptop next to a cluster: loopback only, free ports for the HTTP endpoints, Ctrl-C stops at once.
+  dev: {
+    summary: "Watches a cluster and answers its names on this machine with loopback addresses that reach the services' ready pods, through the API server's pod port-forward (or straight to pod IPs with --direct); other names are forwarded upstream.",
+    flags: new Set([
+      'listen', 'kubeconfig', 'namespaces', 'metrics', 'log-level', 'resolv-conf', 'upstream', 'stub-domain', 'upstream-timeout',
+      'cache-size', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'direct', 'help',
+    ]),
+    defaults: { listen: '127.0.0.1:5353', health: '127.0.0.1:0', ready: '127.0.0.1:0', metrics: '127.0.0.1:0', lameduck: '0', 'proxy-vip': 'loopback' },
+  },
+};
 
 /** The flags of `clusterdns serve`, in the order `--help` lists them. */
 export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -102,20 +163,36 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'cache-max-negative-ttl': { type: 'string', value: 'SECONDS', default: '1800', help: 'cap on how long NXDOMAIN/NODATA is cached (RFC 2308)' },
   'serve-stale': { type: 'string', value: 'SECONDS', default: '0', help: 'when every upstream fails, answer from an entry expired at most this long ago (RFC 8767); 0 is off' },
   autopath: { type: 'boolean', help: 'complete a known pod\'s search path on the server: one round trip instead of up to eight' },
+  ...PROXY_FLAGS,
   help: { type: 'boolean', help: 'print this help and exit' },
 };
 
-export function serveHelp(): string {
-  return flagsHelp('clusterdns serve [flags]', 'Answers the Kubernetes cluster zone over UDP and TCP.', SERVE_FLAGS);
+/** A command's flags in `--help` order, with the command's defaults. */
+export function commandFlags(command: Command): Record<string, FlagSpec> {
+  const { flags, defaults } = COMMANDS[command];
+  const { help, ...rest } = SERVE_FLAGS;
+  const table: Record<string, FlagSpec> = { ...rest, ...DEV_FLAGS, help: help! };
+  return Object.fromEntries(
+    Object.entries(table)
+      .filter(([name]) => (flags === 'all' ? name in SERVE_FLAGS : flags.has(name)))
+      .map(([name, spec]) => [name, defaults[name] === undefined ? spec : { ...spec, default: defaults[name] }]),
+  );
 }
 
-/** Parses `serve`'s arguments. Returns undefined when `--help` was asked for. */
-export function parseServeArgs(args: readonly string[]): ServeConfig | undefined {
-  const { values }: { values: FlagValues } = parseFlags('serve', SERVE_FLAGS, args);
-  if (values.help === true) return undefined;
-  const text = (name: string): string => (values[name] as string | undefined) ?? SERVE_FLAGS[name]!.default!;
+export function serveHelp(command: Command = 'serve'): string {
+  return flagsHelp(`clusterdns ${command} [flags]`, COMMANDS[command].summary, commandFlags(command));
+}
 
-  const listenValues = (values.listen as string[] | undefined) ?? [SERVE_FLAGS.listen!.default!];
+/**
+ * Parses the arguments of `serve`, `proxy` (no DNS listeners, the proxy on) or `dev` (a watched cluster, the proxy
+ * on loopback VIPs). Undefined when `--help` was asked for.
+ */
+export function parseServeArgs(args: readonly string[], command: Command = 'serve'): ServeConfig | undefined {
+  const { values }: { values: FlagValues } = parseFlags(command, commandFlags(command), args);
+  if (values.help === true) return undefined;
+  const text = (name: string): string => (values[name] as string | undefined) ?? COMMANDS[command].defaults[name] ?? SERVE_FLAGS[name]!.default!;
+
+  const listenValues = command === 'proxy' ? [] : (values.listen as string[] | undefined) ?? [text('listen')];
   const manifests = values.manifests as string | undefined;
   const kubeconfig = values.kubeconfig as string | undefined;
   if (manifests !== undefined && kubeconfig !== undefined) {
@@ -152,6 +229,7 @@ export function parseServeArgs(args: readonly string[]): ServeConfig | undefined
     cacheMaxNegativeTtl: parseInteger('cache-max-negative-ttl', text('cache-max-negative-ttl'), 1, 604_800),
     serveStale: parseInteger('serve-stale', text('serve-stale'), 0, 604_800),
     autopath: values.autopath === true,
+    proxy: parseProxy(values, text, command),
   });
 }
 
@@ -193,6 +271,38 @@ function parseStubDomain(value: string, clusterZone: string): { zone: string; up
   }
   const upstreams = value.slice(equals + 1).split(',').map((address) => parseUpstream(address.trim(), 'stub-domain'));
   return Object.freeze({ zone, upstreams: Object.freeze(upstreams) });
+}
+
+function parseProxy(values: Record<string, unknown>, text: (name: string) => string, command: Command): ProxyConfig | undefined {
+  if (command === 'serve' && values.proxy !== true) {
+    const stray = Object.keys(PROXY_FLAGS).find((name) => values[name] !== undefined);
+    if (stray !== undefined) throw new ConfigError(`--${stray} applies only with --proxy (or 'clusterdns proxy')`);
+    return undefined;
+  }
+  const vip = parseChoice('proxy-vip', text('proxy-vip'), ['cluster-ip', 'loopback'] as const);
+  if (vip !== 'loopback' && values['proxy-range'] !== undefined) throw new ConfigError('--proxy-range applies only with --proxy-vip loopback');
+  return Object.freeze({
+    vip,
+    via: command === 'dev' && values.direct !== true ? 'port-forward' as const : 'direct' as const,
+    range: parseLoopbackRange(text('proxy-range')),
+    drainMs: parseInteger('proxy-drain', text('proxy-drain'), 0, 3600) * 1000,
+    idleTimeoutMs: parseInteger('proxy-idle-timeout', text('proxy-idle-timeout'), 1, 7 * 86400) * 1000,
+    maxConnections: parseInteger('proxy-max-connections', text('proxy-max-connections'), 1, 1_000_000),
+  });
+}
+
+/** An IPv4 CIDR inside 127.0.0.0/8 with room for at least two services: every address in it is local. */
+function parseLoopbackRange(value: string): { network: string; prefix: number } {
+  const [address = '', prefixText = '', extra] = value.split('/');
+  const prefix = Number(prefixText);
+  if (extra !== undefined || !isIPv4(address) || !/^\d+$/.test(prefixText) || prefix > 32) {
+    throw new ConfigError(`--proxy-range ${value}: expected an IPv4 CIDR such as 127.32.0.0/16`);
+  }
+  const number = ipv4ToNumber(address);
+  if (number >>> 24 !== 127 || prefix < 8) throw new ConfigError(`--proxy-range ${value}: must lie inside the loopback range 127.0.0.0/8`);
+  if (prefix > 30) throw new ConfigError(`--proxy-range ${value}: too small; /30 is the smallest range (two addresses)`);
+  if (number % 2 ** (32 - prefix) !== 0) throw new ConfigError(`--proxy-range ${value}: ${address} is not the first address of a /${prefix}`);
+  return Object.freeze({ network: address, prefix });
 }
 
 /** `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every IPv4 address. */

@@ -60,7 +60,16 @@
 // DELETED; a DELETED object carries the deletion's new resourceVersion; R older than the compaction point
 // gives 410 Expired. One liberty: timeoutSeconds may be fractional, so tests of a server-side timeout stay short.
 //
+// Port-forward (the pods/portforward subresource, as kubectl port-forward and client-node's PortForward use it):
+// a WebSocket upgrade of GET /api/v1/namespaces/<ns>/pods/<pod>/portforward?ports=<port>, subprotocol
+// v4.channel.k8s.io (the channel protocol the kubelet speaks). Every message is one channel byte then payload;
+// channel 0 carries data, channel 1 errors, and each starts with the port as a little-endian uint16. The data is
+// bridged to a TCP address on this machine that the test names per pod and port (`forwardPorts`). A pod that does
+// not exist is a 404 on the upgrade; a pod with no address named for it is a 400 ("not running"); a named address
+// that refuses is an error message on channel 1, then the WebSocket closes, as from the kubelet.
+//
 // Control handle: start() -> port, stop({graceful?}), url, kubeconfigYaml(), kubeConfig();
+// forwardPorts((namespace, pod, port) => {host, port} | undefined);
 // create/update/upsert/delete(resource, obj), get(), resourceVersion, compact(rv?);
 // closeWatches({abrupt?: true | 'reset', resource?}), expireWatches(), sendBookmarks();
 // failNext(n, code, {resource?, verb?}), failAll(code, filter?), clearFaults(); hang({sendWatchHeaders?}), resume();
@@ -68,8 +77,10 @@
 // waitForRequests(predicate, {count?}), waitUntil(cond, what).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 export type ResourceName = 'namespaces' | 'services' | 'endpointslices' | 'pods';
 
@@ -342,6 +353,11 @@ export class FakeKubeApiServer {
   private hanging: { sendWatchHeaders: boolean } | undefined;
   private faults: Fault[] = [];
   private readonly waiters = new Set<() => void>();
+  private portTargets: PortTargets = () => undefined;
+  private readonly webSockets = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => (offered.has(PORT_FORWARD_PROTOCOL) ? PORT_FORWARD_PROTOCOL : false),
+  });
 
   /** Every request received, in order (including failed and held ones). */
   readonly requests: RequestRecord[] = [];
@@ -362,6 +378,7 @@ export class FakeKubeApiServer {
   async start(): Promise<number> {
     if (this.server) return this.port!;
     const server = createServer((req, res) => this.onRequest(req, res));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -419,6 +436,11 @@ export class FakeKubeApiServer {
       'current-context: fake',
       '',
     ].join('\n');
+  }
+
+  /** Where port-forwards to a pod's port go; undefined for a pod that is not running. */
+  forwardPorts(targets: PortTargets): void {
+    this.portTargets = targets;
   }
 
   kubeConfig(): KubeConfig {
@@ -676,6 +698,24 @@ export class FakeKubeApiServer {
     this.changed();
   }
 
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: { ...req.headers }, verb: 'other' });
+    this.changed();
+    const refuse = (status: number, reason: string): void => {
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    };
+    const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname);
+    const port = Number(url.searchParams.get('ports'));
+    if (match === null || !Number.isInteger(port) || port < 1 || port > 65535) return refuse(404, 'Not Found');
+    if (this.options.token && req.headers.authorization !== `Bearer ${this.options.token}`) return refuse(401, 'Unauthorized');
+    const [, namespace, pod] = match as unknown as [string, string, string];
+    if (this.get('pods', pod, namespace) === undefined) return refuse(404, 'Not Found');
+    const target = this.portTargets(namespace, pod, port);
+    if (target === undefined) return refuse(400, 'Bad Request');
+    this.webSockets.handleUpgrade(req, socket, head, (ws) => bridgePortForward(ws, port, target));
+  }
+
   private dispatch(req: IncomingMessage, res: ServerResponse, url: URL, record: RequestRecord): void {
     const fault = this.faults.find(
       (f) => f.remaining > 0 && (!f.filter.resource || f.filter.resource === record.resource) &&
@@ -929,6 +969,31 @@ function decodeContinue(token: string): { rv: number; start: string } {
     // fall through
   }
   throw new BadRequest(`continue key is not valid: ${token}`);
+}
+
+/** The address a pod's port is forwarded to, or undefined when the pod is not running. */
+export type PortTargets = (namespace: string, pod: string, port: number) => { host: string; port: number } | undefined;
+
+const PORT_FORWARD_PROTOCOL = 'v4.channel.k8s.io';
+
+/** One port-forward stream, as the kubelet runs it: the port on both channels first, then data both ways. */
+function bridgePortForward(ws: WebSocket, port: number, target: { host: string; port: number }): void {
+  const portBytes = Buffer.alloc(2);
+  portBytes.writeUInt16LE(port);
+  const frame = (channel: number, payload: Buffer): Buffer => Buffer.concat([Buffer.from([channel]), payload]);
+  ws.send(frame(0, portBytes));
+  ws.send(frame(1, portBytes));
+  const tcp = connect(target);
+  tcp.on('data', (chunk: Buffer) => ws.send(frame(0, chunk)));
+  tcp.on('end', () => ws.close());
+  tcp.on('error', (error: NodeJS.ErrnoException) => {
+    ws.send(frame(1, Buffer.from(`error forwarding port ${port} to pod: ${error.code ?? error.message}`)));
+    ws.close();
+  });
+  ws.on('message', (data: Buffer) => {
+    if (data[0] === 0) tcp.write(data.subarray(1));
+  });
+  ws.on('close', () => tcp.destroy());
 }
 
 /** Maps a URL path to a resource collection (and optional namespace and object name); undefined if unknown. */

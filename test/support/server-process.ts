@@ -1,10 +1,12 @@
 /**
- * Starts the real clusterdns process (`node dist/cli.js serve ...`) on an ephemeral loopback port and reads the
- * bound port from its "serving" log line. Forwarding is off (`--upstream none`) unless the test gives upstreams of its
- * own on loopback. Stopped by PID in `stop()`; tests never touch processes they did not start.
+ * Starts the real clusterdns process (`node dist/cli.js serve ...`, or `proxy ...`, `dev ...`) on an ephemeral
+ * loopback port and reads the bound port from its "serving" log line. Forwarding is off (`--upstream none`) unless
+ * the test gives upstreams of its own on loopback. Stopped by PID in `stop()`; tests never touch processes they
+ * did not start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -17,6 +19,8 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   /** Every log line so far, parsed. */
   readonly logs: Array<Record<string, unknown>>;
+  /** What it printed on stdout so far (logs go to stderr). */
+  stdout(): string;
   /** Resolves with the first log line matching `test` (already seen or yet to come). */
   waitForLog(test: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
@@ -27,16 +31,20 @@ export interface StartOptions {
   readonly port?: number;
   /** Run inside this network namespace (`ip netns exec`, which execs node: the child's PID is the server's). */
   readonly netns?: string;
+  /** `proxy` runs `clusterdns proxy`, which has no DNS listener (port is then 0); `dev` has only --metrics of the HTTP flags. */
+  readonly command?: 'serve' | 'proxy' | 'dev';
 }
 
 export async function startServer(args: readonly string[], host = '127.0.0.1', options: StartOptions = {}): Promise<ServerProcess> {
-  const listen = host.includes(':') ? `[${host}]:${options.port ?? 0}` : `${host}:${options.port ?? 0}`;
+  const command = options.command ?? 'serve';
+  const listenPort = options.port ?? 0;
+  const listen = command === 'proxy' ? [] : ['--listen', host.includes(':') ? `[${host}]:${listenPort}` : `${host}:${listenPort}`];
   const loopback = host.includes(':') ? '[::1]:0' : '127.0.0.1:0';
-  const http = ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
+  const http = command === 'dev' ? ['--metrics', loopback] : ['--health', loopback, '--ready', loopback, '--metrics', loopback, '--lameduck', '0'];
   // Tests never forward to the machine's own resolver: without an --upstream or a --resolv-conf of the test's
   // own, none at all.
-  const upstream = args.includes('--upstream') || args.includes('--resolv-conf') ? [] : ['--upstream', 'none'];
-  const argv = [CLI, 'serve', '--listen', listen, ...http, '--log-level', 'debug', ...upstream, ...args];
+  const upstream = command === 'proxy' || args.includes('--upstream') || args.includes('--resolv-conf') ? [] : ['--upstream', 'none'];
+  const argv = [CLI, command, ...listen, ...http, '--log-level', 'debug', ...upstream, ...args];
   const child = options.netns === undefined
     ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -44,6 +52,8 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
   const waiters = new Set<{ test: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
   let buffered = '';
   let stderrText = '';
+  let stdoutText = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdoutText += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderrText += chunk;
     buffered += chunk;
@@ -82,13 +92,15 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
     waitForLog((line) => line.msg === 'serving'),
     exited.then(([code]) => { throw new Error(`clusterdns exited with ${code} before serving:\n${stderrText}`); }),
   ]);
-  const port = Number(String((serving.listen as string[])[0]).split(':').pop());
+  const first = (serving.listen as string[])[0];
+  const port = first === undefined ? 0 : Number(first.split(':').pop());
   return {
     port,
     host,
     http: serving.http as Record<string, string>,
     child,
     logs,
+    stdout: () => stdoutText,
     waitForLog,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -98,10 +110,22 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
   };
 }
 
+/**
+ * A TCP port that nothing on this machine listens on, on any address: a port for a loopback VIP other than
+ * 127.0.0.1 must not clash with another process's wildcard listener (`:8080`), which a fixed port could.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '0.0.0.0');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** Runs the CLI to completion (for startup failures and --help). */
 export async function runCli(args: readonly string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // As startServer: a serve that gets going must not forward to the machine's own resolver.
-  const safe = args[0] === 'serve' && !args.includes('--upstream') ? [...args, '--upstream', 'none'] : args;
+  const safe = (args[0] === 'serve' || args[0] === 'dev') && !args.includes('--upstream') ? [...args, '--upstream', 'none'] : args;
   const child = spawn(process.execPath, [CLI, ...safe], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

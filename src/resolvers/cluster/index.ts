@@ -8,7 +8,7 @@
  * Answers are prepared when a name is first asked after a change and reused until the next change.
  */
 import { canonicalIp, ipv6Bytes, undashIp } from '../../ip.js';
-import { serviceKey, type StoreChanges, type StoreView } from '../../store/index.js';
+import { serviceKey, type ServiceRecord, type StoreChanges, type StoreView } from '../../store/index.js';
 import {
   emptyAnswer,
   firstLabel,
@@ -49,6 +49,11 @@ export interface ClusterZoneOptions {
    * (CoreDNS's `fallthrough in-addr.arpa ip6.arpa`): on when an upstream can answer them.
    */
   readonly reverseFallthrough?: boolean;
+  /**
+   * The addresses to answer for a ClusterIP service in place of its cluster IPs (A/AAAA and PTR), when a proxy
+   * gives services addresses of its own (`--proxy-vip loopback`): a name that resolves is then reachable.
+   */
+  readonly virtualIPs?: (service: ServiceRecord) => readonly string[];
 }
 
 interface Zone {
@@ -167,8 +172,10 @@ export class ClusterResolver {
     const slash = key.indexOf('/');
     const namespace = key.slice(0, slash);
     const name = key.slice(slash + 1);
-    const service = this.store.getService(namespace, name);
-    if (service === undefined) return;
+    const stored = this.store.getService(namespace, name);
+    if (stored === undefined) return;
+    const virtualIPs = this.options.virtualIPs;
+    const service = virtualIPs !== undefined && stored.kind === 'ClusterIP' ? { ...stored, clusterIPs: virtualIPs(stored) } : stored;
     const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl);
     for (const source of entry.contributions) this.table.attach(source.key, source);
     for (const ip of entry.addresses()) {
