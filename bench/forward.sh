@@ -22,8 +22,9 @@ POD_IP=${BENCH_POD_IP:-127.0.0.11}      # the lookup client sends from here: a p
 SERVER_CPU=${BENCH_SERVER_CPU:-1}       # every server is pinned here; one at a time is under load
 CLIENT_CPU=${BENCH_CLIENT_CPU:-0}       # dnsperf and the lookup client are pinned here
 START_TIMEOUT=${BENCH_START_TIMEOUT:-30}
-# how to start clusterdns, before "serve --listen ..." (run from the repo root), e.g. to profile it
-CLUSTERDNS_CMD=${BENCH_CLUSTERDNS_CMD:-node dist/cli.js}
+# how to start clusterdns, before "serve --listen ..." (run from the repo root), e.g. to profile it; by default
+# with the image's node flags (lib.sh)
+CLUSTERDNS_CMD=${BENCH_CLUSTERDNS_CMD:-}
 # the same dnsperf flags as run.sh's max-QPS scenarios (tuned there: one pinned dnsperf core, see README)
 MAX_ARGS=${BENCH_DNSPERF_ARGS:--c 8 -q 500 -T 2}
 QUERY_TIMEOUT=2                         # dnsperf -t: a reply later than this counts as lost
@@ -44,6 +45,7 @@ for tool in dnsperf nsd unbound unbound-checkconf dig curl taskset timeout node;
 done
 require_cpus
 if [[ -z ${BENCH_CLUSTERDNS_CMD:-} && ! -f $ROOT/dist/cli.js ]]; then die "dist/cli.js is missing: run 'npm run build'"; fi
+[[ -n $CLUSTERDNS_CMD ]] || CLUSTERDNS_CMD=$(image_clusterdns_cmd)
 
 # ---- data ----
 rm -rf "$OUT"

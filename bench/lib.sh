@@ -7,6 +7,9 @@
 # shellcheck shell=bash
 
 die() { echo "bench: $*" >&2; exit 1; }
+# How clusterdns is started, before "serve ...": node with the image's flags (the Dockerfile's ENTRYPOINT), so the
+# figures are those of what ships.
+image_clusterdns_cmd() { echo "node $(cd "$ROOT" && node -p "JSON.parse(/^ENTRYPOINT (.*)\$/m.exec(require('fs').readFileSync('Dockerfile', 'utf8'))[1]).slice(1, -1).join(' ')") dist/cli.js"; }
 log() { echo "bench: $*" >&2; }
 
 require_uints() { # KNOB:VAR...: each VAR must be a non-negative integer; errors name the BENCH_KNOB

@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IMAGE_NODE_FLAGS } from './cluster-lib.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const env = (name, fallback) => process.env[name] ?? fallback;
@@ -116,8 +117,9 @@ ports: [{name: tcp, port: ${port}}]
 endpoints:
 ${BACKENDS.map((ip) => `  - addresses: [${ip}]`).join('\n')}
 `);
+// With the image's node flags (the Dockerfile's ENTRYPOINT): the figures are those of what ships.
 const clusterdns = start('clusterdns', process.execPath, [
-  join(ROOT, 'dist/cli.js'), 'proxy', '--manifests', join(OUT, 'cluster.yaml'), '--log-level', 'info',
+  ...IMAGE_NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'proxy', '--manifests', join(OUT, 'cluster.yaml'), '--log-level', 'info',
   '--health', '127.0.0.1:0', '--ready', '127.0.0.1:0', '--metrics', '127.0.0.1:0', '--lameduck', '0',
 ], { cpu: PROXY_CPU });
 await waitFor('clusterdns to listen', () => clusterdns.output().includes('"msg":"proxying"'));

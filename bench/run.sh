@@ -48,7 +48,7 @@ fi
 command -v dig >/dev/null || die "dig is required: apt-get install -y bind9-dnsutils"
 command -v taskset >/dev/null || die "taskset is required: apt-get install -y util-linux"
 command -v node >/dev/null || die "node is required"
-[[ -n $CLUSTERDNS_CMD ]] || CLUSTERDNS_CMD="node $(cd "$ROOT" && node -p "JSON.parse(/^ENTRYPOINT (.*)\$/m.exec(require('fs').readFileSync('Dockerfile', 'utf8'))[1]).slice(1, -1).join(' ')") dist/cli.js"
+[[ -n $CLUSTERDNS_CMD ]] || CLUSTERDNS_CMD=$(image_clusterdns_cmd)
 require_cpus
 if [[ $ONLY != nsd && -z ${BENCH_CLUSTERDNS_CMD:-} && ! -f $ROOT/dist/cli.js ]]; then
   die "dist/cli.js is missing: run 'npm run build' (or 'npm run bench'), or BENCH_ONLY=nsd to bench nsd alone"
