@@ -6,7 +6,8 @@
 import { parseServeArgs, serveHelp } from './config/index.js';
 import { parseResolveArgs, resolveHelp } from './config/resolve-args.js';
 import { ClusterDnsError, ConfigError } from './errors.js';
-import { formatAddress, serve, version } from './main.js';
+import { formatHostPort } from './ip.js';
+import { serve, version } from './main.js';
 import { resolverSetupCommand } from './system-resolver.js';
 import { createLogger } from './telemetry/index.js';
 
@@ -30,7 +31,7 @@ function fail(error: unknown): never {
 function describe(error: unknown): string | undefined {
   const errno = error as NodeJS.ErrnoException & { address?: string; port?: number };
   if (errno.syscall !== 'bind' && errno.syscall !== 'listen') return undefined;
-  const where = errno.address !== undefined ? formatAddress({ host: errno.address, port: errno.port ?? 0 }) : 'the listen address';
+  const where = errno.address !== undefined ? formatHostPort({ host: errno.address, port: errno.port ?? 0 }) : 'the listen address';
   if (errno.code === 'EACCES') return `cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --listen 127.0.0.1:5353)`;
   if (errno.code === 'EADDRINUSE') return `cannot listen on ${where}: the address is already in use`;
   if (errno.code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: no such address on this machine`;
@@ -56,7 +57,7 @@ async function main(argv: readonly string[]): Promise<void> {
       }
       if (command === 'dev' && first !== undefined) {
         const via = config.proxy?.via === 'port-forward' ? "the API server's pod port-forward" : 'pod IPs directly';
-        process.stdout.write(`${config.zone} is answered on ${formatAddress(first)}, each service on its own loopback address, reached through ${via}.\n`
+        process.stdout.write(`${config.zone} is answered on ${formatHostPort(first)}, each service on its own loopback address, reached through ${via}.\n`
           + `To send ${config.zone} (and nothing else) here, run once:\n  ${resolverSetupCommand(first, config.zone)}\n`);
       }
       // SIGTERM (the kubelet) goes through lame duck; SIGINT (Ctrl-C), or a second signal, stops at once.

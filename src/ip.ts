@@ -6,6 +6,17 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 export type IpFamily = 4 | 6;
 
+/** An IP address and a port: a listen address, an upstream, a nameserver, a proxy target. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `10.0.0.1:53`, or `[fd00::1]:53` for IPv6: how addresses are written in flags, logs and messages. */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 export function ipFamily(text: string): IpFamily | undefined {
   if (isIPv4(text)) return 4;
   if (isIPv6(text)) return 6;

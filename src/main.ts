@@ -5,6 +5,7 @@
  */
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { formatHostPort } from './ip.js';
 import type { ListenAddress, ServeConfig } from './config/index.js';
 import { readResolvConf } from './config/resolv-conf.js';
 import { Autopath } from './resolvers/autopath/index.js';
@@ -12,7 +13,7 @@ import { AnswerCache, CacheStep } from './resolvers/cache/index.js';
 import { ResolverChain, type ResolverStep } from './resolvers/chain.js';
 import { LoopbackVips, registerProxyMetrics, ServiceProxy, type Dialer } from './proxy/index.js';
 import { ClusterResolver } from './resolvers/cluster/index.js';
-import { describeUpstream, Forwarder, type UpstreamAddress } from './resolvers/forward/index.js';
+import { Forwarder, type UpstreamAddress } from './resolvers/forward/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
@@ -51,10 +52,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     if (portForward) {
       // Through the API server to the pod behind an endpoint address, which the watched Pods name.
       const { portForwardDialer } = await import('./source/kube-portforward.js');
-      dialer = portForwardDialer(kubeConfig, (ip, namespace) => {
-        const key = store.podsByIP(ip).find((pod) => pod.startsWith(`${namespace}/`));
-        return key === undefined ? undefined : { namespace, name: key.slice(namespace.length + 1) };
-      });
+      dialer = portForwardDialer(kubeConfig, (ip, namespace) => store.podAt(ip, namespace));
     }
     kube = new KubeSource(kubeConfig, store, log.child({ part: 'kube' }), {
       namespaces: config.namespaces,
@@ -172,12 +170,12 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
   }
   log.info({
     zone: config.zone,
-    listen: addresses.map(formatAddress),
-    http: Object.fromEntries([...endpoints.bound].map(([path, address]) => [path.slice(1), formatAddress(address)])),
+    listen: addresses.map(formatHostPort),
+    http: Object.fromEntries([...endpoints.bound].map(([path, address]) => [path.slice(1), formatHostPort(address)])),
     source: manifests !== undefined ? config.manifests : 'kubernetes',
     names: cluster.nameCount,
-    upstreams: outside.upstreams.map(describeUpstream),
-    ...(config.stubDomains.length > 0 && { stubDomains: config.stubDomains.map((stub) => `${stub.zone}=${stub.upstreams.map(describeUpstream).join(',')}`) }),
+    upstreams: outside.upstreams.map(formatHostPort),
+    ...(config.stubDomains.length > 0 && { stubDomains: config.stubDomains.map((stub) => `${stub.zone}=${stub.upstreams.map(formatHostPort).join(',')}`) }),
     autopath: config.autopath,
   }, 'serving');
 
@@ -201,8 +199,6 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
 
 /** The upstreams (--upstream, else resolv.conf's nameservers) and the host search domains for autopath. */
 async function outsideTheZone(config: ServeConfig, log: Logger): Promise<{ upstreams: readonly UpstreamAddress[]; hostSearch: readonly string[] }> {
-  // `clusterdns proxy` answers no DNS, so it has nothing to forward.
-  if (config.listen.length === 0) return { upstreams: [], hostSearch: [] };
   if (config.upstreams !== undefined && !config.autopath) return { upstreams: config.upstreams, hostSearch: [] };
   const resolvConf = await readResolvConf(config.resolvConf);
   let upstreams = config.upstreams;
@@ -220,14 +216,14 @@ const RESOLV_CONF_POLL_MS = 2000;
 
 /** Follows resolv.conf's nameservers when they are the upstreams: a changed set is used (and probed for loops) at once. */
 function followResolvConf(path: string, forwarder: Forwarder, initial: readonly UpstreamAddress[], log: Logger): () => void {
-  let current = initial.map(describeUpstream).join(' ');
+  let current = initial.map(formatHostPort).join(' ');
   const onChange = (): void => {
     readResolvConf(path).then((resolvConf) => {
       const next = resolvConf.defaultNameserver ? [] : resolvConf.nameservers;
-      const described = next.map(describeUpstream).join(' ');
+      const described = next.map(formatHostPort).join(' ');
       if (described === current) return;
       current = described;
-      log.info({ resolvConf: path, upstreams: next.map(describeUpstream) }, 'resolv.conf changed: new upstreams');
+      log.info({ resolvConf: path, upstreams: next.map(formatHostPort) }, 'resolv.conf changed: new upstreams');
       return forwarder.setUpstreams(next);
     }).catch((error: unknown) => log.warn({ err: error, resolvConf: path }, 'cannot read resolv.conf; keeping the upstreams'));
   };
@@ -235,14 +231,10 @@ function followResolvConf(path: string, forwarder: Forwarder, initial: readonly 
   return () => unwatchFile(path, onChange);
 }
 
-export function formatAddress(address: { host: string; port: number }): string {
-  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
-}
-
 /** CoreDNS's server label (`dns://:53` for every address) and family label of a listen address. */
 function listenerLabels(address: { host: string; port: number }): Listener {
   const wildcard = address.host === '0.0.0.0' || address.host === '::';
-  return { server: `dns://${wildcard ? '' : formatAddress(address).replace(/:\d+$/, '')}:${address.port}`, family: address.host.includes(':') ? 2 : 1 };
+  return { server: `dns://${wildcard ? '' : formatHostPort(address).replace(/:\d+$/, '')}:${address.port}`, family: address.host.includes(':') ? 2 : 1 };
 }
 
 function servicesWithoutReadyEndpoints(store: StoreView): number {

@@ -4,10 +4,11 @@
  * loopback link, but takes a loopback address with a port as a global server), macOS through /etc/resolver.
  * Other names keep going where they went before.
  */
-export function resolverSetupCommand(address: { host: string; port: number }, zone: string, platform: NodeJS.Platform = process.platform): string {
+import { formatHostPort, type HostPort } from './ip.js';
+
+export function resolverSetupCommand(address: HostPort, zone: string, platform: NodeJS.Platform = process.platform): string {
   if (platform === 'darwin') {
     return `sudo sh -c 'mkdir -p /etc/resolver && printf "nameserver ${address.host}\\nport ${address.port}\\n" > /etc/resolver/${zone}'`;
   }
-  const server = address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
-  return `sudo sh -c 'mkdir -p /etc/systemd/resolved.conf.d && printf "[Resolve]\\nDNS=${server}\\nDomains=~${zone}\\n" > /etc/systemd/resolved.conf.d/clusterdns.conf && systemctl restart systemd-resolved'`;
+  return `sudo sh -c 'mkdir -p /etc/systemd/resolved.conf.d && printf "[Resolve]\\nDNS=${formatHostPort(address)}\\nDomains=~${zone}\\n" > /etc/systemd/resolved.conf.d/clusterdns.conf && systemctl restart systemd-resolved'`;
 }

@@ -5,7 +5,7 @@
  */
 import { isIP, isIPv4 } from 'node:net';
 import { ConfigError } from '../errors.js';
-import { ipv4ToNumber } from '../ip.js';
+import { ipv4ToNumber, type HostPort } from '../ip.js';
 import type { PodMode } from '../resolvers/cluster/index.js';
 import { FORWARD_POLICIES, type ForwardPolicy, type UpstreamAddress } from '../resolvers/forward/index.js';
 import { isInZone, NameError, nameToKey } from '../wire/index.js';
@@ -14,10 +14,7 @@ import { flagsHelp, parseFlags, type FlagSpec, type FlagValues } from './flags.j
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
+export type ListenAddress = HostPort;
 
 export interface ServeConfig {
   readonly listen: readonly ListenAddress[];
@@ -218,7 +215,8 @@ export function parseServeArgs(args: readonly string[], command: Command = 'serv
     tcpIdleTimeoutMs: parseInteger('tcp-idle-timeout', text('tcp-idle-timeout'), 1, 3600) * 1000,
     maxTcpConnections: parseInteger('max-tcp-connections', text('max-tcp-connections'), 1, 1_000_000),
     resolvConf: text('resolv-conf'),
-    upstreams: parseUpstreams(values.upstream as string[] | undefined),
+    // `proxy` answers no DNS, so it has nothing to forward (and no resolv.conf to read).
+    upstreams: command === 'proxy' ? Object.freeze([]) : parseUpstreams(values.upstream as string[] | undefined),
     stubDomains: Object.freeze(((values['stub-domain'] as string[] | undefined) ?? []).map((value) => parseStubDomain(value, zone))),
     forwardPolicy: parseChoice('forward-policy', text('forward-policy'), FORWARD_POLICIES),
     maxFails: parseInteger('max-fails', text('max-fails'), 1, 100),
@@ -318,10 +316,15 @@ export function parseListen(value: string, flag = 'listen'): ListenAddress {
   return Object.freeze({ host: resolvedHost, port });
 }
 
+/** A Kubernetes namespace name: an RFC 1123 label. */
+export function isNamespaceName(text: string): boolean {
+  return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(text);
+}
+
 function parseNamespaces(value: string): string[] {
   const namespaces = value.split(',').map((namespace) => namespace.trim()).filter((namespace) => namespace !== '');
   for (const namespace of namespaces) {
-    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new ConfigError(`--namespaces ${value}: "${namespace}" is not a namespace name`);
+    if (!isNamespaceName(namespace)) throw new ConfigError(`--namespaces ${value}: "${namespace}" is not a namespace name`);
   }
   if (namespaces.length === 0) throw new ConfigError('--namespaces: give at least one namespace');
   return [...new Set(namespaces)];

@@ -25,7 +25,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { ConfigError } from '../errors.js';
-import { canonicalIp } from '../ip.js';
+import { canonicalIp, type HostPort } from '../ip.js';
 
 /** glibc's limits and defaults (resolv/resolv.h). */
 export const MAXNS = 3;
@@ -36,11 +36,8 @@ export const RES_TIMEOUT = 5;
 export const RES_DFLRETRY = 2;
 const NAMESERVER_PORT = 53;
 
-export interface Nameserver {
-  /** Canonical IP text; an IPv6 scope stays attached (`fe80::1%eth0`), as Node's sockets take it. */
-  readonly host: string;
-  readonly port: number;
-}
+/** `host` is canonical IP text; an IPv6 scope stays attached (`fe80::1%eth0`), as Node's sockets take it. */
+export type Nameserver = HostPort;
 
 /** A line glibc passes over or only partly uses, and why: for `clusterdns resolve` and startup warnings. */
 export interface IgnoredLine {

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
 import { NameError, nameToKey, RRType } from '../wire/index.js';
 import { flagsHelp, parseFlags, type FlagSpec } from './flags.js';
-import { parseListen, parseZone } from './index.js';
+import { isNamespaceName, parseListen, parseZone } from './index.js';
 import type { Nameserver } from './resolv-conf.js';
 
 export interface ResolveConfig {
@@ -63,7 +63,7 @@ export function parseResolveArgs(args: readonly string[]): ResolveConfig | undef
   }
   const text = (flag: string): string | undefined => values[flag] as string | undefined;
   const namespace = text('namespace');
-  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new ConfigError(`--namespace ${namespace}: not a namespace name`);
+  if (namespace !== undefined && !isNamespaceName(namespace)) throw new ConfigError(`--namespace ${namespace}: not a namespace name`);
   const type = text('type')?.toUpperCase();
   if (type !== undefined && !TYPES.includes(type)) throw new ConfigError(`--type ${text('type')}: expected one of ${TYPES.join(', ')}`);
   const server = text('server');

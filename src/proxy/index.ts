@@ -9,7 +9,8 @@
  * but its own sockets.
  */
 import type { Logger } from 'pino';
-import { serviceKey, SERVING, TERMINATING, type EndpointSet, type ServicePort, type ServiceRecord, type StoreChanges, type StoreView } from '../store/index.js';
+import { formatHostPort } from '../ip.js';
+import { serviceKey, SERVING, splitServiceKey, TERMINATING, type EndpointSet, type ServicePort, type ServiceRecord, type StoreChanges, type StoreView } from '../store/index.js';
 import type { Target } from './balancer.js';
 import { ServiceStats, type Dialer } from './connection.js';
 import { PortListener, type ListenerOwner } from './listener.js';
@@ -70,8 +71,12 @@ export class ServiceProxy implements ListenerOwner {
 
   /** Counters by service, including services that are gone but still have connections draining. */
   *stats(): Iterable<{ namespace: string; service: string; stats: ServiceStats }> {
-    for (const [key, { stats }] of this.services) yield { ...splitKey(key), stats };
-    for (const [key, stats] of this.departed) yield { ...splitKey(key), stats };
+    const labelled = (key: string, stats: ServiceStats) => {
+      const { namespace, name } = splitServiceKey(key);
+      return { namespace, service: name, stats };
+    };
+    for (const [key, { stats }] of this.services) yield labelled(key, stats);
+    for (const [key, stats] of this.departed) yield labelled(key, stats);
   }
 
   /** `VIP:port`s wanted but not bound (the address is not local, the port is taken): retried in the background. */
@@ -111,7 +116,7 @@ export class ServiceProxy implements ListenerOwner {
 
   /** Brings one service's listeners and their targets in line with the store. */
   private reconcile(key: string): void {
-    const { namespace, service: name } = splitKey(key);
+    const { namespace, name } = splitServiceKey(key);
     const service = this.store.getService(namespace, name);
     const wanted = service?.kind === 'ClusterIP' ? this.listenAddresses(service) : new Map<string, { vip: string; port: ServicePort }>();
     let proxied = this.services.get(key);
@@ -173,17 +178,11 @@ export function targetsOf(port: ServicePort, endpoints: EndpointSet, family: 4 |
   for (let row = 0; row < ips.length; row++) {
     if ((conditions[row]! & (SERVING | TERMINATING)) !== SERVING) continue;
     const ip = ips[row]!;
-    const v6 = ip.includes(':');
-    if (family !== undefined && v6 !== (family === 6)) continue;
+    if (family !== undefined && ip.includes(':') !== (family === 6)) continue;
     const listed = ports[row]!.find((candidate) => candidate.name === port.name && candidate.protocol === 'TCP');
     const number = listed?.port ?? (typeof port.targetPort === 'number' ? port.targetPort : undefined);
     if (number === undefined) continue;
-    targets.push({ ip, port: number, key: `${v6 ? `[${ip}]` : ip}:${number}` });
+    targets.push({ ip, port: number, key: formatHostPort({ host: ip, port: number }) });
   }
   return targets;
-}
-
-function splitKey(key: string): { namespace: string; service: string } {
-  const slash = key.indexOf('/');
-  return { namespace: key.slice(0, slash), service: key.slice(slash + 1) };
 }

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { formatHostPort } from '../ip.js';
 import { Balancer, type Target } from './balancer.js';
 import { CONNECT_TIMEOUTS_MS, Connection, type ConnectionContext, type Dialer, type ServiceStats } from './connection.js';
 
@@ -65,7 +66,7 @@ export class PortListener implements ConnectionContext {
   }
 
   get address(): string {
-    return this.vip.includes(':') ? `[${this.vip}]:${this.port}` : `${this.vip}:${this.port}`;
+    return formatHostPort({ host: this.vip, port: this.port });
   }
 
   /** New ready targets: connections to a target that left are drained, a target that came back stops draining. */

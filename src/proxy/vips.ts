@@ -6,7 +6,7 @@
  * good. An address is released when its service goes away or stops being a ClusterIP service.
  */
 import { ipv4ToNumber, numberToIpv4 } from '../ip.js';
-import { serviceKey, type StoreView } from '../store/index.js';
+import { serviceKey, splitServiceKey, type StoreView } from '../store/index.js';
 
 export interface LoopbackRange {
   /** The network address, e.g. `127.32.0.0`. */
@@ -22,13 +22,13 @@ export class LoopbackVips {
   private readonly byService = new Map<string, number>();
   private readonly unsubscribe: () => void;
 
-  constructor(private readonly store: StoreView, range: LoopbackRange) {
+  constructor(store: StoreView, range: LoopbackRange) {
     this.base = ipv4ToNumber(range.network);
     this.slots = 2 ** (32 - range.prefix) - 2;
     this.unsubscribe = store.subscribe((changes) => {
       for (const key of changes.services) {
-        const slash = key.indexOf('/');
-        const service = store.getService(key.slice(0, slash), key.slice(slash + 1));
+        const { namespace, name } = splitServiceKey(key);
+        const service = store.getService(namespace, name);
         if (service === undefined || service.kind !== 'ClusterIP') this.release(key);
       }
     });

@@ -5,6 +5,7 @@
  * Knows nothing of the server, the store or Kubernetes beyond the resolv.conf it is given.
  */
 import type { ResolvConf } from '../config/resolv-conf.js';
+import { formatHostPort } from '../ip.js';
 import { Rcode, rcodeName, RRType, typeName } from '../wire/constants.js';
 import { exchange, type Endpoint, type Outcome, type Question, type Reply } from '../wire/exchange.js';
 import { absolute, classify, gaiError, isRejected, resSearch, searchOrder, type HErrno, type NameOutcome } from './glibc.js';
@@ -84,7 +85,7 @@ export async function resolveName(request: ResolveRequest): Promise<Report> {
     search: conf.search,
     ndots: conf.ndots,
     order: searchOrder(request.name, conf),
-    servers: servers.map(endpointText),
+    servers: servers.map(formatHostPort),
     tries: result.tries.map(({ name, outcome }) => ({ ...outcome, name })),
     answeredBy: result.found?.name,
     ok,
@@ -137,16 +138,12 @@ function summarize(outcome: NameOutcome, types: readonly number[], last: Map<num
     const heard = last.get(type);
     if (heard === undefined) return [];
     const { server, outcome: got } = heard;
-    const base = { type: typeName(type), server: endpointText(server) };
+    const base = { type: typeName(type), server: formatHostPort(server) };
     if (got.kind === 'timeout') return [{ ...base, status: 'no reply', answers: [], rejected: false }];
     if (got.kind === 'error') return [{ ...base, status: got.code, answers: [], rejected: false }];
     return [{ ...base, status: rcodeName(got.reply.rcode), answers: got.reply.answers, rejected: isRejected(got.reply) }];
   });
   return { ...outcome, results, sends, addresses: outcome.found ? accepted.flatMap((reply) => reply.addresses) : [] };
-}
-
-export function endpointText(server: Endpoint): string {
-  return server.host.includes(':') ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`;
 }
 
 /** The report as a person reads it: one line per name tried, answers under it, the verdict last. */

@@ -1,7 +1,8 @@
 /**
  * The resolver chain: the steps in the order main.ts gives them (cluster, cache, forward), each answering or
- * passing the question on, and an optional completion (autopath) offered every NXDOMAIN before it goes out. A step answers synchronously when it can (cluster zone, cache hit) and
- * with a promise when it must wait (an upstream); the chain stays synchronous until a step does not.
+ * passing the question on, and an optional completion (autopath) offered every NXDOMAIN before it goes out. A
+ * step answers synchronously when it can (cluster zone, cache hit) and with a promise when it must wait (an
+ * upstream); the chain stays synchronous until a step does not.
  *
  * It also follows a CNAME out of a step's zone (an ExternalName service): when an answer names a target it
  * lacks records for, the steps after it resolve the target and the two answers are merged, so the client gets

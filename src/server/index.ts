@@ -2,7 +2,8 @@
  * server/ — the UDP and TCP listeners. Owns sockets and framing only: every packet goes through one
  * QueryAnswerer (answer-query.ts), which parses it once and runs the resolver steps. Each listen address gets
  * a UDP socket and a TCP server on the same port. TCP follows RFC 7766: two-byte length prefixes, several
- * queries per connection answered in order as they arrive, an idle timeout and a cap on open connections.
+ * queries per connection (each reply sent when it is ready, so a forwarded answer may come after a later
+ * cluster one), an idle timeout and a cap on open connections.
  * Nothing a client sends can throw out of here: bad messages become rcodes, broken connections are dropped.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -10,6 +11,8 @@ import type { LookupOneOptions } from 'node:dns';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/index.js';
+import type { HostPort } from '../ip.js';
+import { frameTcp } from '../wire/index.js';
 import type { Arrival, Client, QueryAnswerer } from './answer-query.js';
 
 export { QueryAnswerer, type AnswererOptions } from './answer-query.js';
@@ -20,10 +23,7 @@ export interface DnsServerOptions {
   readonly maxTcpConnections: number;
 }
 
-export interface BoundAddress {
-  readonly host: string;
-  readonly port: number;
-}
+export type BoundAddress = HostPort;
 
 /** Bursts queue in the kernel rather than drop while the event loop is busy (the kernel may cap it lower). */
 const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
@@ -143,10 +143,7 @@ export class DnsServer {
     // Replies go out as they are ready: a forwarded answer may follow a later cluster answer (RFC 7766 §7).
     const send = (reply: Buffer): void => {
       if (socket.destroyed) return;
-      const framed = Buffer.allocUnsafe(reply.length + 2);
-      framed.writeUInt16BE(reply.length, 0);
-      reply.copy(framed, 2);
-      if (!socket.write(framed)) {
+      if (!socket.write(frameTcp(reply))) {
         socket.pause();
         socket.once('drain', () => socket.resume());
       }

@@ -21,27 +21,23 @@ export interface PodPort {
   readonly port: number;
 }
 
-export interface PodRef {
-  readonly namespace: string;
-  readonly name: string;
-}
-
 export type PortForwardDialer = (target: PodPort, timeoutMs: number, namespace: string) => Promise<Duplex | 'timeout' | 'error'>;
 
 /**
  * `podAt(ip, namespace)` names the pod of that namespace with an endpoint's address (from the watched Pods; an
  * address can be shared by host-network pods), undefined when there is none.
  */
-export function portForwardDialer(access: KubeAccess, podAt: (ip: string, namespace: string) => PodRef | undefined): PortForwardDialer {
+export function portForwardDialer(access: KubeAccess, podAt: (ip: string, namespace: string) => string | undefined): PortForwardDialer {
   const forwarder = new PortForward(webSocketConfig(access));
   return async (target, timeoutMs, namespace) => {
     const pod = podAt(target.ip, namespace);
     if (pod === undefined) return 'error';
+    const where = `${namespace}/${pod}:${target.port}`;
     const fromPod = new PassThrough();
     const toPod = new PassThrough();
     const errors = new PassThrough();
     let timer: NodeJS.Timeout | undefined;
-    const opening = forwarder.portForward(pod.namespace, pod.name, [target.port], fromPod, errors, toPod);
+    const opening = forwarder.portForward(namespace, pod, [target.port], fromPod, errors, toPod);
     const outcome = await Promise.race([
       opening.then((socket) => socket, () => 'error' as const),
       new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
@@ -58,7 +54,7 @@ export function portForwardDialer(access: KubeAccess, podAt: (ip: string, namesp
     // client-node never ends the output stream itself: the WebSocket closing is the pod's end of stream.
     socket.on('close', () => fromPod.end());
     socket.on('error', (error: Error) => stream.destroy(error));
-    errors.on('data', (chunk: Buffer) => stream.destroy(new Error(`port-forward to ${pod.namespace}/${pod.name}:${target.port}: ${chunk.toString().trim()}`)));
+    errors.on('data', (chunk: Buffer) => stream.destroy(new Error(`port-forward to ${where}: ${chunk.toString().trim()}`)));
     stream.once('close', () => socket.close());
     return stream;
   };

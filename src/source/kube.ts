@@ -14,7 +14,7 @@
  * watch per kind.
  */
 import type { Logger } from 'pino';
-import { ClusterDnsError, ConfigError } from '../errors.js';
+import { ClusterDnsError } from '../errors.js';
 import type { RecordsByKind, RecordStore, ResourceKind } from '../store/index.js';
 import {
   CollectionStream,
@@ -113,7 +113,6 @@ const PODS: KindDef<'pod'> = {
 export const WATCHED_RESOURCES: ReadonlyArray<{ readonly group: string; readonly resource: string }> = [NAMESPACES, SERVICES, ENDPOINT_SLICES, PODS]
   .map(({ prefix, resource }) => Object.freeze({ group: /^\/apis\/([^/]+)\//.exec(prefix)?.[1] ?? '', resource }));
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export class KubeSource {
   private readonly streams: Array<{ readonly kind: ResourceKind; readonly state: StreamState; readonly run: () => Promise<void> }> = [];
@@ -136,9 +135,6 @@ export class KubeSource {
     private readonly log: Logger,
     private readonly options: KubeSourceOptions,
   ) {
-    for (const namespace of options.namespaces ?? []) {
-      if (!DNS_LABEL.test(namespace)) throw new ConfigError(`namespaces: "${namespace}" is not a namespace name`);
-    }
     this.kinds = ['namespace', 'service', 'endpointslice', ...(options.watchPods ? ['pod' as const] : [])];
     this.syncedPromise = new Promise<void>((resolve, reject) => {
       this.resolveSynced = resolve;

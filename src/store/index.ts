@@ -45,12 +45,19 @@ export interface StoreView {
   endpointsOf(namespace: string, name: string): EndpointSet;
   /** The pods (`namespace/name`) with this address. */
   podsByIP(ip: string): readonly string[];
+  /** The name of a pod of `namespace` with this address (host-network pods share one), or undefined. */
+  podAt(ip: string, namespace: string): string | undefined;
   namespaceHasPods(namespace: string): boolean;
   readonly podCount: number;
   subscribe(listener: StoreListener): () => void;
 }
 
 export const serviceKey = (namespace: string, name: string): string => `${namespace}/${name}`;
+/** The namespace and name of a serviceKey. */
+export function splitServiceKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
 
 export const NO_ENDPOINTS: EndpointSet = Object.freeze({ ips: [], conditions: [], hostnames: undefined, ports: [] });
 
@@ -123,6 +130,11 @@ export class RecordStore implements StoreView {
 
   podsByIP(ip: string): readonly string[] {
     return listOf(this.podIndex.get(ip));
+  }
+
+  podAt(ip: string, namespace: string): string | undefined {
+    const prefix = serviceKey(namespace, '');
+    return this.podsByIP(ip).find((pod) => pod.startsWith(prefix))?.slice(prefix.length);
   }
 
   namespaceHasPods(namespace: string): boolean {

@@ -27,6 +27,24 @@ export const Rcode = {
 
 export const Opcode = { QUERY: 0 } as const;
 
+/** Bits of the header's second 16-bit word (RFC 1035 §4.1.1, RFC 4035 §3.2). */
+export const HeaderFlag = {
+  /** A response. */
+  QR: 0x8000,
+  /** Authoritative answer. */
+  AA: 0x0400,
+  /** Truncated. */
+  TC: 0x0200,
+  /** Recursion desired. */
+  RD: 0x0100,
+  /** Recursion available. */
+  RA: 0x0080,
+  /** Checking disabled. */
+  CD: 0x0010,
+  /** What a reply copies from its query: the opcode, RD and CD. */
+  ECHOED: 0x7910,
+} as const;
+
 /** Without EDNS, a UDP reply is at most 512 bytes (RFC 1035 §4.2.1). */
 export const CLASSIC_UDP_SIZE = 512;
 /**

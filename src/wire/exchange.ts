@@ -8,16 +8,15 @@
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { isIPv6, connect as tcpConnect } from 'node:net';
+import { isIPv6 } from 'node:net';
 import dns2 from 'dns2';
+import type { HostPort } from '../ip.js';
 import { typeName } from './constants.js';
+import { tcpExchange } from './tcp.js';
 
 const { Packet } = dns2;
 
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
+export type Endpoint = HostPort;
 
 export interface Question {
   /** As typed, with or without the trailing dot. */
@@ -94,27 +93,11 @@ async function exchangeUdp(server: Endpoint, questions: readonly Question[], tim
   }));
 }
 
-/** One question over TCP (RFC 7766 framing), bounded by `timeoutMs`. */
-function exchangeTcp(server: Endpoint, query: Buffer, timeoutMs: number): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host: server.host, port: server.port });
-    let received = Buffer.alloc(0);
-    const done = (outcome: Outcome): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => done(TIMEOUT), timeoutMs);
-    socket.on('connect', () => socket.write(Buffer.concat([Buffer.from([query.length >> 8, query.length & 0xff]), query])));
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) {
-        done({ kind: 'reply', reply: decodeReply(received.subarray(2, 2 + received.readUInt16BE(0)), true) });
-      }
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => done({ kind: 'error', code: error.code ?? error.message }));
-    socket.on('end', () => done({ kind: 'error', code: 'ECONNRESET' }));
-  });
+/** One question over TCP, bounded by `timeoutMs`. */
+async function exchangeTcp(server: Endpoint, query: Buffer, timeoutMs: number): Promise<Outcome> {
+  const outcome = await tcpExchange(server, query, timeoutMs);
+  if (outcome.kind === 'reply') return { kind: 'reply', reply: decodeReply(outcome.message, true) };
+  return outcome.kind === 'timeout' ? TIMEOUT : { kind: 'error', code: outcome.code };
 }
 
 interface EncodedQuery {

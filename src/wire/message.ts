@@ -10,7 +10,7 @@
  * own message.
  */
 import type { PreparedAnswer } from './answer.js';
-import { RRClass, RRType } from './constants.js';
+import { HeaderFlag, RRClass, RRType } from './constants.js';
 
 /** A record from another server: owner as a wire key (names.ts), RDATA with every name expanded. */
 export interface WireRecord {
@@ -121,7 +121,7 @@ export function encodeQuery(options: QueryOptions, udpPayload: number): Buffer {
   const name = Buffer.from(options.key, 'latin1');
   const query = Buffer.alloc(12 + name.length + 4 + 11);
   query.writeUInt16BE(options.id, 0);
-  query.writeUInt16BE(0x0100 | (options.checkingDisabled ? 0x0010 : 0), 2); // RD
+  query.writeUInt16BE(HeaderFlag.RD | (options.checkingDisabled ? HeaderFlag.CD : 0), 2);
   query.writeUInt16BE(1, 4);
   query.writeUInt16BE(1, 10);
   name.copy(query, 12);

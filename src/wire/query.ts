@@ -11,7 +11,7 @@
  * per-datagram send and ~10% in clusterdns's own code (this parser 1.3%, the name lookup 2.2%, reply assembly
  * 2.4%), so the remaining cost is Node's UDP path, not ours.
  */
-import { Opcode, RRType } from './constants.js';
+import { HeaderFlag, Opcode, RRType } from './constants.js';
 
 export const ParseOutcome = {
   /** Answer it. */
@@ -58,7 +58,7 @@ export function parseQuery(packet: Buffer, q: Query): ParseOutcome {
   const length = packet.length;
   if (length < 12) return ParseOutcome.Drop;
   const flags = packet.readUInt16BE(2);
-  if (flags & 0x8000) return ParseOutcome.Drop;
+  if (flags & HeaderFlag.QR) return ParseOutcome.Drop;
   q.id = packet.readUInt16BE(0);
   q.flags = flags;
   q.edns = false;

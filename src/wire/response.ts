@@ -6,7 +6,7 @@
  * An additional section that does not fit is dropped without TC: it is optional.
  */
 import type { PreparedAnswer } from './answer.js';
-import { CLASSIC_UDP_SIZE, MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD, RRType } from './constants.js';
+import { CLASSIC_UDP_SIZE, HeaderFlag, MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD, RRType } from './constants.js';
 import type { Query } from './query.js';
 
 const OPT_LENGTH = 11;
@@ -41,11 +41,10 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
 
   const reply = Buffer.allocUnsafe(fixed + answerLength + authorityLength + additionalLength);
   reply.writeUInt16BE(q.id, 0);
-  // QR=1, opcode and RD and CD echoed from the query, AA, TC and RA ours, rcode's low four bits.
-  let flags = 0x8000 | (q.flags & 0x7910) | (answer.rcode & 0xf);
-  if (answer.authoritative) flags |= 0x0400;
-  if (answer.recursionAvailable === true) flags |= 0x0080;
-  if (truncated) flags |= 0x0200;
+  let flags = replyFlags(q.flags, answer.rcode);
+  if (answer.authoritative) flags |= HeaderFlag.AA;
+  if (answer.recursionAvailable === true) flags |= HeaderFlag.RA;
+  if (truncated) flags |= HeaderFlag.TC;
   reply.writeUInt16BE(flags, 2);
   reply.writeUInt16BE(1, 4);
   reply.writeUInt16BE(answerCount, 6);
@@ -64,8 +63,13 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
 export function writeHeaderOnlyReply(packet: Buffer, rcode: number): Buffer {
   const reply = Buffer.alloc(12);
   reply.writeUInt16BE(packet.readUInt16BE(0), 0);
-  reply.writeUInt16BE(0x8000 | (packet.readUInt16BE(2) & 0x7910) | (rcode & 0xf), 2);
+  reply.writeUInt16BE(replyFlags(packet.readUInt16BE(2), rcode), 2);
   return reply;
+}
+
+/** QR, the opcode and RD and CD echoed from the query, the rcode's low four bits; AA, TC and RA are the caller's. */
+function replyFlags(queryFlags: number, rcode: number): number {
+  return HeaderFlag.QR | (queryFlags & HeaderFlag.ECHOED) | (rcode & 0xf);
 }
 
 function writeOpt(reply: Buffer, offset: number, rcode: number, dnssecOk: boolean): void {

@@ -7,8 +7,9 @@
  * that is not NXDOMAIN, followed by that candidate's records: one round trip instead of up to eight.
  *
  * Owns only the walk. The chain offers it each NXDOMAIN (so names that exist cost it nothing); it reads the
- * store's pod index (IP → namespace) and asks the plain chain (cluster, cache, forward) for each candidate. When the walk finds nothing, or a candidate fails (SERVFAIL), the client
- * gets the plain answer for the name it asked, and its own resolver goes on as it would have anyway.
+ * store's pod index (IP → namespace/name) and asks the plain chain (cluster, cache, forward) for each candidate.
+ * When the walk finds nothing, or a candidate fails (SERVFAIL), the client gets the plain answer for the name it
+ * asked, and its own resolver goes on as it would have anyway.
  */
 import { canonicalIp } from '../../ip.js';
 import type { StoreView } from '../../store/index.js';
@@ -52,7 +53,7 @@ export class Autopath implements Completion {
     if (namespaceKey === undefined || namespaceKey === q.key) return undefined;
     const namespace = firstLabel(namespaceKey);
     const ip = canonicalIp(client.address);
-    if (ip === undefined || !this.store.podsByIP(ip).some((pod) => pod.startsWith(`${namespace}/`))) return undefined;
+    if (ip === undefined || this.store.podAt(ip, namespace) === undefined) return undefined;
     return this.walk(copyQuestion(q), { address: client.address }, q.key.slice(0, q.key.length - namespaceKey.length));
   }
 

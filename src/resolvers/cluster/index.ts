@@ -8,7 +8,7 @@
  * Answers are prepared when a name is first asked after a change and reused until the next change.
  */
 import { canonicalIp, ipv6Bytes, undashIp } from '../../ip.js';
-import { serviceKey, type ServiceRecord, type StoreChanges, type StoreView } from '../../store/index.js';
+import { serviceKey, splitServiceKey, type ServiceRecord, type StoreChanges, type StoreView } from '../../store/index.js';
 import {
   emptyAnswer,
   firstLabel,
@@ -169,9 +169,7 @@ export class ClusterResolver {
       this.entries.delete(key);
       this.fronting.delete(key);
     }
-    const slash = key.indexOf('/');
-    const namespace = key.slice(0, slash);
-    const name = key.slice(slash + 1);
+    const { namespace, name } = splitServiceKey(key);
     const stored = this.store.getService(namespace, name);
     if (stored === undefined) return;
     const virtualIPs = this.options.virtualIPs;
@@ -352,7 +350,7 @@ export class ClusterResolver {
     const namespace = firstLabel(namespaceKey);
     const ip = undashIp(firstLabel(key));
     if (ip === undefined || !inNamespace(namespace)) return undefined;
-    if (mode === 'verified' && !this.store.podsByIP(ip).some((pod) => pod.startsWith(`${namespace}/`))) return undefined;
+    if (mode === 'verified' && this.store.podAt(ip, namespace) === undefined) return undefined;
     return [{ owner: key, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } }];
   }
 

@@ -12,12 +12,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { emptyAnswer, isInZone, nameToKey, Rcode, RRClass, type Message, type PreparedAnswer } from '../../wire/index.js';
+import { emptyAnswer, HeaderFlag, isInZone, nameToKey, Rcode, RRClass, RRType, type Message, type PreparedAnswer } from '../../wire/index.js';
+import type { ChainQuestion } from '../chain.js';
 import { cacheKey, prepare, type AnswerCache } from '../cache/index.js';
-import { describe, exchange, ExchangeError, type ExchangeResult, type Question, type UpstreamAddress } from './exchange.js';
+import { formatHostPort as describe } from '../../ip.js';
+import { exchange, ExchangeError, type Question, type UpstreamAddress } from './exchange.js';
 
 export type { UpstreamAddress } from './exchange.js';
-export { describe as describeUpstream } from './exchange.js';
 
 export type ForwardPolicy = 'random' | 'round_robin' | 'sequential';
 export const FORWARD_POLICIES: readonly ForwardPolicy[] = ['random', 'round_robin', 'sequential'];
@@ -54,15 +55,6 @@ export interface ForwarderOptions {
   readonly log: Logger;
   /** In [0, 1); Math.random in production. */
   readonly random?: () => number;
-}
-
-export interface ForwardQuestion {
-  readonly key: string;
-  readonly qtype: number;
-  readonly qclass: number;
-  readonly dnssecOk: boolean;
-  /** The client's header flags: CD is passed on. */
-  readonly flags: number;
 }
 
 export interface UpstreamState {
@@ -114,9 +106,9 @@ class Group {
   }
 }
 
-/** The question as it goes upstream: the client's CD bit (0x0010 of the header flags) is passed on. */
-function upstreamQuestion(q: ForwardQuestion): Question {
-  return { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & 0x0010) !== 0 };
+/** The question as it goes upstream: the client's CD bit is passed on. */
+function upstreamQuestion(q: ChainQuestion): Question {
+  return { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & HeaderFlag.CD) !== 0 };
 }
 
 function upstreamFor(known: Map<string, Upstream>, address: UpstreamAddress): Upstream {
@@ -190,7 +182,7 @@ export class Forwarder {
     for (const upstream of this.all) clearTimeout(upstream.probing);
   }
 
-  resolve(q: ForwardQuestion): PreparedAnswer | Promise<PreparedAnswer> | undefined {
+  resolve(q: ChainQuestion): PreparedAnswer | Promise<PreparedAnswer> | undefined {
     const probed = this.loopProbes.get(q.key);
     if (probed !== undefined) return this.loopFound(probed);
     const group = this.groupFor(q.key);
@@ -215,7 +207,7 @@ export class Forwarder {
   /**
    * Refreshes a cache entry in the background (prefetch); the result lands in the cache.
    */
-  prefetch(q: ForwardQuestion): void {
+  prefetch(q: ChainQuestion): void {
     const group = this.groupFor(q.key);
     if (group === undefined || this.upstreamQueries >= this.options.maxConcurrent) {
       this.options.cache?.prefetchFailed(q);
@@ -252,17 +244,17 @@ export class Forwarder {
       if (left <= 0) break;
       const started = performance.now();
       this.options.observer.request(upstream.to);
-      let result: ExchangeResult;
+      let message: Message;
       try {
-        result = await exchange(upstream.address, question, Math.min(this.options.tryTimeoutMs, left));
+        message = await exchange(upstream.address, question, Math.min(this.options.tryTimeoutMs, left));
       } catch (error) {
         if (!(error instanceof ExchangeError)) throw error;
         this.failed(upstream, error);
         continue;
       }
-      this.options.observer.response(upstream.to, result.message.rcode, (performance.now() - started) / 1000);
+      this.options.observer.response(upstream.to, message.rcode, (performance.now() - started) / 1000);
       upstream.fails = 0;
-      return result.message;
+      return message;
     }
     return undefined;
   }
@@ -279,7 +271,7 @@ export class Forwarder {
   private probe(upstream: Upstream): void {
     if (this.closed || upstream.looping) return;
     upstream.probing = setTimeout(() => {
-      exchange(upstream.address, { key: '\0', qtype: 2, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, this.options.tryTimeoutMs).then(
+      exchange(upstream.address, { key: '\0', qtype: RRType.NS, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, this.options.tryTimeoutMs).then(
         () => {
           upstream.down = false;
           upstream.fails = 0;
