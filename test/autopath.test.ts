@@ -88,8 +88,11 @@ describe('--autopath', () => {
 
   it('falls back to the plain answer when a candidate fails upstream', async () => {
     upstream.behaviour = 'servfail';
+    const before = upstream.names().length;
     try {
       expect((await from(POD_IN_DEFAULT, 'down.example.test.default.svc.cluster.local.')).status).toBe('NXDOMAIN');
+      // The walk reached the upstream's first candidate, which failed, and stopped there.
+      expect(upstream.names().slice(before)).toEqual(['down.example.test.corp.test']);
     } finally {
       upstream.behaviour = 'answer';
     }

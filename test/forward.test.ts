@@ -41,9 +41,6 @@ async function serve(args: string[]): Promise<ServerProcess> {
 
 const ask = (server: ServerProcess, name: string, type = 'A', ...flags: string[]): Promise<DigResult> => dig(server.port, [name, type, ...flags]);
 
-/** The TTL of the first answer line. */
-const ttlOf = (result: DigResult): number => Number(result.answer[0]!.split(' ')[1]);
-
 describe('forwarding: answers and the cache as a client sees them', () => {
   it('forwards a name outside the zone, sets RA not AA, and answers a repeat from the cache with a lower TTL', async () => {
     const up = await upstream();
@@ -189,6 +186,27 @@ describe('forwarding: failures', () => {
     expect(stale.status).toBe('NOERROR');
     expect(stale.answer).toEqual(['short.example.test. 30 IN A 192.0.2.11']);
     expect(value(await metrics(server), 'coredns_cache_served_stale_total')).toBe(1);
+  });
+
+  it("passes an upstream's REFUSED on as it is: an answer, so no failover to the next upstream", async () => {
+    const refusing = await upstream();
+    const other = await upstream();
+    refusing.behaviour = 'refused';
+    const server = await serve(['--upstream', refusing.address, '--upstream', other.address, '--forward-policy', 'sequential']);
+    expect((await ask(server, 'www.example.test.')).status).toBe('REFUSED');
+    expect(refusing.queriesFor('www.example.test')).toHaveLength(1);
+    expect(other.queriesFor('www.example.test')).toEqual([]);
+  });
+
+  it('caps cached TTLs at --cache-max-ttl', async () => {
+    const up = await upstream();
+    const server = await serve(['--upstream', up.address, '--cache-max-ttl', '60']);
+    for (let i = 0; i < 2; i++) {
+      const ttl = Number((await ask(server, 'www.example.test.')).answer[0]!.split(' ')[1]);
+      expect(ttl).toBeGreaterThan(50);
+      expect(ttl).toBeLessThanOrEqual(60);
+    }
+    expect(up.queriesFor('www.example.test')).toHaveLength(1);
   });
 
   it('passes upstream SERVFAIL on, and caches it briefly', async () => {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../src/resolve/index.js';
+import { availableOrCiFails } from './support/ci.js';
 import { canCreateNetns, clusterdnsArgv, createPodNetwork, parseAhosts, startDnsTestServer, type DnsTestServer, type LoggedQuery, type PodNetwork } from './support/netns.js';
 import { startServer, type ServerProcess } from './support/server-process.js';
 
@@ -23,7 +24,7 @@ const POD_IP = '10.244.1.5';
 const SEARCH = 'search default.svc.cluster.local svc.cluster.local cluster.local';
 const POD_RESOLV = `${SEARCH}\nnameserver ${DNS_IP}\noptions ndots:5\n`;
 
-const canRun = await canCreateNetns();
+const canRun = availableOrCiFails(await canCreateNetns(), 'root with ip, unshare and getent');
 
 /** The names in the order they were first asked: A and AAAA of one name go out together, in either order. */
 function names(queries: readonly LoggedQuery[]): string[] {

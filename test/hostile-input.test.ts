@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dig } from './support/dig.js';
 import { startServer, type ServerProcess } from './support/server-process.js';
 import { promisify } from 'node:util';
+import { availableOrCiFails } from './support/ci.js';
 
 const run = promisify(execFile);
 
@@ -668,8 +669,10 @@ s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
 s.sendto(struct.pack('>HHHH', 0, port, 8 + len(payload), 0) + payload, ('127.0.0.1', 0))
 `;
 
-const rawSocketsAvailable = await run('python3', ['-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)'])
-  .then(() => true, () => false);
+const rawSocketsAvailable = availableOrCiFails(
+  await run('python3', ['-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)']).then(() => true, () => false),
+  'python3 with raw sockets (CAP_NET_RAW)',
+);
 
 describe('a datagram from source port 0', () => {
   // Node's socket.send throws ERR_SOCKET_BAD_PORT for port 0; one spoofed packet once stopped the server this way.

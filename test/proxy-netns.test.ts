@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseMetrics, value } from './support/http.js';
+import { availableOrCiFails } from './support/ci.js';
+import { canCreateNetns } from './support/netns.js';
 import { BLACKHOLE_IP, CLIENT_IPS, NetLab, PROXY_CLIENT_SIDE, type Agent } from './support/netlab.js';
 import { startServer, type ServerProcess } from './support/server-process.js';
 
@@ -117,7 +119,7 @@ const BASE: readonly ServiceSpec[] = [
 ];
 
 /** Network namespaces need CAP_SYS_ADMIN: CI runs as root; an unprivileged `npm test` skips this file and says why. */
-const IS_ROOT = process.getuid?.() === 0;
+const IS_ROOT = availableOrCiFails(await canCreateNetns(), 'root with ip');
 
 describe.skipIf(!IS_ROOT)('proxy in network namespaces (needs root; skipped without it)', () => {
   // ---- the lab -----------------------------------------------------------------------------------------------------

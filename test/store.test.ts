@@ -67,6 +67,7 @@ describe('RecordStore', () => {
     store.upsert('pod', { namespace: 'a', name: 'p1', ips: ['10.0.0.1'] });
     store.upsert('pod', { namespace: 'b', name: 'p2', ips: ['10.0.0.1', 'fd00::1'] });
     expect(store.podsByIP('10.0.0.1')).toEqual(['a/p1', 'b/p2']);
+    expect([store.podAt('10.0.0.1', 'a'), store.podAt('10.0.0.1', 'b'), store.podAt('10.0.0.1', 'c')]).toEqual(['p1', 'p2', undefined]);
     store.upsert('pod', { namespace: 'b', name: 'p2', ips: ['fd00::1'] });
     expect(store.podsByIP('10.0.0.1')).toEqual(['a/p1']);
     expect(store.namespaceHasPods('b')).toBe(true);
