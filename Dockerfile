@@ -27,7 +27,7 @@ RUN apt-get update \
 COPY --from=build /app/dist ./dist
 USER 65532:65532
 EXPOSE 53/udp 53/tcp 9153 8080 8181
-# Heap sizes for a server whose live data is small and steady (40 MB at 100k endpoints; bench/README.md):
+# Heap sizes for a server whose live data is small and steady (about 30 MB of live heap at 100k endpoints; bench/README.md):
 # - 2 MB semi-spaces instead of 16: listing 100k endpoints otherwise leaves ~50 MB more RSS (a 48 MB young
 #   generation kept, and old-space garbage collected later). The hot path allocates little: no measurable cost.
 # - a 256 MB old space: what node picks by itself in any container of up to 1 GiB (a quarter of the cgroup limit,
