@@ -1,5 +1,5 @@
 /**
- * The composition root: config → source → store → resolvers → server, with telemetry beside them. The only
+ * The composition root: config → source → store → plugins → server, with telemetry beside them. The only
  * module that knows every part; the parts know only what flows into them. serve() returns a handle whose
  * shutdown() goes through lame duck (DNS still answered, /ready at 503) and close() stops everything at once.
  */
@@ -8,17 +8,24 @@ import { networkInterfaces } from 'node:os';
 import { formatHostPort } from './ip.js';
 import type { ListenAddress, ServeConfig } from './config/index.js';
 import { readResolvConf } from './config/resolv-conf.js';
-import { Autopath } from './resolvers/autopath/index.js';
-import { AnswerCache, CacheStep } from './resolvers/cache/index.js';
-import { ResolverChain, type ResolverStep } from './resolvers/chain.js';
+import { Autopath } from './plugins/autopath/index.js';
+import { registerAutopathMetrics } from './plugins/autopath/metrics.js';
+import { AnswerCache, CacheHandler } from './plugins/cache/index.js';
+import { registerCacheMetrics } from './plugins/cache/metrics.js';
+import { chainOf } from './plugins/chain.js';
+import { Forwarder, type UpstreamAddress } from './plugins/forward/index.js';
+import { registerForwardMetrics } from './plugins/forward/metrics.js';
+import { KubernetesHandler } from './plugins/kubernetes/handler.js';
+import { ClusterResolver } from './plugins/kubernetes/index.js';
+import { registerKubernetesMetrics } from './plugins/kubernetes/metrics.js';
+import { PLUGIN_ORDER, type PluginName } from './plugins/order.js';
+import type { Handler } from './plugins/plugin.js';
 import { LoopbackVips, registerProxyMetrics, ServiceProxy, type Dialer } from './proxy/index.js';
-import { ClusterResolver } from './resolvers/cluster/index.js';
-import { Forwarder, type UpstreamAddress } from './resolvers/forward/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { anyReady, RecordStore, type StoreView } from './store/index.js';
-import { createTelemetry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
+import { createTelemetry, Registry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
 import { nameToKey } from './wire/index.js';
 
 export interface RunningServer {
@@ -38,6 +45,7 @@ export function version(): string {
 export async function serve(config: ServeConfig, log: Logger): Promise<RunningServer> {
   const outside = await outsideTheZone(config, log);
   const store = new RecordStore();
+  const registry = new Registry();
   let manifests: ManifestSource | undefined;
   let kube: KubeSource | undefined;
   let dialer: Dialer | undefined;
@@ -62,7 +70,7 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
         const label = record.kind === 'ClusterIP' ? 'cluster_ip' : record.hasSelector ? 'headless_with_selector' : 'headless_without_selector';
-        telemetry.observeProgramming(label, (Date.now() - triggeredAtMs) / 1000);
+        observeProgramming(label, (Date.now() - triggeredAtMs) / 1000);
       },
     });
   }
@@ -77,34 +85,16 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     reverseFallthrough: outside.upstreams.length > 0,
     ...(vips !== undefined && { virtualIPs: (service) => vips.addressesOf(service) }),
   });
-  let server: DnsServer | undefined;
-  let forwarder: Forwarder | undefined;
-  let stopWatchingResolvConf = (): void => {};
-  let autopath: Autopath | undefined;
-  const forwarding = outside.upstreams.length > 0 || config.stubDomains.length > 0;
-  const cache = forwarding && config.cacheSize > 0
-    ? new AnswerCache({
-      maxEntries: config.cacheSize,
-      maxTtl: config.cacheMaxTtl,
-      maxNegativeTtl: config.cacheMaxNegativeTtl,
-      serveStale: config.serveStale,
-      now: Date.now,
-    })
-    : undefined;
-  const telemetry = createTelemetry({
-    version: version(),
-    listeners: config.listen.map(listenerLabels),
+  const observeProgramming = registerKubernetesMetrics(registry, {
     servicesWithoutReadyEndpoints: () => servicesWithoutReadyEndpoints(store),
     clusterNames: () => cluster.nameCount,
-    rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
     ...(kube !== undefined && { watchStates: () => kube.states() }),
-    ...(forwarding && { upstreamStates: () => forwarder?.states() ?? [] }),
-    ...(cache !== undefined && { cacheStats: () => cache.stats() }),
-    ...(config.autopath && { autopathCompletions: () => autopath?.completions ?? 0 }),
   });
-  const steps: ResolverStep[] = [cluster];
-  if (forwarding) {
-    const forward = new Forwarder({
+  const plugins = new Map<PluginName, Handler>([['kubernetes', new KubernetesHandler(cluster)]]);
+  let forwarder: Forwarder | undefined;
+  let stopWatchingResolvConf = (): void => {};
+  if (outside.upstreams.length > 0 || config.stubDomains.length > 0) {
+    const forward: Forwarder = new Forwarder({
       upstreams: outside.upstreams,
       stubDomains: config.stubDomains.map((stub) => ({ zoneKey: nameToKey(stub.zone), upstreams: stub.upstreams })),
       policy: config.forwardPolicy,
@@ -112,17 +102,37 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
       tryTimeoutMs: config.upstreamTimeoutMs,
       deadlineMs: 2 * config.upstreamTimeoutMs,
       maxConcurrent: config.maxConcurrent,
-      cache,
-      observer: telemetry.forward,
+      observer: registerForwardMetrics(registry, () => forward.states()),
       log: log.child({ part: 'forward' }),
     });
     forwarder = forward;
-    if (cache !== undefined) steps.push(new CacheStep(cache, (q) => forward.prefetch(q)));
-    steps.push(forward);
+    plugins.set('forward', forward);
+    if (config.cacheSize > 0) {
+      const cache = new AnswerCache({
+        maxEntries: config.cacheSize,
+        maxTtl: config.cacheMaxTtl,
+        maxNegativeTtl: config.cacheMaxNegativeTtl,
+        serveStale: config.serveStale,
+        now: Date.now,
+      });
+      registerCacheMetrics(registry, () => cache.stats());
+      plugins.set('cache', new CacheHandler(cache, [nameToKey(config.zone)]));
+    }
   }
-  // Autopath walks candidates through the plain chain, so a candidate's own NXDOMAIN is never completed again.
-  if (config.autopath) autopath = new Autopath(store, new ResolverChain(steps), { zone: config.zone, hostSearch: outside.hostSearch, ttl: config.ttl });
-  const answerer = new QueryAnswerer(new ResolverChain(steps, autopath), { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
+  if (config.autopath) {
+    const autopath = new Autopath(store, { zone: config.zone, hostSearch: outside.hostSearch, ttl: config.ttl });
+    registerAutopathMetrics(registry, () => autopath.completions);
+    plugins.set('autopath', autopath);
+  }
+  const handlers = PLUGIN_ORDER.flatMap((name) => plugins.get(name) ?? []);
+  let server: DnsServer | undefined;
+  const telemetry = createTelemetry(registry, {
+    version: version(),
+    listeners: config.listen.map(listenerLabels),
+    plugins: handlers.map((handler) => handler.name),
+    rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
+  });
+  const answerer = new QueryAnswerer(chainOf(handlers), { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
   const proxy = config.proxy === undefined ? undefined : new ServiceProxy(store, {
     ...config.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },

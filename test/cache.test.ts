@@ -6,8 +6,8 @@
  */
 import dns2 from 'dns2';
 import { describe, expect, it } from 'vitest';
-import { AnswerCache, type CacheOptions } from '../src/resolvers/cache/index.js';
-import { decodeMessage, nameToKey, newQuery, parseQuery, replyLimit, writeReply, type PreparedAnswer } from '../src/wire/index.js';
+import { AnswerCache, type CacheOptions } from '../src/plugins/cache/index.js';
+import { decodeMessage, HeaderFlag, nameToKey, newQuery, parseQuery, replyLimit, writeReply, type PreparedAnswer } from '../src/wire/index.js';
 
 const { Packet } = dns2;
 type Record = { name: string; type: number; class: number; ttl: number } & { [field: string]: unknown };
@@ -48,7 +48,7 @@ function cacheWithClock(options: Partial<CacheOptions> = {}): { cache: AnswerCac
   return { cache, clock };
 }
 
-const question = (name: string, qtype = 1) => ({ key: nameToKey(name), qtype, qclass: 1, dnssecOk: false });
+const question = (name: string, qtype = 1) => ({ key: nameToKey(name), qtype, qclass: 1, dnssecOk: false, flags: 0 });
 
 describe('AnswerCache', () => {
   it('keeps a positive answer for its smallest answer TTL, counting the TTLs down', () => {
@@ -168,5 +168,13 @@ describe('AnswerCache', () => {
     expect(cache.get({ ...question('www.example.test'), dnssecOk: true })).toBeUndefined();
     expect(cache.get(question('www.example.test', 28))).toBeUndefined();
     expect(cache.get(question('WWW.Example.Test'))).toBeDefined();
+  });
+
+  it('keys on the CD bit: an answer fetched with checking disabled is never served to a CD=0 client', () => {
+    const { cache } = cacheWithClock();
+    const checkingDisabled = { ...question('bogus.example.test'), flags: HeaderFlag.CD | HeaderFlag.RD };
+    cache.store(checkingDisabled, upstreamReply('bogus.example.test', 1, { answers: [a('bogus.example.test', 60, '192.0.2.66')] }));
+    expect(cache.get({ ...question('bogus.example.test'), flags: HeaderFlag.RD })).toBeUndefined();
+    expect(cache.get(checkingDisabled)).toBeDefined();
   });
 });

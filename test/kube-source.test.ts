@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../src/errors.js';
-import { ClusterResolver } from '../src/resolvers/cluster/index.js';
+import { ClusterResolver } from '../src/plugins/kubernetes/index.js';
 import {
   backoffDelay,
   KubeSource,

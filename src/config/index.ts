@@ -6,8 +6,8 @@
 import { isIP, isIPv4 } from 'node:net';
 import { ConfigError } from '../errors.js';
 import { ipv4ToNumber, type HostPort } from '../ip.js';
-import type { PodMode } from '../resolvers/cluster/index.js';
-import { FORWARD_POLICIES, type ForwardPolicy, type UpstreamAddress } from '../resolvers/forward/index.js';
+import type { PodMode } from '../plugins/kubernetes/index.js';
+import { FORWARD_POLICIES, type ForwardPolicy, type UpstreamAddress } from '../plugins/forward/index.js';
 import { isInZone, NameError, nameToKey } from '../wire/index.js';
 import { flagsHelp, parseFlags, type FlagSpec, type FlagValues } from './flags.js';
 

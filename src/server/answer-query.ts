@@ -1,14 +1,15 @@
 /**
- * One query in, one reply out (or none): parse once, ask the resolver chain, write the reply for the
- * transport, count it. The reply is sent at once when the chain answers synchronously (cluster zone, cache) and
+ * One query in, one reply out (or none): parse once, ask the plugin chain, write the reply for the
+ * transport, count it under the plugin that wrote it. The reply is sent at once when the chain answers synchronously (cluster zone, cache) and
  * when its promise settles otherwise. Every error a client can cause ends here as an rcode: FORMERR for a
  * malformed message whose header is readable, NOTIMP for other opcodes, BADVERS for EDNS versions above 0,
- * REFUSED for names no step answers, SERVFAIL when a step fails.
+ * REFUSED for names no plugin answers, SERVFAIL when a plugin fails.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { NOBODY_ANSWERS, type Resolved, type ResolverChain } from '../resolvers/chain.js';
-import { PLUGINS, type QueryMetrics } from '../telemetry/index.js';
+import { NOBODY_ANSWERS } from '../plugins/chain.js';
+import type { Client, Next, Reply, Result } from '../plugins/plugin.js';
+import type { QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
   keyToName,
@@ -31,10 +32,7 @@ export interface Arrival {
   readonly overTcp: boolean;
 }
 
-export interface Client {
-  readonly address: string;
-  readonly port: number;
-}
+export type { Client } from '../plugins/plugin.js';
 
 export interface AnswererOptions {
   readonly metrics: QueryMetrics;
@@ -43,21 +41,19 @@ export interface AnswererOptions {
   readonly logQueries: boolean;
 }
 
-const PLUGIN_INDEX = new Map<string, number>(PLUGINS.map((name, index) => [name, index]));
-const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
-const FORMERR = emptyAnswer(Rcode.FORMERR);
-const BADVERS = emptyAnswer(Rcode.BADVERS);
+const SERVFAIL: Reply = { answer: emptyAnswer(Rcode.SERVFAIL), plugin: '' };
+const FORMERR: Reply = { answer: emptyAnswer(Rcode.FORMERR), plugin: '' };
+const BADVERS: Reply = { answer: emptyAnswer(Rcode.BADVERS), plugin: '' };
 /** Zone transfers (IXFR 251, AXFR 252) are not offered: the cluster zone is watched, not transferred. */
 const TRANSFER_TYPES = new Set([251, 252]);
-/** At most one "a resolver threw" log line per this many milliseconds: a bug must not flood the logs. */
-const STEP_ERROR_LOG_INTERVAL_MS = 10_000;
+/** At most one "a plugin threw" log line per this many milliseconds: a bug must not flood the logs. */
+const PLUGIN_ERROR_LOG_INTERVAL_MS = 10_000;
 
 export class QueryAnswerer {
-  /** Reused for every query: answering is synchronous, so one parse target is enough. */
-  private readonly query = newQuery();
-  private lastStepErrorLog = -Infinity;
+  private lastPluginErrorLog = -Infinity;
 
-  constructor(private readonly chain: ResolverChain, private readonly options: AnswererOptions) {}
+  /** `chain`: the plugins of the server, composed (plugins/chain.ts). */
+  constructor(private readonly chain: Next, private readonly options: AnswererOptions) {}
 
   /**
    * Answers `packet` through `send`, now or later; returns false when the packet gets no reply at all (too
@@ -65,7 +61,8 @@ export class QueryAnswerer {
    */
   answer(packet: Buffer, arrival: Arrival, client: Client, send: (reply: Buffer) => void): boolean {
     const started = performance.now();
-    const q = this.query;
+    // Every query its own: a plugin that waits reads it later (one small object; no copies anywhere after).
+    const q = newQuery();
     let reply: Buffer;
     let rcode: number;
     switch (parseQuery(packet, q)) {
@@ -84,48 +81,48 @@ export class QueryAnswerer {
       case ParseOutcome.FormErr:
         q.edns = false;
         rcode = Rcode.FORMERR;
-        reply = writeReply(packet, q, FORMERR, replyLimit(q, arrival.overTcp));
+        reply = writeReply(packet, q, FORMERR.answer, replyLimit(q, arrival.overTcp));
         break;
       default: {
-        let resolved: Resolved | Promise<Resolved> = NOBODY_ANSWERS;
-        if (q.edns && q.ednsVersion !== 0) resolved = { answer: BADVERS, step: undefined };
-        else if (q.qtype === RRType.OPT) resolved = { answer: FORMERR, step: undefined };
+        let resolved: Result = NOBODY_ANSWERS;
+        if (q.edns && q.ednsVersion !== 0) resolved = BADVERS;
+        else if (q.qtype === RRType.OPT) resolved = FORMERR;
         else if (!TRANSFER_TYPES.has(q.qtype)) {
           try {
-            resolved = this.chain.resolve(q, client);
+            resolved = this.chain(q, client);
           } catch (error) {
-            resolved = this.stepFailed(error, q);
+            resolved = this.pluginFailed(error, q);
           }
         }
         if (resolved instanceof Promise) {
-          // The reused query object will hold other queries by the time this one is answered.
-          const waiting = { ...q };
+          // The packet's buffer may be reused (TCP) by the time this one is answered: keep its question only.
+          const requestSize = packet.length;
           const question = Buffer.from(packet.subarray(0, q.questionEnd));
           resolved.then(
-            (late) => this.finish(question, waiting, late, arrival, client, started, send),
-            (error: unknown) => this.finish(question, waiting, this.stepFailed(error, waiting), arrival, client, started, send),
+            (late) => this.finish(question, requestSize, q, late, arrival, client, started, send),
+            (error: unknown) => this.finish(question, requestSize, q, this.pluginFailed(error, q), arrival, client, started, send),
           );
           return true;
         }
-        this.finish(packet, q, resolved, arrival, client, started, send);
+        this.finish(packet, packet.length, q, resolved, arrival, client, started, send);
         return true;
       }
     }
-    this.count(packet, q, rcode, 0, reply, arrival, client, started);
+    this.count(packet.length, q, rcode, 0, reply, arrival, client, started);
     send(reply);
     return true;
   }
 
-  private finish(packet: Buffer, q: Query, resolved: Resolved, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
+  /** `packet` holds at least the question; `requestSize` is the whole query's size, OPT record included. */
+  private finish(packet: Buffer, requestSize: number, q: Query, resolved: Reply, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
     const reply = writeReply(packet, q, resolved.answer, replyLimit(q, arrival.overTcp));
-    const plugin = resolved.step === undefined ? 0 : (PLUGIN_INDEX.get(resolved.step) ?? 0);
-    this.count(packet, q, resolved.answer.rcode, plugin, reply, arrival, client, started);
+    this.count(requestSize, q, resolved.answer.rcode, this.options.metrics.pluginIndex(resolved.plugin), reply, arrival, client, started);
     send(reply);
   }
 
-  private count(packet: Buffer, q: Query, rcode: number, plugin: number, reply: Buffer, arrival: Arrival, client: Client, started: number): void {
+  private count(requestSize: number, q: Query, rcode: number, plugin: number, reply: Buffer, arrival: Arrival, client: Client, started: number): void {
     const seconds = (performance.now() - started) / 1000;
-    this.options.metrics.observe(arrival.listener, arrival.overTcp, q.qtype, rcode, plugin, packet.length, reply.length, seconds);
+    this.options.metrics.observe(arrival.listener, arrival.overTcp, q.qtype, rcode, plugin, requestSize, reply.length, seconds);
     if (this.options.logQueries) this.logQuery(q, arrival, client, rcode, reply.length, seconds);
   }
 
@@ -141,12 +138,12 @@ export class QueryAnswerer {
     }, 'query');
   }
 
-  private stepFailed(error: unknown, q: Query): Resolved {
+  private pluginFailed(error: unknown, q: Query): Reply {
     const now = performance.now();
-    if (now - this.lastStepErrorLog >= STEP_ERROR_LOG_INTERVAL_MS) {
-      this.lastStepErrorLog = now;
-      this.options.log.error({ err: error, name: keyToName(q.key), qtype: q.qtype }, 'a resolver failed; answered SERVFAIL (a bug: please report it)');
+    if (now - this.lastPluginErrorLog >= PLUGIN_ERROR_LOG_INTERVAL_MS) {
+      this.lastPluginErrorLog = now;
+      this.options.log.error({ err: error, name: keyToName(q.key), qtype: q.qtype }, 'a plugin failed; answered SERVFAIL (a bug: please report it)');
     }
-    return { answer: SERVFAIL, step: undefined };
+    return SERVFAIL;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * server/ — the UDP and TCP listeners. Owns sockets and framing only: every packet goes through one
- * QueryAnswerer (answer-query.ts), which parses it once and runs the resolver steps. Each listen address gets
+ * QueryAnswerer (answer-query.ts), which parses it once and runs the plugin chain. Each listen address gets
  * a UDP socket and a TCP server on the same port. TCP follows RFC 7766: two-byte length prefixes, several
  * queries per connection (each reply sent when it is ready, so a forwarded answer may come after a later
  * cluster one), an idle timeout and a cap on open connections.

@@ -1,6 +1,6 @@
 /**
  * Kubernetes objects (as JSON: from a manifest file or from the API) → slim store records. Every field is
- * checked here, at the boundary, so the store and resolvers can trust what they hold; a bad object throws an
+ * checked here, at the boundary, so the store and plugins can trust what they hold; a bad object throws an
  * ObjectError naming the object and the field. Unknown kinds return undefined (ignored by the caller).
  */
 import { canonicalIp, ipFamily } from '../ip.js';

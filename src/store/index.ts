@@ -1,5 +1,5 @@
 /**
- * store/ — the in-memory record store: the one source of truth that resolvers and the proxy read.
+ * store/ — the in-memory record store: the one source of truth that plugins and the proxy read.
  *
  * Owns slim Namespace, Service, EndpointSlice and Pod records (records.ts), the indexes over them (service by
  * name, slices by service, pods by IP), the merged endpoint view of a service, whether the first full sync has

@@ -30,9 +30,6 @@ const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 
 const RCODES = 24;
 const PROTOS = ['udp', 'tcp'] as const;
 
-/** The step that wrote a response, as CoreDNS's `plugin` label names it ('' when the server itself did). */
-export const PLUGINS = ['', 'kubernetes', 'autopath', 'cache', 'forward'] as const;
-export type PluginIndex = number;
 
 export interface Listener {
   /** `dns://:53`, as CoreDNS names a server. */
@@ -88,12 +85,18 @@ export class QueryMetrics {
 
   /** Labels of each listen address; set once the server has bound (port 0 becomes a real port). */
   private listeners: readonly Listener[];
+  /** The `plugin` label values: '' (the server itself wrote the response), then each plugin's own name. */
+  private readonly plugins: readonly string[];
+  private readonly pluginIndexes: ReadonlyMap<string, number>;
 
-  constructor(listeners: readonly Listener[]) {
+  /** `plugins`: the names of the plugins that may write responses, as each names itself. */
+  constructor(listeners: readonly Listener[], plugins: readonly string[]) {
     this.listeners = listeners;
+    this.plugins = ['', ...new Set(plugins.filter((name) => name !== ''))];
+    this.pluginIndexes = new Map(this.plugins.map((name, index) => [name, index]));
     const n = listeners.length;
     this.requests = new Float64Array(n * PROTOS.length * TYPE_LABELS.length);
-    this.responses = new Float64Array(n * RCODES * PLUGINS.length);
+    this.responses = new Float64Array(n * RCODES * this.plugins.length);
     this.duration = new Histogram(n * TYPE_LABELS.length, DURATION_BUCKETS);
     this.requestSize = new Histogram(n * PROTOS.length, SIZE_BUCKETS);
     this.responseSize = new Histogram(n * PROTOS.length, SIZE_BUCKETS);
@@ -105,12 +108,17 @@ export class QueryMetrics {
     this.listeners = listeners;
   }
 
+  /** The slot of a plugin's name for observe(); 0 (the server's own) for a name not given to the constructor. */
+  pluginIndex(name: string): number {
+    return this.pluginIndexes.get(name) ?? 0;
+  }
+
   /** One answered query. Called on the hot path: arithmetic on typed arrays only. */
-  observe(listener: number, overTcp: boolean, qtype: number, rcode: number, plugin: PluginIndex, requestBytes: number, responseBytes: number, seconds: number): void {
+  observe(listener: number, overTcp: boolean, qtype: number, rcode: number, plugin: number, requestBytes: number, responseBytes: number, seconds: number): void {
     const proto = overTcp ? 1 : 0;
     const type = qtype < 256 ? typeIndex[qtype]! : OTHER_TYPE;
     this.requests[(listener * PROTOS.length + proto) * TYPE_LABELS.length + type]!++;
-    this.responses[(listener * RCODES + Math.min(rcode, RCODES - 1)) * PLUGINS.length + plugin]!++;
+    this.responses[(listener * RCODES + Math.min(rcode, RCODES - 1)) * this.plugins.length + plugin]!++;
     this.duration.observe(listener * TYPE_LABELS.length + type, seconds);
     this.requestSize.observe(listener * PROTOS.length + proto, requestBytes);
     this.responseSize.observe(listener * PROTOS.length + proto, responseBytes);
@@ -137,9 +145,9 @@ export class QueryMetrics {
         help: 'Counter of response status codes.',
         type: 'counter',
         values: () => nonZero(this.responses, (slot) => {
-          const plugin = slot % PLUGINS.length;
-          const rest = Math.floor(slot / PLUGINS.length);
-          return { ...base(Math.floor(rest / RCODES)), rcode: rcodeName(rest % RCODES), plugin: PLUGINS[plugin]! };
+          const plugin = slot % this.plugins.length;
+          const rest = Math.floor(slot / this.plugins.length);
+          return { ...base(Math.floor(rest / RCODES)), rcode: rcodeName(rest % RCODES), plugin: this.plugins[plugin]! };
         }),
       },
       {

@@ -5,7 +5,7 @@
  */
 import { ipBytes } from '../ip.js';
 import { RRClass, RRType } from './constants.js';
-import type { WireRecord } from './message.js';
+import type { Message, WireRecord } from './message.js';
 
 export type Rdata =
   | { readonly type: typeof RRType.A | typeof RRType.AAAA; readonly ip: string }
@@ -230,4 +230,17 @@ class SectionWriter {
     bytes.copy(this.buffer, this.used);
     this.used += bytes.length;
   }
+}
+
+/** The client's answer from another server's message, with each record's TTL given by `ttl`. */
+export function prepareMessage(message: Message, ttl: (record: WireRecord) => number): PreparedAnswer {
+  const withTtl = (records: readonly WireRecord[]): WireRecord[] => records.map((record) => ({ ...record, ttl: ttl(record) }));
+  return prepareAnswer(message.question?.key ?? '\0', {
+    rcode: message.rcode,
+    authoritative: false,
+    recursionAvailable: true,
+    answer: withTtl(message.answer),
+    authority: withTtl(message.authority),
+    additional: withTtl(message.additional),
+  });
 }

@@ -1,6 +1,6 @@
 /**
- * The query parser of the hot path: reads header, question and EDNS straight from the bytes into one reused
- * object, with no per-query allocation beyond the name key string. It validates everything a hostile client
+ * The query parser of the hot path: reads header, question and EDNS straight from the bytes into the object it
+ * is given, with no allocation beyond the name key string. It validates everything a hostile client
  * can get wrong (label types, name length, compression pointers, section counts, OPT shape, trailing bytes),
  * so nothing later has to.
  *
@@ -27,11 +27,24 @@ export const ParseOutcome = {
 } as const;
 export type ParseOutcome = (typeof ParseOutcome)[keyof typeof ParseOutcome];
 
-export interface Query {
-  id: number;
-  /** The query's header flag bits (QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode). */
-  flags: number;
+/**
+ * The one shape of a question everywhere past the parser: plugins, the cache key, upstream queries. A parsed
+ * Query is one; a plugin that asks about another name spreads it with a new `key`.
+ */
+export interface Question {
   /** Lower-cased wire form of the question name (see names.ts). */
+  readonly key: string;
+  readonly qtype: number;
+  readonly qclass: number;
+  /** The DO bit of the query's OPT record. */
+  readonly dnssecOk: boolean;
+  /** The query's header flag bits (QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode); CD is passed upstream. */
+  readonly flags: number;
+}
+
+export interface Query extends Question {
+  id: number;
+  flags: number;
   key: string;
   /** Offset just past QTYPE/QCLASS: the question is bytes 12..questionEnd of the packet. */
   questionEnd: number;
@@ -53,7 +66,7 @@ const MAX_NAME = 255;
 /** A name may take at most this many compression jumps; real messages need a handful. */
 const MAX_POINTERS = 32;
 
-/** Parses `packet` into `q` (which is reused between calls). */
+/** Parses `packet` into `q` (every field is set). */
 export function parseQuery(packet: Buffer, q: Query): ParseOutcome {
   const length = packet.length;
   if (length < 12) return ParseOutcome.Drop;

@@ -1,20 +1,21 @@
 /**
- * resolvers/autopath — server-side search-path completion (CoreDNS's `autopath @kubernetes`). A pod in
+ * plugins/autopath — server-side search-path completion (CoreDNS's `autopath @kubernetes`). A pod in
  * namespace NS with the kubelet's resolv.conf (`search NS.svc.<zone> svc.<zone> <zone> <host domains...>`,
  * `ndots:5`) asks first for `NAME.NS.svc.<zone>`. When that name does not exist and the client's address is a
  * pod of NS, autopath walks the rest of the pod's search path itself — `NAME.svc.<zone>`, `NAME.<zone>`,
  * `NAME.<host domain>`..., then `NAME` — and answers with a CNAME from the asked name to the first candidate
  * that is not NXDOMAIN, followed by that candidate's records: one round trip instead of up to eight.
  *
- * Owns only the walk. The chain offers it each NXDOMAIN (so names that exist cost it nothing); it reads the
- * store's pod index (IP → namespace/name) and asks the plain chain (cluster, cache, forward) for each candidate.
- * When the walk finds nothing, or a candidate fails (SERVFAIL), the client gets the plain answer for the name it
- * asked, and its own resolver goes on as it would have anyway.
+ * Owns only the walk. It asks `next` first and looks only at an NXDOMAIN (so names that exist cost it one
+ * compare); it reads the store's pod index (IP → namespace/name) and asks `next` for each candidate. When the
+ * walk finds nothing, or a candidate fails (SERVFAIL), the client gets the plain answer for the name it asked,
+ * and its own resolver goes on as it would have anyway. A completion of a forwarded candidate carries the
+ * composite message, so the cache in front keeps it as CoreDNS's cache keeps autopath's answers.
  */
 import { canonicalIp } from '../../ip.js';
 import type { StoreView } from '../../store/index.js';
-import { firstLabel, isInZone, nameToKey, parentKey, prepareAnswer, preparedRecords, Rcode, RRType, type PreparedAnswer } from '../../wire/index.js';
-import { copyQuestion, type ChainClient, type ChainQuestion, type Completion, type ResolverChain } from '../chain.js';
+import { firstLabel, isInZone, nameToKey, parentKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, type Message } from '../../wire/index.js';
+import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
 
 export interface AutopathOptions {
   /** The cluster domain, e.g. `cluster.local`. */
@@ -25,7 +26,7 @@ export interface AutopathOptions {
   readonly ttl: number;
 }
 
-export class Autopath implements Completion {
+export class Autopath implements Handler {
   readonly name = 'autopath';
   /** Queries answered from a candidate further down the search path. */
   completions = 0;
@@ -33,7 +34,7 @@ export class Autopath implements Completion {
   private readonly suffixes: readonly string[];
   private readonly ttl: number;
 
-  constructor(private readonly store: StoreView, private readonly below: ResolverChain, options: AutopathOptions) {
+  constructor(private readonly store: StoreView, options: AutopathOptions) {
     this.ttl = options.ttl;
     const zoneKey = nameToKey(options.zone);
     this.svcKey = nameToKey(`svc.${options.zone}`);
@@ -42,19 +43,24 @@ export class Autopath implements Completion {
     this.suffixes = [this.svcKey, zoneKey, ...hostKeys, '\0'];
   }
 
+  resolve(q: Question, client: Client, next: Next): Result {
+    const plain = next(q, client);
+    if (plain instanceof Promise) return plain.then((reply) => this.completeIfNxdomain(q, client, next, reply));
+    return this.completeIfNxdomain(q, client, next, plain);
+  }
+
   /**
-   * Offered every NXDOMAIN the chain gives: a completed answer when the name is `NAME.<ns>.svc.<zone>` asked by
-   * a pod of `<ns>` and a later candidate exists, else undefined (the plain NXDOMAIN stands). Names that exist
-   * never get here, so the common query costs autopath nothing.
+   * A completed answer when `plain` is an NXDOMAIN for `NAME.<ns>.svc.<zone>` asked by a pod of `<ns>` and a later
+   * candidate exists, else `plain`.
    */
-  complete(q: ChainQuestion, client: ChainClient): Promise<PreparedAnswer | undefined> | undefined {
-    if (!isInZone(q.key, this.svcKey)) return undefined;
+  private completeIfNxdomain(q: Question, client: Client, next: Next, plain: Reply): Result {
+    if (plain.answer.rcode !== Rcode.NXDOMAIN || !isInZone(q.key, this.svcKey)) return plain;
     const namespaceKey = this.namespaceKeyOf(q.key);
-    if (namespaceKey === undefined || namespaceKey === q.key) return undefined;
+    if (namespaceKey === undefined || namespaceKey === q.key) return plain;
     const namespace = firstLabel(namespaceKey);
     const ip = canonicalIp(client.address);
-    if (ip === undefined || this.store.podAt(ip, namespace) === undefined) return undefined;
-    return this.walk(copyQuestion(q), { address: client.address }, q.key.slice(0, q.key.length - namespaceKey.length));
+    if (ip === undefined || this.store.podAt(ip, namespace) === undefined) return plain;
+    return this.walk(q, client, next, q.key.slice(0, q.key.length - namespaceKey.length)).then((completed) => completed ?? plain);
   }
 
   /** `<ns>.svc.<zone>` of a name below it, or undefined when the name is not below a namespace. */
@@ -66,23 +72,30 @@ export class Autopath implements Completion {
   }
 
   /** The completed answer, or undefined when no candidate exists or one fails. */
-  private async walk(q: ChainQuestion, client: ChainClient, stem: string): Promise<PreparedAnswer | undefined> {
+  private async walk(q: Question, client: Client, next: Next, stem: string): Promise<Reply | undefined> {
     for (const suffix of this.suffixes) {
       const key = stem + suffix;
       if (key.length > 255) continue;
-      const found = await this.below.resolve({ ...q, key }, client);
+      const found = await next({ ...q, key }, client);
       if (found.answer.rcode === Rcode.NXDOMAIN) continue;
       if (found.answer.rcode !== Rcode.NOERROR) return undefined;
       this.completions++;
       const records = preparedRecords(key, q.qtype, found.answer);
-      return prepareAnswer(q.key, {
+      const answer = prepareAnswer(q.key, {
         rcode: Rcode.NOERROR,
         authoritative: false,
         recursionAvailable: found.answer.recursionAvailable === true,
         answer: [{ owner: q.key, ttl: this.ttl, data: { type: RRType.CNAME, target: key } }, ...records.answer],
         authority: records.answer.length === 0 ? records.authority : [],
       });
+      return { answer, plugin: this.name, ...(found.message !== undefined && { message: this.behindCname(q, key, found.message) }) };
     }
     return undefined;
+  }
+
+  /** The candidate's upstream message with the CNAME in front, asked as `q`: what the cache keeps. */
+  private behindCname(q: Question, target: string, message: Message): Message {
+    const cname = { owner: q.key, type: RRType.CNAME, class: RRClass.IN, ttl: this.ttl, rdata: Buffer.from(target, 'latin1') };
+    return { ...message, question: { key: q.key, qtype: q.qtype, qclass: q.qclass }, answer: [cname, ...message.answer] };
   }
 }

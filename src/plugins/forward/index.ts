@@ -1,9 +1,9 @@
 /**
- * resolvers/forward — sends every name we are not authoritative for to upstream servers: the default upstreams
+ * plugins/forward — sends every name we are not authoritative for to upstream servers: the default upstreams
  * (--upstream, else resolv.conf's nameservers) or, for names under a stub domain, that domain's own servers.
  * Owns the upstreams' health, the choice among them, failover within a deadline, the bound on concurrent
- * upstream queries, coalescing of identical questions in flight, loop detection and serve-stale. It writes
- * answers into the cache (resolvers/cache) and reads it only for serve-stale; cache hits never get here.
+ * upstream queries, coalescing of identical questions in flight and loop detection. Its replies carry the
+ * upstream message, which a cache in front of it may keep; it knows nothing of any cache.
  *
  * Failure rules, per upstream: a try that times out or fails on the network counts one failure; `maxFails`
  * in a row mark the upstream down, and one background probe at a time (`. NS`, every PROBE_INTERVAL_MS)
@@ -12,9 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { emptyAnswer, HeaderFlag, isInZone, nameToKey, Rcode, RRClass, RRType, type Message, type PreparedAnswer } from '../../wire/index.js';
-import type { ChainQuestion } from '../chain.js';
-import { cacheKey, prepare, type AnswerCache } from '../cache/index.js';
+import { emptyAnswer, HeaderFlag, isInZone, nameToKey, prepareMessage, Rcode, RRClass, RRType, type Message, type Question as ClientQuestion } from '../../wire/index.js';
+import type { Client, Handler, Next, Reply, Result } from '../plugin.js';
 import { formatHostPort as describe } from '../../ip.js';
 import { exchange, ExchangeError, type Question, type UpstreamAddress } from './exchange.js';
 
@@ -50,7 +49,6 @@ export interface ForwarderOptions {
   /** All tries of one question end by then; the client gets SERVFAIL (or a stale answer). */
   readonly deadlineMs: number;
   readonly maxConcurrent: number;
-  readonly cache: AnswerCache | undefined;
   readonly observer: ForwardObserver;
   readonly log: Logger;
   /** In [0, 1); Math.random in production. */
@@ -66,8 +64,8 @@ export interface UpstreamState {
 const PROBE_INTERVAL_MS = 500;
 const LOOP_PROBE_TIMEOUT_MS = 2000;
 const HINFO = 13;
-const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
-const REFUSED = emptyAnswer(Rcode.REFUSED);
+const SERVFAIL: Reply = { answer: emptyAnswer(Rcode.SERVFAIL), plugin: 'forward' };
+const REFUSED: Reply = { answer: emptyAnswer(Rcode.REFUSED), plugin: 'forward' };
 
 class Upstream {
   readonly to: string;
@@ -107,7 +105,7 @@ class Group {
 }
 
 /** The question as it goes upstream: the client's CD bit is passed on. */
-function upstreamQuestion(q: ChainQuestion): Question {
+function upstreamQuestion(q: ClientQuestion): Question {
   return { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & HeaderFlag.CD) !== 0 };
 }
 
@@ -118,13 +116,13 @@ function upstreamFor(known: Map<string, Upstream>, address: UpstreamAddress): Up
   return found;
 }
 
-export class Forwarder {
+export class Forwarder implements Handler {
   readonly name = 'forward';
   private defaultGroup: Group | undefined;
   private readonly stubGroups: Array<{ zoneKey: string; group: Group }>;
   /** Every upstream of every group, once: the health state lives here. */
   private all: Upstream[];
-  private readonly inFlight = new Map<string, Promise<PreparedAnswer>>();
+  private readonly inFlight = new Map<string, Promise<Reply>>();
   private upstreamQueries = 0;
   /** Names of loop probes in flight → the upstream each was sent to. */
   private readonly loopProbes = new Map<string, Upstream>();
@@ -182,14 +180,14 @@ export class Forwarder {
     for (const upstream of this.all) clearTimeout(upstream.probing);
   }
 
-  resolve(q: ChainQuestion): PreparedAnswer | Promise<PreparedAnswer> | undefined {
+  resolve(q: ClientQuestion, client: Client, next: Next): Result {
     const probed = this.loopProbes.get(q.key);
     if (probed !== undefined) return this.loopFound(probed);
     const group = this.groupFor(q.key);
-    if (group === undefined) return undefined;
+    if (group === undefined) return next(q, client);
     const question = upstreamQuestion(q);
-    // The cache's key, plus CD: a CD query may get an answer a validating upstream would refuse otherwise.
-    const coalesceKey = `${cacheKey(q)}${question.checkingDisabled ? 'cd' : ''}`;
+    // Name, type, class, DO and CD: what the upstream's answer can depend on.
+    const coalesceKey = `${q.key}${String.fromCharCode(q.qtype, q.qclass)}${question.dnssecOk ? 1 : 0}${question.checkingDisabled ? 1 : 0}`;
     const pending = this.inFlight.get(coalesceKey);
     if (pending !== undefined) {
       this.options.observer.coalesced();
@@ -204,30 +202,17 @@ export class Forwarder {
     return answer;
   }
 
-  /**
-   * Refreshes a cache entry in the background (prefetch); the result lands in the cache.
-   */
-  prefetch(q: ChainQuestion): void {
-    const group = this.groupFor(q.key);
-    if (group === undefined || this.upstreamQueries >= this.options.maxConcurrent) {
-      this.options.cache?.prefetchFailed(q);
-      return;
-    }
-    void this.ask(group, upstreamQuestion(q), true);
-  }
-
   private groupFor(key: string): Group | undefined {
     for (const stub of this.stubGroups) if (isInZone(key, stub.zoneKey)) return stub.group;
     return this.defaultGroup;
   }
 
-  private async ask(group: Group, question: Question, prefetching = false): Promise<PreparedAnswer> {
+  private async ask(group: Group, question: Question): Promise<Reply> {
     this.upstreamQueries++;
     try {
       const message = await this.tryUpstreams(group, question);
-      if (message !== undefined) return this.options.cache?.store(question, message) ?? prepare(message, (record) => record.ttl);
-      if (prefetching) this.options.cache?.prefetchFailed(question);
-      return this.options.cache?.stale(question) ?? SERVFAIL;
+      if (message === undefined) return SERVFAIL;
+      return { answer: prepareMessage(message, (record) => record.ttl), plugin: this.name, message };
     } finally {
       this.upstreamQueries--;
     }
@@ -287,7 +272,7 @@ export class Forwarder {
     upstream.probing.unref();
   }
 
-  private loopFound(upstream: Upstream): PreparedAnswer {
+  private loopFound(upstream: Upstream): Reply {
     if (!upstream.looping) {
       upstream.looping = true;
       clearTimeout(upstream.probing);

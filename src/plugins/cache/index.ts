@@ -1,6 +1,8 @@
 /**
- * resolvers/cache — remembers forwarded answers (never the cluster zone: that is always answered from the live
- * store, so a changed endpoint is never served stale). Owns the entries, their lifetimes and their counters.
+ * plugins/cache — remembers what the plugins after it got from other servers: a reply that carries its upstream
+ * message (forward's, and autopath's completions of them). Answers prepared here from the live store (kubernetes,
+ * hosts, template) carry none and are never kept, so a changed endpoint is never served stale: the effect of
+ * kubeadm's `disable success|denial cluster.local`, always. Owns the entries, their lifetimes and their counters.
  *
  * Lifetimes: a positive answer lives for the smallest TTL in its answer section, a negative one (NXDOMAIN or
  * NODATA) for its SOA's TTL or minimum, whichever is smaller (RFC 2308 §5), each under its cap; a negative
@@ -10,8 +12,8 @@
  * Entries are bounded by count (lru-cache), and time comes from an injected clock so tests step it.
  */
 import { LRUCache } from 'lru-cache';
-import { prepareAnswer, Rcode, RRType, type Message, type PreparedAnswer, type WireRecord } from '../../wire/index.js';
-import { copyQuestion, type ChainQuestion, type ResolverStep } from '../chain.js';
+import { HeaderFlag, isInZone, prepareMessage, Rcode, RRType, type Message, type PreparedAnswer, type Question } from '../../wire/index.js';
+import type { Client, Handler, Next, Reply, Result } from '../plugin.js';
 
 export interface CacheOptions {
   /** Entries at most; the least recently used go first. */
@@ -22,14 +24,6 @@ export interface CacheOptions {
   readonly serveStale: number;
   /** Milliseconds since some epoch; Date.now in production, a stepped clock in tests. */
   readonly now: () => number;
-}
-
-/** What a cache key is made of: the lower-cased name, type, class and the DO bit. */
-export interface CacheQuestion {
-  readonly key: string;
-  readonly qtype: number;
-  readonly qclass: number;
-  readonly dnssecOk: boolean;
 }
 
 export type EntryKind = 'success' | 'denial' | 'servfail';
@@ -73,8 +67,13 @@ const PREFETCH_MIN_HITS = 2;
 /** ...and its TTL is long enough that a refetch is worth it. */
 const PREFETCH_MIN_TTL = 10;
 
-export function cacheKey(q: CacheQuestion): string {
-  return `${q.key}${String.fromCharCode(q.qtype >> 8, q.qtype & 0xff, q.qclass >> 8, q.qclass & 0xff)}${q.dnssecOk ? '1' : '0'}`;
+/**
+ * An entry's key: the lower-cased name, type, class, and the DO and CD bits, as CoreDNS keys its cache: an answer
+ * fetched with CD=1 may hold data a validating upstream would refuse a CD=0 client.
+ */
+export function cacheKey(q: Question): string {
+  const bits = (q.dnssecOk ? 1 : 0) | ((q.flags & HeaderFlag.CD) !== 0 ? 2 : 0);
+  return `${q.key}${String.fromCharCode(q.qtype >> 8, q.qtype & 0xff, q.qclass >> 8, q.qclass & 0xff)}${bits}`;
 }
 
 export class AnswerCache {
@@ -96,7 +95,7 @@ export class AnswerCache {
   }
 
   /** A fresh answer for the question, or undefined (a miss). */
-  get(q: CacheQuestion): CacheHit | undefined {
+  get(q: Question): CacheHit | undefined {
     this.requests++;
     const key = cacheKey(q);
     const entry = this.entries.get(key);
@@ -118,20 +117,20 @@ export class AnswerCache {
   }
 
   /** An expired answer still inside the serve-stale window, for when every upstream failed. */
-  stale(q: CacheQuestion): PreparedAnswer | undefined {
+  stale(q: Question): PreparedAnswer | undefined {
     if (this.options.serveStale === 0) return undefined;
     const entry = this.entries.get(cacheKey(q));
     if (entry === undefined || entry.kind === 'servfail') return undefined;
     const age = (this.options.now() - entry.storedAt) / 1000;
     if (age > entry.ttl + this.options.serveStale) return undefined;
     this.servedStale++;
-    return prepare(entry.message, () => STALE_TTL);
+    return prepareMessage(entry.message, () => STALE_TTL);
   }
 
   /**
    * Remembers an upstream reply to `q` (when it may be remembered) and returns the answer for the client.
    */
-  store(q: CacheQuestion, message: Message): PreparedAnswer {
+  store(q: Question, message: Message): PreparedAnswer {
     const key = cacheKey(q);
     const kind = kindOf(message);
     const ttl = kind === undefined ? 0 : this.lifetime(kind, message);
@@ -139,11 +138,11 @@ export class AnswerCache {
     if (old !== undefined && kind === 'servfail' && old.kind !== 'servfail') {
       // Never over a good answer: keep it (for serve-stale) and let the client have this SERVFAIL uncached.
       old.prefetching = false;
-      return prepare(message, (record) => record.ttl);
+      return prepareMessage(message, (record) => record.ttl);
     }
     if (kind === undefined || ttl <= 0) {
       if (old !== undefined) old.prefetching = false;
-      return prepare(message, (record) => record.ttl);
+      return prepareMessage(message, (record) => record.ttl);
     }
     const entry: Entry = { kind, message, storedAt: this.options.now(), ttl, prepared: undefined, preparedAge: 0, hits: 0, prefetching: false };
     this.entries.set(key, entry);
@@ -152,7 +151,7 @@ export class AnswerCache {
   }
 
   /** A prefetch that failed: let a later hit try again. */
-  prefetchFailed(q: CacheQuestion): void {
+  prefetchFailed(q: Question): void {
     const entry = this.entries.get(cacheKey(q), { updateAgeOnGet: false });
     if (entry !== undefined) entry.prefetching = false;
   }
@@ -185,24 +184,52 @@ export class AnswerCache {
   /** The entry's answer with TTLs counted down by `age` seconds, prepared once per second of age. */
   private answerOf(entry: Entry, age: number): PreparedAnswer {
     if (entry.prepared === undefined || entry.preparedAge !== age) {
-      entry.prepared = prepare(entry.message, (record) => Math.max(0, Math.min(record.ttl, entry.ttl) - age));
+      entry.prepared = prepareMessage(entry.message, (record) => Math.max(0, Math.min(record.ttl, entry.ttl) - age));
       entry.preparedAge = age;
     }
     return entry.prepared;
   }
 }
 
-/** The chain step in front of the forwarder: answers hits, and asks for a refetch of popular entries near expiry. */
-export class CacheStep implements ResolverStep {
+/**
+ * The cache plugin: a hit is answered at once (asking for a refetch of a popular entry near its end); a miss goes
+ * on to `next`, and a reply that carries an upstream message is kept. When the plugins after it fail outright
+ * (SERVFAIL with no upstream message: every upstream down), an entry expired within the serve-stale window is
+ * answered instead (RFC 8767).
+ */
+export class CacheHandler implements Handler {
   readonly name = 'cache';
 
-  constructor(private readonly cache: AnswerCache, private readonly refetch: (q: ChainQuestion) => void) {}
+  /**
+   * `liveZones`: wire keys of zones answered from live state by a plugin after this one, whose answers are never
+   * kept; their questions skip the lookup (a miss, always), so the cluster zone pays nothing for the cache.
+   */
+  constructor(private readonly cache: AnswerCache, private readonly liveZones: readonly string[] = []) {}
 
-  resolve(q: ChainQuestion): PreparedAnswer | undefined {
+  resolve(q: Question, client: Client, next: Next): Result {
+    for (const zone of this.liveZones) if (isInZone(q.key, zone)) return next(q, client);
     const hit = this.cache.get(q);
-    if (hit === undefined) return undefined;
-    if (hit.prefetch) this.refetch(copyQuestion(q));
-    return hit.answer;
+    if (hit !== undefined) {
+      if (hit.prefetch) this.refetch(q, client, next);
+      return { answer: hit.answer, plugin: this.name };
+    }
+    const fetched = next(q, client);
+    return fetched instanceof Promise ? fetched.then((reply) => this.keep(q, reply)) : this.keep(q, fetched);
+  }
+
+  private keep(q: Question, reply: Reply): Reply {
+    if (reply.message !== undefined) return { ...reply, answer: this.cache.store(q, reply.message) };
+    if (reply.answer.rcode !== Rcode.SERVFAIL) return reply;
+    const stale = this.cache.stale(q);
+    return stale === undefined ? reply : { answer: stale, plugin: this.name };
+  }
+
+  private refetch(q: Question, client: Client, next: Next): void {
+    const failed = (): void => this.cache.prefetchFailed(q);
+    Promise.resolve(next(q, client)).then((reply) => {
+      if (reply.message !== undefined) this.cache.store(q, reply.message);
+      else failed();
+    }, failed);
   }
 }
 
@@ -211,17 +238,4 @@ function kindOf(message: Message): EntryKind | undefined {
   if (message.rcode === Rcode.NXDOMAIN) return 'denial';
   if (message.rcode !== Rcode.NOERROR) return undefined;
   return message.answer.length > 0 ? 'success' : 'denial';
-}
-
-/** The client's answer from an upstream message, with each record's TTL given by `ttl`. */
-export function prepare(message: Message, ttl: (record: WireRecord) => number): PreparedAnswer {
-  const withTtl = (records: readonly WireRecord[]): WireRecord[] => records.map((record) => ({ ...record, ttl: ttl(record) }));
-  return prepareAnswer(message.question?.key ?? '\0', {
-    rcode: message.rcode,
-    authoritative: false,
-    recursionAvailable: true,
-    answer: withTtl(message.answer),
-    authority: withTtl(message.authority),
-    additional: withTtl(message.additional),
-  });
 }

@@ -1,5 +1,5 @@
 /**
- * resolvers/cluster — answers the cluster zone and the reverse zones for cluster addresses, authoritatively,
+ * plugins/kubernetes — answers the cluster zone and the reverse zones for cluster addresses, authoritatively,
  * from the live store (never from a cache: a changed endpoint is answered at once).
  *
  * Owns the name table (which names exist), the records each Service contributes (service-entry.ts), the zone's
@@ -22,7 +22,7 @@ import {
   type PreparedAnswer,
   type ResourceRecord,
 } from '../../wire/index.js';
-import type { ChainQuestion } from '../chain.js';
+import type { Question } from '../../wire/index.js';
 import { ServiceEntry } from './service-entry.js';
 import { NameTable, type NameNode } from './table.js';
 
@@ -71,8 +71,6 @@ const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
 const COMPUTED_CACHE_LIMIT = 50_000;
 
 export class ClusterResolver {
-  /** The `plugin` label of its responses in CoreDNS's metrics. */
-  readonly name = 'kubernetes';
   private readonly table = new NameTable();
   private readonly entries = new Map<string, ServiceEntry>();
   /**
@@ -143,7 +141,7 @@ export class ClusterResolver {
    * The answer for a question in one of our zones, or undefined when the name is not ours to answer.
    * Synchronous and allocation-free once a name's answer is prepared.
    */
-  resolve(q: ChainQuestion): PreparedAnswer | undefined {
+  resolve(q: Question): PreparedAnswer | undefined {
     if (q.qclass !== RRClass.IN && q.qclass !== RRClass.ANY) return undefined;
     if (!this.store.synced) return this.zoneOf(q.key) === undefined ? undefined : SERVFAIL;
     const node = this.table.get(q.key);

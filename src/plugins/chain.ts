@@ -1,0 +1,19 @@
+/**
+ * The chain: handlers composed once, each one's `next` being the ones after it. Past the last handler nobody is
+ * authoritative for the name and nothing forwards it: REFUSED, written by the server itself (plugin '').
+ */
+import { emptyAnswer, Rcode } from '../wire/index.js';
+import type { Handler, Next, Reply } from './plugin.js';
+
+export const NOBODY_ANSWERS: Reply = { answer: emptyAnswer(Rcode.REFUSED), plugin: '' };
+
+/** `handlers` as one Next, built once (no closure per query). */
+export function chainOf(handlers: readonly Handler[]): Next {
+  let next: Next = () => NOBODY_ANSWERS;
+  for (let i = handlers.length - 1; i >= 0; i--) {
+    const handler = handlers[i]!;
+    const after = next;
+    next = (q, client) => handler.resolve(q, client, after);
+  }
+  return next;
+}
