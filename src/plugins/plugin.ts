@@ -7,6 +7,10 @@
  *
  * A Reply names the plugin that wrote it: that is the `plugin` label of coredns_dns_responses_total.
  */
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Directive } from '../corefile/types.js';
+import type { StoreView } from '../store/index.js';
 import type { Message, PreparedAnswer, Question } from '../wire/index.js';
 
 export type { Question } from '../wire/index.js';
@@ -38,4 +42,38 @@ export interface Handler {
    * never changed: ask `next` about another name with `{ ...q, key }`.
    */
   resolve(q: Question, client: Client, next: Next): Result;
+}
+
+/** What a plugin's setup gets besides its own stanza: its server block, and the parts it may read or report to. */
+export interface SetupContext {
+  /** The zones of its server block, lower-case and absolute (`example.org.`, `.`). */
+  readonly zones: readonly string[];
+  /** The records watched from the cluster (or manifests), read-only. */
+  readonly store: StoreView;
+  /** Where its metrics go (plugins/<name>/metrics.ts registers them). */
+  readonly registry: Registry;
+  readonly log: Logger;
+  /** Milliseconds; Date.now in production, a stepped clock in tests. */
+  readonly now: () => number;
+}
+
+/** A plugin as it runs in one server block. */
+export interface RunningPlugin {
+  /** Absent for plugins that answer nothing (health, ready, prometheus, reload...). */
+  readonly handler?: Handler;
+  /** Why it is not ready yet (reported by name on /ready, as CoreDNS's ready plugin does), or undefined. */
+  notReady?(): string | undefined;
+  start?(): Promise<void>;
+  close?(): void | Promise<void>;
+}
+
+/**
+ * A plugin's setup, one per folder (plugins/<name>/setup.ts), in CoreDNS's shape: `parse` turns every line of the
+ * plugin in one server block into one validated, frozen config (errors name file and line: corefile/errors.ts),
+ * and `create` builds the running plugin over it. The command-line flags build the same directives.
+ */
+export interface PluginSetup<Config = unknown> {
+  readonly name: string;
+  parse(directives: readonly Directive[], zones: readonly string[]): Config;
+  create(config: Config, context: SetupContext): RunningPlugin;
 }
