@@ -1,7 +1,12 @@
 # clusterdns image: `docker build -t clusterdns:0.1.0 .` (see docs/deploying.md).
 
+# Both stages: Node.js 24, the LTS line supported until April 2028 (package.json's engines), on Debian 13 "trixie".
+# Debian's security team covers trixie until about August 2028, past Node 24's own end; bookworm (Debian 12) left
+# its care in June 2026 for the smaller LTS effort. The base's packages (libc, CA certificates) are what an image
+# scanner reports on, so the base must be one still patched for as long as the runtime is.
+
 # Build: all dependencies, compile src/ to dist/.
-FROM node:20-bookworm-slim AS build
+FROM node:24-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would run the build before tsconfig.json and src/ are copied.
@@ -11,7 +16,7 @@ COPY src ./src
 RUN npm run build
 
 # Runtime: production dependencies and dist/ only.
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-trixie-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -245,10 +245,12 @@ describe('Dockerfile', () => {
   const args = (stage: Array<readonly [string, string]> | undefined, keyword: string): string[] =>
     (stage ?? []).filter(([key]) => key === keyword).map(([, rest]) => rest);
 
-  it('has a build stage and a runtime stage, both on node:20-bookworm-slim', () => {
+  it("has a build stage and a runtime stage, both on node:24-trixie-slim, the Node.js of package.json's engines", () => {
     expect(stages).toHaveLength(2);
-    expect(args(build, 'FROM')).toEqual(['node:20-bookworm-slim AS build']);
-    expect(args(runtime, 'FROM')[0]).toMatch(/^node:20-bookworm-slim\b/);
+    expect(args(build, 'FROM')).toEqual(['node:24-trixie-slim AS build']);
+    expect(args(runtime, 'FROM')[0]).toMatch(/^node:24-trixie-slim\b/);
+    const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as { engines: { node: string } };
+    expect(manifest.engines.node).toBe('>=24');
     expect(args(build, 'RUN')).toContain('npm run build');
   });
 
