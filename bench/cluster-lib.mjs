@@ -19,7 +19,10 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const OUT = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'out');
 export const ZONE = 'cluster.local';
 
-/** The node flags the image runs clusterdns with (the Dockerfile's ENTRYPOINT), so the figures are the image's. */
+/**
+ * The node flags the image runs clusterdns with (the Dockerfile's ENTRYPOINT), so the figures are the image's: none
+ * today, as clusterdns sets its heap flags itself (src/runtime/heap.ts).
+ */
 export const IMAGE_NODE_FLAGS = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))[1]).slice(1, -1);
 
 /** Extra node flags for clusterdns (diagnosis: `--cpu-prof --cpu-prof-dir bench/out/prof`, `--heap-prof`, ...). */

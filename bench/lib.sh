@@ -7,8 +7,8 @@
 # shellcheck shell=bash
 
 die() { echo "bench: $*" >&2; exit 1; }
-# How clusterdns is started, before "serve ...": node with the image's flags (the Dockerfile's ENTRYPOINT), so the
-# figures are those of what ships.
+# How clusterdns is started, before "serve ...": node with the image's flags (the Dockerfile's ENTRYPOINT: none
+# today, as clusterdns sets its heap flags itself, src/runtime/heap.ts), so the figures are those of what ships.
 image_clusterdns_cmd() { echo "node $(cd "$ROOT" && node -p "JSON.parse(/^ENTRYPOINT (.*)\$/m.exec(require('fs').readFileSync('Dockerfile', 'utf8'))[1]).slice(1, -1).join(' ')") dist/cli.js"; }
 log() { echo "bench: $*" >&2; }
 

@@ -3,13 +3,17 @@
  * The `clusterdns` command: parses the command line, starts the requested command, turns errors into one clear
  * line and an exit code (2 for usage and configuration, 1 for anything else), and stops cleanly on SIGINT/SIGTERM.
  */
-import { parseServeArgs, serveHelp } from './config/index.js';
-import { parseResolveArgs, resolveHelp } from './config/resolve-args.js';
 import { ClusterDnsError, ConfigError } from './errors.js';
 import { formatHostPort } from './ip.js';
-import { serve, version } from './main.js';
-import { resolverSetupCommand } from './system-resolver.js';
-import { createLogger } from './telemetry/index.js';
+import { execWithHeapFlags, heapSettings } from './runtime/heap.js';
+
+// Before the rest loads: a server command without its heap flags is executed again with them (runtime/heap.ts).
+execWithHeapFlags(process.argv[2]);
+const { parseServeArgs, serveHelp } = await import('./config/index.js');
+const { parseResolveArgs, resolveHelp } = await import('./config/resolve-args.js');
+const { serve, version } = await import('./main.js');
+const { resolverSetupCommand } = await import('./system-resolver.js');
+const { createLogger } = await import('./telemetry/index.js');
 
 const USAGE = `Usage: clusterdns <command> [flags]
 
@@ -50,6 +54,7 @@ async function main(argv: readonly string[]): Promise<void> {
         return;
       }
       const log = createLogger(config.logLevel);
+      log.debug(heapSettings(), 'node heap');
       const running = await serve(config, log);
       const first = running.addresses[0];
       if (first !== undefined) {

@@ -1,10 +1,11 @@
 /**
  * Forwarding, end to end: the real clusterdns process forwards to test DNS servers on loopback (never the
- * machine's resolver) and is queried with dig. Covers failover, timeouts, TC → TCP, replies that must be
+ * machine's resolver) and is queried with dig. Covers failover, timeouts, a refusing upstream, TC → TCP, replies that must be
  * ignored (garbage, wrong ID, wrong question), all upstreams down, the concurrency cap, coalescing, a loop back
  * to clusterdns, stub domains, ExternalName chasing, reverse fallthrough, the cache as a client sees it and
  * serve-stale. The cache's rules with a stepped clock are in cache.test.ts.
  */
+import { createSocket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,18 @@ async function serve(args: string[]): Promise<ServerProcess> {
 }
 
 const ask = (server: ServerProcess, name: string, type = 'A', ...flags: string[]): Promise<DigResult> => dig(server.port, [name, type, ...flags]);
+
+/** dig's "Query time": from its send to the reply, without dig's own start-up. */
+const queryMs = (result: DigResult): number => Number(/;; Query time: (\d+) msec/.exec(result.raw)![1]);
+
+/** A loopback UDP port nothing listens on: the kernel answers a datagram to it with ICMP port unreachable. */
+async function closedUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(resolve));
+  return port;
+}
 
 describe('forwarding: answers and the cache as a client sees them', () => {
   it('forwards a name outside the zone, sets RA not AA, and answers a repeat from the cache with a lower TTL', async () => {
@@ -148,6 +161,29 @@ describe('forwarding: failures', () => {
     await server.waitForLog((line) => line.msg === 'upstream answers again' && line.upstream === dead.address, 5_000);
     expect(dead.queriesFor('').length).toBeGreaterThan(0);
     expect(value(await metrics(server), 'clusterdns_forward_upstream_up', { to: dead.address })).toBe(1);
+  });
+
+  it('fails over at once from a refusing upstream (ICMP port unreachable): no lookup waits for the timeout', async () => {
+    const refusing = `127.0.0.1:${await closedUdpPort()}`;
+    const live = await upstream();
+    const server = await serve(['--upstream', refusing, '--upstream', live.address, '--forward-policy', 'sequential', '--upstream-timeout', '2', '--max-fails', '3']);
+    for (const name of ['www.example.test.', 'alias.example.test.', 'a.corp.test.']) {
+      const result = await ask(server, name, 'A', '+time=5');
+      expect(result.status).toBe('NOERROR');
+      // dig's own measure, from its send to the reply: without the refusal it is the 2 s timeout.
+      expect(queryMs(result)).toBeLessThan(100);
+      expect(live.queriesFor(name.slice(0, -1))).toHaveLength(1);
+    }
+    // Each refusal was a failed try: the third in a row (--max-fails 3) marks it down, and the probe sees it refuse.
+    await server.waitForLog((line) => line.msg === 'upstream marked down; probing it until it answers' && line.upstream === refusing);
+    let samples = await metrics(server);
+    expect(value(samples, 'coredns_forward_requests_total', { to: refusing })).toBe(3);
+    expect(value(samples, 'clusterdns_forward_upstream_up', { to: refusing })).toBe(0);
+    for (let tries = 0; tries < 50 && !(value(samples, 'coredns_forward_healthcheck_failures_total', { to: refusing }) ?? 0); tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      samples = await metrics(server);
+    }
+    expect(value(samples, 'coredns_forward_healthcheck_failures_total', { to: refusing })).toBeGreaterThan(0);
   });
 
   it.each(['garbage', 'wrong-id', 'wrong-question'] as const)('ignores a %s reply and takes the next upstream\'s answer', async (behaviour) => {

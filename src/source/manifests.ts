@@ -76,7 +76,7 @@ async function manifestFiles(path: string): Promise<string[]> {
   const entries = await readdir(path, { recursive: true, withFileTypes: true });
   return entries
     .filter((entry) => entry.isFile() && MANIFEST_EXTENSIONS.has(extname(entry.name)) && !entry.name.startsWith('.'))
-    .map((entry) => join(entry.parentPath ?? entry.path, entry.name))
+    .map((entry) => join(entry.parentPath, entry.name))
     .sort();
 }
 

@@ -33,6 +33,10 @@ export interface StartOptions {
   readonly netns?: string;
   /** `proxy` runs `clusterdns proxy`, which has no DNS listener (port is then 0); `dev` has only --metrics of the HTTP flags. */
   readonly command?: 'serve' | 'proxy' | 'dev';
+  /** node's own flags, before dist/cli.js. */
+  readonly nodeArgs?: readonly string[];
+  /** Added to the environment the server gets. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function startServer(args: readonly string[], host = '127.0.0.1', options: StartOptions = {}): Promise<ServerProcess> {
@@ -44,10 +48,12 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
   // Tests never forward to the machine's own resolver: without an --upstream or a --resolv-conf of the test's
   // own, none at all.
   const upstream = command === 'proxy' || args.includes('--upstream') || args.includes('--resolv-conf') ? [] : ['--upstream', 'none'];
-  const argv = [CLI, command, ...listen, ...http, '--log-level', 'debug', ...upstream, ...args];
+  const argv = [...(options.nodeArgs ?? []), CLI, command, ...listen, ...http, '--log-level', 'debug', ...upstream, ...args];
+  const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+  const env = { ...process.env, ...options.env };
   const child = options.netns === undefined
-    ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn(process.execPath, argv, { stdio, env })
+    : spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio, env });
   const logs: Array<Record<string, unknown>> = [];
   const waiters = new Set<{ test: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
   let buffered = '';

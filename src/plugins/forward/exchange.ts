@@ -1,8 +1,11 @@
 /**
  * One question to one upstream and its answer: UDP from a fresh socket (so a random source port, RFC 5452 §9.2)
- * with a random ID, and over TCP when the UDP answer is truncated. A datagram is accepted only when it comes from
- * the upstream's address and port, parses, is a response, and carries our ID and our question; anything else
- * is ignored and the wait goes on, so a spoofed or garbled packet cannot end the exchange.
+ * with a random ID, and over TCP when the UDP answer is truncated. The socket is connected to the upstream, as
+ * CoreDNS's are: the kernel then delivers only the upstream's datagrams, and an ICMP port unreachable (nothing
+ * listens there: a dead node-local cache or stub-domain server) comes back as ECONNREFUSED, so the try fails at
+ * once instead of waiting out its timeout. A datagram is accepted only when it parses, is a response, and carries
+ * our ID and our question; anything else is ignored and the wait goes on, so a spoofed or garbled packet cannot
+ * end the exchange.
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -37,7 +40,11 @@ function exchangeUdp(upstream: UpstreamAddress, query: Buffer, id: number, quest
   const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   // Undefined: the answer was truncated.
   return new Promise<Message | undefined>((resolve, reject) => {
+    let settled = false;
+    // Once only: a timeout can come while connect() is still under way, and its callback after the close.
     const done = (error: Error | undefined, message?: Message): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.removeAllListeners('message');
       socket.close();
@@ -45,16 +52,18 @@ function exchangeUdp(upstream: UpstreamAddress, query: Buffer, id: number, quest
       else resolve(message);
     };
     const timer = setTimeout(() => done(new ExchangeError('timeout', `no answer from ${describe(upstream)} in ${timeoutMs} ms`)), timeoutMs);
-    socket.on('error', (error) => done(new ExchangeError('network', `${describe(upstream)}: ${error.message}`)));
-    socket.on('message', (packet, peer) => {
-      if ((canonicalIp(peer.address) ?? peer.address) !== host || peer.port !== upstream.port) return;
+    const failed = (error: Error): void => done(new ExchangeError('network', `${describe(upstream)}: ${error.message}`));
+    // A refusal (ECONNREFUSED) arrives here, from the receive that follows the ICMP error.
+    socket.on('error', failed);
+    socket.on('message', (packet) => {
       const message = accept(packet, id, question);
       if (message === undefined) return;
       // Truncated: the whole answer comes over TCP, in what is left of this try's time.
       done(undefined, (message.flags & HeaderFlag.TC) !== 0 ? undefined : message);
     });
-    socket.send(query, upstream.port, host, (error) => {
-      if (error) done(new ExchangeError('network', `${describe(upstream)}: ${error.message}`));
+    socket.connect(upstream.port, host, (error?: Error) => {
+      if (error) failed(error);
+      else socket.send(query, (sendError) => sendError && failed(sendError));
     });
   }).then((message) => message ?? exchangeTcp(upstream, query, id, question, Math.max(1, timeoutMs - (Date.now() - started))));
 }

@@ -5,7 +5,8 @@
  * upstream queries, coalescing of identical questions in flight and loop detection. Its replies carry the
  * upstream message, which a cache in front of it may keep; it knows nothing of any cache.
  *
- * Failure rules, per upstream: a try that times out or fails on the network counts one failure; `maxFails`
+ * Failure rules, per upstream: a try that times out or fails on the network counts one failure, and the next
+ * upstream is tried at once; a refusal (ICMP port unreachable, exchange.ts) fails without waiting. `maxFails`
  * in a row mark the upstream down, and one background probe at a time (`. NS`, every PROBE_INTERVAL_MS)
  * brings it back as soon as it answers anything. Down upstreams are skipped; when all are down, one is still
  * tried. An upstream found to forward back to us (a loop) is never used again, and said so once.
