@@ -8,14 +8,20 @@ import { formatHostPort } from './ip.js';
 import { execWithHeapFlags, heapSettings } from './runtime/heap.js';
 
 // Before the rest loads: a server command without its heap flags is executed again with them (runtime/heap.ts).
-execWithHeapFlags(process.argv[2]);
+execWithHeapFlags(isCoreDnsFlag(process.argv[2]) ? 'serve' : process.argv[2]);
 const { parseServeArgs, serveHelp } = await import('./config/index.js');
 const { parseResolveArgs, resolveHelp } = await import('./config/resolve-args.js');
-const { serve, version } = await import('./main.js');
+const { planFromCorefile, planFromFlags, serve, version } = await import('./main.js');
 const { resolverSetupCommand } = await import('./system-resolver.js');
 const { createLogger } = await import('./telemetry/index.js');
 
+/** CoreDNS's own command line (`coredns -conf PATH`), which the kubeadm Deployment passes: `serve --conf PATH`. */
+function isCoreDnsFlag(arg: string | undefined): boolean {
+  return arg !== undefined && /^-[a-z]/.test(arg) && !arg.startsWith('--') && arg !== '-h';
+}
+
 const USAGE = `Usage: clusterdns <command> [flags]
+       clusterdns -conf COREFILE      (as CoreDNS: the same as 'clusterdns serve --conf COREFILE')
 
 Commands:
   serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
@@ -43,6 +49,10 @@ function describe(error: unknown): string | undefined {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
+  if (isCoreDnsFlag(argv[0])) {
+    if (argv[0] !== '-conf' || argv.length !== 2) throw new ConfigError(`unknown flag ${argv[0]}: of CoreDNS's flags only -conf COREFILE is taken; see 'clusterdns help'`);
+    return main(['serve', '--conf', argv[1]!]);
+  }
   const [command, ...args] = argv;
   switch (command) {
     case 'serve':
@@ -55,10 +65,11 @@ async function main(argv: readonly string[]): Promise<void> {
       }
       const log = createLogger(config.logLevel);
       log.debug(heapSettings(), 'node heap');
-      const running = await serve(config, log);
+      const plan = config.corefile !== undefined ? planFromCorefile(config.corefile, config.logLevel) : planFromFlags(config, command);
+      const running = await serve(plan, log);
       const first = running.addresses[0];
       if (first !== undefined) {
-        log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.zone}`);
+        log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.corefile === undefined ? config.zone : 'cluster.local'}`);
       }
       if (command === 'dev' && first !== undefined) {
         const via = config.proxy?.via === 'port-forward' ? "the API server's pod port-forward" : 'pod IPs directly';

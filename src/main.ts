@@ -1,40 +1,58 @@
 /**
  * The composition root: config → source → store → plugins → server, with telemetry beside them. The only
- * module that knows every part; the parts know only what flows into them. serve() returns a handle whose
- * shutdown() goes through lame duck (DNS still answered, /ready at 503) and close() stops everything at once.
+ * module that knows every part; the parts know only what flows into them. A plan (from a Corefile, or from the
+ * flags, which build the same server blocks) says which plugins each server block runs; serve() builds each
+ * block's chain in the declared order over one store, and returns a handle whose shutdown() goes through lame
+ * duck (DNS still answered, /ready at 503) and close() stops everything at once.
  */
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { formatHostPort } from './ip.js';
-import type { ListenAddress, ServeConfig } from './config/index.js';
+import type { ProxyConfig, ServeConfig } from './config/index.js';
+import { planServers, type BlockPlan } from './config/plan.js';
 import { readResolvConf } from './config/resolv-conf.js';
-import { Autopath } from './plugins/autopath/index.js';
-import { registerAutopathMetrics } from './plugins/autopath/metrics.js';
-import { AnswerCache, CacheHandler } from './plugins/cache/index.js';
-import { registerCacheMetrics } from './plugins/cache/metrics.js';
+import { CorefileError } from './corefile/errors.js';
+import { loadCorefile } from './corefile/parser.js';
+import type { ServerBlock } from './corefile/types.js';
+import { formatHostPort, type HostPort } from './ip.js';
 import { chainOf } from './plugins/chain.js';
-import { Forwarder, type UpstreamAddress } from './plugins/forward/index.js';
-import { registerForwardMetrics } from './plugins/forward/metrics.js';
-import { KubernetesHandler } from './plugins/kubernetes/handler.js';
-import { ClusterResolver } from './plugins/kubernetes/index.js';
-import { registerKubernetesMetrics } from './plugins/kubernetes/metrics.js';
-import { PLUGIN_ORDER, type PluginName } from './plugins/order.js';
-import type { Handler } from './plugins/plugin.js';
+import { corefileFromFlags } from './plugins/from-flags.js';
+import type { BindConfig } from './plugins/bind/setup.js';
+import type { HealthConfig } from './plugins/health/setup.js';
+import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
+import { registerSourceMetrics } from './plugins/kubernetes/metrics.js';
+import { PLUGINS } from './plugins/order.js';
+import type { Handler, RunningPlugin } from './plugins/plugin.js';
+import type { PrometheusConfig } from './plugins/prometheus/setup.js';
+import type { ReadyConfig } from './plugins/ready/setup.js';
 import { LoopbackVips, registerProxyMetrics, ServiceProxy, type Dialer } from './proxy/index.js';
-import { DnsServer, QueryAnswerer, type BoundAddress } from './server/index.js';
+import { DnsServer, QueryAnswerer, type BoundAddress, type ZoneRoute } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
-import { anyReady, RecordStore, type StoreView } from './store/index.js';
+import { RecordStore } from './store/index.js';
 import { createTelemetry, Registry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
+import type { LogLevel } from './config/index.js';
 import { nameToKey } from './wire/index.js';
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
   /** Where /health, /ready and /metrics listen. */
-  readonly http: ReadonlyMap<string, ListenAddress>;
-  /** Lame duck for `lameduckMs` (answering DNS, /ready 503), then close. */
+  readonly http: ReadonlyMap<string, HostPort>;
+  /** Lame duck for the health plugin's `lameduck` (answering DNS, /ready 503), then close. */
   shutdown(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What serve() runs: the server blocks with their plugins' configs, and the settings outside any plugin. */
+export interface ServePlan {
+  readonly blocks: readonly BlockPlan[];
+  /** False for `clusterdns proxy`: the blocks give the source and the endpoints, but no DNS is answered. */
+  readonly answersDns: boolean;
+  readonly tcpIdleTimeoutMs: number;
+  readonly maxTcpConnections: number;
+  /** The node's resolv.conf: the search domains autopath appends. */
+  readonly resolvConf: string;
+  readonly proxy: ProxyConfig | undefined;
+  readonly logLevel: LogLevel;
 }
 
 export function version(): string {
@@ -42,30 +60,85 @@ export function version(): string {
   return manifest.version;
 }
 
-export async function serve(config: ServeConfig, log: Logger): Promise<RunningServer> {
-  const outside = await outsideTheZone(config, log);
+/** The plan the flags stand for: the Corefile they build, through the same plugin setups. */
+export function planFromFlags(config: ServeConfig, command: 'serve' | 'proxy' | 'dev' = 'serve'): ServePlan {
+  return planOf(corefileFromFlags(config), {
+    answersDns: command !== 'proxy',
+    tcpIdleTimeoutMs: config.tcpIdleTimeoutMs,
+    maxTcpConnections: config.maxTcpConnections,
+    resolvConf: config.resolvConf,
+    proxy: config.proxy,
+    logLevel: config.logLevel,
+  });
+}
+
+/** The plan a Corefile gives (`serve --conf PATH`, `-conf PATH`); what no plugin says keeps its default. */
+export function planFromCorefile(path: string, logLevel: LogLevel): ServePlan {
+  return planOf(loadCorefile(path), {
+    answersDns: true,
+    tcpIdleTimeoutMs: 10_000,
+    maxTcpConnections: 1000,
+    resolvConf: '/etc/resolv.conf',
+    proxy: undefined,
+    logLevel,
+  });
+}
+
+export function planOf(blocks: readonly ServerBlock[], settings: Omit<ServePlan, 'blocks'>): ServePlan {
+  const plan = { ...settings, blocks: planServers(blocks, PLUGINS) };
+  // One store per process: every kubernetes plugin must read the same source.
+  const sources = new Set(pluginConfigs<KubernetesConfig>(plan, 'kubernetes').map((config) => JSON.stringify(config.source)));
+  if (sources.size > 1) {
+    const second = plan.blocks.filter((block) => block.plugins.some(({ setup }) => setup.name === 'kubernetes'))[1]!;
+    throw new CorefileError(second, 'plugin "kubernetes": every server block\'s kubernetes must watch the same cluster (or manifests)');
+  }
+  return Object.freeze(plan);
+}
+
+function pluginConfigs<C>(plan: Pick<ServePlan, 'blocks'>, name: string): C[] {
+  return plan.blocks.flatMap((block) => block.plugins.filter(({ setup }) => setup.name === name).map(({ config }) => config as C));
+}
+
+/** The one address a process-wide endpoint plugin (health, ready, prometheus) gives, if any block has it. */
+function processWide<C extends { readonly address: HostPort }>(plan: ServePlan, name: string): C | undefined {
+  const configs = pluginConfigs<C>(plan, name);
+  const addresses = new Set(configs.map((config) => formatHostPort(config.address)));
+  if (addresses.size > 1) throw new CorefileError({ file: 'Corefile', line: 1 }, `plugin "${name}": server blocks give different addresses (${[...addresses].join(', ')}); give one`);
+  return configs[0];
+}
+
+export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer> {
   const store = new RecordStore();
   const registry = new Registry();
+  const kubeConfig = pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0];
+  const resolvConf = await readResolvConf(plan.resolvConf);
+  // The kubelet gives pods the host's `search` line after the cluster's own domains.
+  const search = [...new Set(resolvConf.searchLine.map((domain) => domain.replace(/\.$/, '').toLowerCase()).filter((domain) => domain !== ''))];
+
   let manifests: ManifestSource | undefined;
   let kube: KubeSource | undefined;
   let dialer: Dialer | undefined;
-  if (config.manifests !== undefined) {
-    manifests = new ManifestSource(config.manifests, store, log.child({ part: 'source' }));
+  const source = kubeConfig?.source;
+  if (source === undefined) store.markSynced();
+  else if (source.kind === 'manifests') {
+    manifests = new ManifestSource(source.path, store, log.child({ part: 'source' }));
     await manifests.start();
   } else {
     // Loaded only when a cluster is watched: the HTTP and TLS stack and the kubeconfig parts cost ~4 MB of RSS.
     const { KubeSource, loadKubeConfig } = await import('./source/kube.js');
-    const kubeConfig = loadKubeConfig(config.kubeconfig);
-    const portForward = config.proxy?.via === 'port-forward';
+    const access = loadKubeConfig(source.kubeconfig, source.endpoint);
+    const portForward = plan.proxy?.via === 'port-forward';
     if (portForward) {
       // Through the API server to the pod behind an endpoint address, which the watched Pods name.
       const { portForwardDialer } = await import('./source/kube-portforward.js');
-      dialer = portForwardDialer(kubeConfig, (ip, namespace) => store.podAt(ip, namespace));
+      dialer = portForwardDialer(access, (ip, namespace) => store.podAt(ip, namespace));
     }
-    kube = new KubeSource(kubeConfig, store, log.child({ part: 'kube' }), {
-      namespaces: config.namespaces,
+    const autopath = pluginConfigs(plan, 'autopath').length > 0;
+    const observeProgramming = registerSourceMetrics(registry, () => kube?.states() ?? []);
+    kube = new KubeSource(access, store, log.child({ part: 'kube' }), {
+      namespaces: source.namespaces,
       // Autopath needs to know which namespace a client's address is a pod of; port-forward, which pod has an address.
-      watchPods: config.pods === 'verified' || config.autopath || portForward,
+      watchPods: kubeConfig!.pods === 'verified' || autopath || portForward,
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -75,120 +148,102 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     });
   }
 
-  // Subscribed before the resolver, so an address is released before anything can ask for it again.
-  const vips = config.proxy?.vip === 'loopback' ? new LoopbackVips(store, config.proxy.range) : undefined;
-  const cluster = new ClusterResolver(store, {
-    zone: config.zone,
-    ttl: config.ttl,
-    pods: config.pods,
-    selfAddresses: selfAddresses(config),
-    reverseFallthrough: outside.upstreams.length > 0,
-    ...(vips !== undefined && { virtualIPs: (service) => vips.addressesOf(service) }),
-  });
-  const observeProgramming = registerKubernetesMetrics(registry, {
-    servicesWithoutReadyEndpoints: () => servicesWithoutReadyEndpoints(store),
-    clusterNames: () => cluster.nameCount,
-    ...(kube !== undefined && { watchStates: () => kube.states() }),
-  });
-  const plugins = new Map<PluginName, Handler>([['kubernetes', new KubernetesHandler(cluster)]]);
-  let forwarder: Forwarder | undefined;
-  let stopWatchingResolvConf = (): void => {};
-  if (outside.upstreams.length > 0 || config.stubDomains.length > 0) {
-    const forward: Forwarder = new Forwarder({
-      upstreams: outside.upstreams,
-      stubDomains: config.stubDomains.map((stub) => ({ zoneKey: nameToKey(stub.zone), upstreams: stub.upstreams })),
-      policy: config.forwardPolicy,
-      maxFails: config.maxFails,
-      tryTimeoutMs: config.upstreamTimeoutMs,
-      deadlineMs: 2 * config.upstreamTimeoutMs,
-      maxConcurrent: config.maxConcurrent,
-      observer: registerForwardMetrics(registry, () => forward.states()),
-      log: log.child({ part: 'forward' }),
+  // Subscribed before the plugins, so an address is released before anything can ask for it again.
+  const vips = plan.proxy?.vip === 'loopback' ? new LoopbackVips(store, plan.proxy.range) : undefined;
+  const listen = plan.answersDns ? listenAddresses(plan.blocks) : [];
+  const running: RunningPlugin[] = [];
+  const routes: ZoneRoute[][] = listen.map(() => []);
+  const handlerNames = new Set<string>();
+  for (const block of plan.blocks) {
+    const configs = new Map(block.plugins.map(({ setup, config }) => [setup.name, config]));
+    const context = {
+      zones: block.zones,
+      store,
+      registry,
+      log: log.child({ part: 'plugin' }),
+      now: Date.now,
+      selfAddresses: selfAddresses(listen),
+      resolvConf: { path: plan.resolvConf, search },
+      configOf: (name: string) => configs.get(name),
+      ...(vips !== undefined && { virtualIPs: (service: Parameters<LoopbackVips['addressesOf']>[0]) => vips.addressesOf(service) }),
+    };
+    const plugins = block.plugins.map(({ setup, config }) => setup.create(config, context));
+    running.push(...plugins);
+    const handlers = plugins.flatMap((plugin): Handler[] => (plugin.handler === undefined ? [] : [plugin.handler]));
+    for (const handler of handlers) handlerNames.add(handler.name);
+    const chain = chainOf(handlers);
+    const hosts = (configs.get('bind') as BindConfig | undefined)?.hosts;
+    listen.forEach((address, index) => {
+      if (address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
+      for (const zone of block.zones) routes[index]!.push({ zoneKey: nameToKey(zone), chain });
     });
-    forwarder = forward;
-    plugins.set('forward', forward);
-    if (config.cacheSize > 0) {
-      const cache = new AnswerCache({
-        maxEntries: config.cacheSize,
-        maxTtl: config.cacheMaxTtl,
-        maxNegativeTtl: config.cacheMaxNegativeTtl,
-        serveStale: config.serveStale,
-        now: Date.now,
-      });
-      registerCacheMetrics(registry, () => cache.stats());
-      plugins.set('cache', new CacheHandler(cache, [nameToKey(config.zone)]));
-    }
   }
-  if (config.autopath) {
-    const autopath = new Autopath(store, { zone: config.zone, hostSearch: outside.hostSearch, ttl: config.ttl });
-    registerAutopathMetrics(registry, () => autopath.completions);
-    plugins.set('autopath', autopath);
-  }
-  const handlers = PLUGIN_ORDER.flatMap((name) => plugins.get(name) ?? []);
+
   let server: DnsServer | undefined;
   const telemetry = createTelemetry(registry, {
     version: version(),
-    listeners: config.listen.map(listenerLabels),
-    plugins: handlers.map((handler) => handler.name),
+    listeners: listen.map(listenerLabels),
+    plugins: [...handlerNames],
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
   });
-  const answerer = new QueryAnswerer(chainOf(handlers), { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries: config.logQueries });
-  const proxy = config.proxy === undefined ? undefined : new ServiceProxy(store, {
-    ...config.proxy,
+  const logQueries = pluginConfigs(plan, 'log').length > 0;
+  const answerer = new QueryAnswerer(routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries });
+  const proxy = plan.proxy === undefined ? undefined : new ServiceProxy(store, {
+    ...plan.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
     ...(dialer !== undefined && { dialer }),
   }, log.child({ part: 'proxy' }));
   if (proxy !== undefined) registerProxyMetrics(telemetry.registry, proxy);
-  server = new DnsServer(answerer, config, log.child({ part: 'server' }));
+  server = new DnsServer(answerer, { listen, tcpIdleTimeoutMs: plan.tcpIdleTimeoutMs, maxTcpConnections: plan.maxTcpConnections }, log.child({ part: 'server' }));
+  const health = processWide<HealthConfig>(plan, 'health');
   let lameDuck = false;
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
     notReadyReason: () => {
       if (lameDuck) return 'lame duck: shutting down';
-      if (store.synced) return undefined;
+      if (store.synced) {
+        const waiting = running.map((plugin) => plugin.notReady?.()).filter((reason) => reason !== undefined);
+        return waiting.length === 0 ? undefined : `not ready: ${waiting.join(', ')}`;
+      }
       const waiting = kube?.states().filter((state) => !state.synced).map((state) => `${state.kind}s${state.reason ? ` (${state.reason})` : ''}`);
       return `waiting for the first sync of ${waiting?.join(', ') ?? 'the manifests'}`;
     },
-    warnings: () => (forwarder?.states() ?? [])
-      .filter((state) => state.looping)
-      .map((state) => `forwarding loop: upstream ${state.to} sends queries back to this server, so it is not used`),
+    warnings: () => running.flatMap((plugin) => plugin.warnings?.() ?? []),
   });
 
   const closeAll = async (): Promise<void> => {
     await server?.close();
     await endpoints.close();
     await kube?.close();
-    stopWatchingResolvConf();
-    forwarder?.close();
     manifests?.close();
     proxy?.close();
-    cluster.close();
+    for (const plugin of running) await plugin.close?.();
     vips?.close();
   };
   let addresses: BoundAddress[];
   try {
+    for (const plugin of running) await plugin.start?.();
     addresses = await server.start();
     telemetry.queries.describeListeners(addresses.map(listenerLabels));
-    await endpoints.start(config);
+    await endpoints.start({
+      ...(health !== undefined && { health: health.address }),
+      ...(processWide<ReadyConfig>(plan, 'ready') !== undefined && { ready: processWide<ReadyConfig>(plan, 'ready')!.address }),
+      ...(processWide<PrometheusConfig>(plan, 'prometheus') !== undefined && { metrics: processWide<PrometheusConfig>(plan, 'prometheus')!.address }),
+    });
     await kube?.start();
-    // In the background: the probes need this server answering, and must not hold up serving the cluster zone.
-    void forwarder?.detectLoops();
-    if (forwarder !== undefined && config.upstreams === undefined) stopWatchingResolvConf = followResolvConf(config.resolvConf, forwarder, outside.upstreams, log);
     proxy?.start();
   } catch (error) {
     await closeAll();
     throw error;
   }
   log.info({
-    zone: config.zone,
+    zones: plan.blocks.map((block) => `${block.zones.join(' ')}:${block.port}`),
     listen: addresses.map(formatHostPort),
     http: Object.fromEntries([...endpoints.bound].map(([path, address]) => [path.slice(1), formatHostPort(address)])),
-    source: manifests !== undefined ? config.manifests : 'kubernetes',
-    names: cluster.nameCount,
-    upstreams: outside.upstreams.map(formatHostPort),
-    ...(config.stubDomains.length > 0 && { stubDomains: config.stubDomains.map((stub) => `${stub.zone}=${stub.upstreams.map(formatHostPort).join(',')}`) }),
-    autopath: config.autopath,
+    source: source === undefined ? 'none' : source.kind === 'manifests' ? source.path : 'kubernetes',
+    plugins: plan.blocks.map((block) => block.plugins.map(({ setup }) => setup.name).join(',')),
   }, 'serving');
 
+  const lameduckMs = health?.lameduckMs ?? 0;
   let closing: Promise<void> | undefined;
   return {
     addresses,
@@ -196,8 +251,8 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
     shutdown() {
       if (lameDuck) return closing ?? Promise.resolve();
       lameDuck = true;
-      log.info({ lameduckMs: config.lameduckMs }, 'lame duck: still answering, /ready reports 503');
-      closing = new Promise<void>((resolve) => setTimeout(resolve, config.lameduckMs)).then(closeAll);
+      log.info({ lameduckMs }, 'lame duck: still answering, /ready reports 503');
+      closing = new Promise<void>((resolve) => setTimeout(resolve, lameduckMs)).then(closeAll);
       return closing;
     },
     close() {
@@ -207,59 +262,26 @@ export async function serve(config: ServeConfig, log: Logger): Promise<RunningSe
   };
 }
 
-/** The upstreams (--upstream, else resolv.conf's nameservers) and the host search domains for autopath. */
-async function outsideTheZone(config: ServeConfig, log: Logger): Promise<{ upstreams: readonly UpstreamAddress[]; hostSearch: readonly string[] }> {
-  if (config.upstreams !== undefined && !config.autopath) return { upstreams: config.upstreams, hostSearch: [] };
-  const resolvConf = await readResolvConf(config.resolvConf);
-  let upstreams = config.upstreams;
-  if (upstreams === undefined) {
-    upstreams = resolvConf.defaultNameserver ? [] : resolvConf.nameservers;
-    if (resolvConf.defaultNameserver) log.warn({ resolvConf: config.resolvConf }, 'no nameserver in resolv.conf: forwarding is off (give --upstream)');
+/** Every (address, port) a block listens on: its `bind` addresses (default every IPv4 address) on its port. */
+function listenAddresses(blocks: readonly BlockPlan[]): HostPort[] {
+  const seen = new Map<string, HostPort>();
+  for (const block of blocks) {
+    const bound = block.plugins.find(({ setup }) => setup.name === 'bind')?.config as BindConfig | undefined;
+    for (const host of bound?.hosts ?? ['0.0.0.0']) seen.set(formatHostPort({ host, port: block.port }), { host, port: block.port });
   }
-  // The kubelet gives pods the host's `search` line after the cluster's own domains.
-  const hostSearch = resolvConf.searchLine.map((domain) => domain.replace(/\.$/, '').toLowerCase()).filter((domain) => domain !== '');
-  return { upstreams, hostSearch: [...new Set(hostSearch)] };
-}
-
-/** How often resolv.conf is looked at for new nameservers (a stat, no read unless it changed). */
-const RESOLV_CONF_POLL_MS = 2000;
-
-/** Follows resolv.conf's nameservers when they are the upstreams: a changed set is used (and probed for loops) at once. */
-function followResolvConf(path: string, forwarder: Forwarder, initial: readonly UpstreamAddress[], log: Logger): () => void {
-  let current = initial.map(formatHostPort).join(' ');
-  const onChange = (): void => {
-    readResolvConf(path).then((resolvConf) => {
-      const next = resolvConf.defaultNameserver ? [] : resolvConf.nameservers;
-      const described = next.map(formatHostPort).join(' ');
-      if (described === current) return;
-      current = described;
-      log.info({ resolvConf: path, upstreams: next.map(formatHostPort) }, 'resolv.conf changed: new upstreams');
-      return forwarder.setUpstreams(next);
-    }).catch((error: unknown) => log.warn({ err: error, resolvConf: path }, 'cannot read resolv.conf; keeping the upstreams'));
-  };
-  watchFile(path, { interval: RESOLV_CONF_POLL_MS, persistent: false }, onChange);
-  return () => unwatchFile(path, onChange);
+  return [...seen.values()];
 }
 
 /** CoreDNS's server label (`dns://:53` for every address) and family label of a listen address. */
-function listenerLabels(address: { host: string; port: number }): Listener {
+function listenerLabels(address: HostPort): Listener {
   const wildcard = address.host === '0.0.0.0' || address.host === '::';
   return { server: `dns://${wildcard ? '' : formatHostPort(address).replace(/:\d+$/, '')}:${address.port}`, family: address.host.includes(':') ? 2 : 1 };
 }
 
-function servicesWithoutReadyEndpoints(store: StoreView): number {
-  let count = 0;
-  for (const service of store.services()) {
-    if (service.kind === 'ExternalName') continue;
-    if (!anyReady(store.endpointsOf(service.namespace, service.name))) count++;
-  }
-  return count;
-}
-
 /** The addresses clients reach us on: the listen addresses, or every interface address for a wildcard. */
-function selfAddresses(config: ServeConfig): string[] {
+function selfAddresses(listen: readonly HostPort[]): string[] {
   const interfaces = Object.values(networkInterfaces()).flat().filter((entry) => entry !== undefined);
-  return config.listen.flatMap(({ host }) => {
+  return listen.flatMap(({ host }) => {
     if (host === '0.0.0.0') return interfaces.filter((entry) => entry.family === 'IPv4').map((entry) => entry.address);
     if (host === '::') return interfaces.filter((entry) => entry.family === 'IPv6').map((entry) => entry.address);
     return [host];

@@ -44,7 +44,7 @@ function read(name: string, type: number, answer: PreparedAnswer): { rcode: numb
 
 function cacheWithClock(options: Partial<CacheOptions> = {}): { cache: AnswerCache; clock: { ms: number } } {
   const clock = { ms: 1_000_000 };
-  const cache = new AnswerCache({ maxEntries: 100, maxTtl: 3600, maxNegativeTtl: 1800, serveStale: 0, now: () => clock.ms, ...options });
+  const cache = new AnswerCache({ maxEntries: 100, maxTtl: 3600, maxNegativeTtl: 1800, serveStale: 0, prefetch: { amount: 2, fraction: 0.1 }, now: () => clock.ms, ...options });
   return { cache, clock };
 }
 

@@ -17,6 +17,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export type ListenAddress = HostPort;
 
 export interface ServeConfig {
+  /** `--conf PATH`: a Corefile says everything else (only --log-level may go with it). */
+  readonly corefile: string | undefined;
   readonly listen: readonly ListenAddress[];
   readonly zone: string;
   readonly manifests: string | undefined;
@@ -114,6 +116,11 @@ const COMMANDS: Readonly<Record<Command, CommandSpec>> = {
 
 /** The flags of `clusterdns serve`, in the order `--help` lists them. */
 export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  conf: {
+    type: 'string',
+    value: 'PATH',
+    help: "serve as this Corefile says (CoreDNS's configuration; 'clusterdns -conf PATH' does the same); only --log-level may go with it",
+  },
   listen: {
     type: 'string',
     multiple: true,
@@ -187,6 +194,11 @@ export function serveHelp(command: Command = 'serve'): string {
 export function parseServeArgs(args: readonly string[], command: Command = 'serve'): ServeConfig | undefined {
   const { values }: { values: FlagValues } = parseFlags(command, commandFlags(command), args);
   if (values.help === true) return undefined;
+  const corefile = values.conf as string | undefined;
+  if (corefile !== undefined) {
+    const other = Object.keys(values).find((name) => name !== 'conf' && name !== 'log-level' && values[name] !== undefined);
+    if (other !== undefined) throw new ConfigError(`--${other} cannot go with --conf ${corefile}: the Corefile says how to serve (flags and a Corefile together would disagree)`);
+  }
   const text = (name: string): string => (values[name] as string | undefined) ?? COMMANDS[command].defaults[name] ?? SERVE_FLAGS[name]!.default!;
 
   const listenValues = command === 'proxy' ? [] : (values.listen as string[] | undefined) ?? [text('listen')];
@@ -199,6 +211,7 @@ export function parseServeArgs(args: readonly string[], command: Command = 'serv
   const zone = parseZone(text('zone'));
   if (manifests !== undefined && namespaces.length > 0) throw new ConfigError('--namespaces applies to a watched cluster, not to --manifests');
   return Object.freeze({
+    corefile,
     listen: Object.freeze(listenValues.map((value) => parseListen(value))),
     zone,
     manifests,

@@ -1,13 +1,37 @@
 /**
- * The chain order, declared once: CoreDNS's plugin.cfg order for the plugins clusterdns has. A query passes the
+ * The plugins clusterdns has, in the chain order declared once: CoreDNS's plugin.cfg order. A query passes the
  * plugins of its server block in this order, whatever order the Corefile lists them in (as in CoreDNS).
  * Adding a plugin is its folder plus one line here.
  */
-export const PLUGIN_ORDER = [
-  'cache',
-  'autopath',
-  'kubernetes',
-  'forward',
-] as const;
+import { autopath } from './autopath/setup.js';
+import { bind } from './bind/setup.js';
+import { cache } from './cache/setup.js';
+import { errors } from './errors/setup.js';
+import { forward } from './forward/setup.js';
+import { health } from './health/setup.js';
+import { kubernetes } from './kubernetes/setup.js';
+import { loadbalance } from './loadbalance/setup.js';
+import { log } from './log/setup.js';
+import { loop } from './loop/setup.js';
+import type { PluginSetup } from './plugin.js';
+import { prometheus } from './prometheus/setup.js';
+import { ready } from './ready/setup.js';
+import { reload } from './reload/setup.js';
 
-export type PluginName = (typeof PLUGIN_ORDER)[number];
+// Each setup's config type is its own; the list holds them all (a config only ever meets its own setup).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const PLUGINS: readonly PluginSetup<any>[] = [
+  reload,
+  bind,
+  ready,
+  health,
+  prometheus,
+  errors,
+  log,
+  loadbalance,
+  cache,
+  autopath,
+  kubernetes,
+  loop,
+  forward,
+];

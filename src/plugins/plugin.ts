@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Directive } from '../corefile/types.js';
-import type { StoreView } from '../store/index.js';
+import type { ServiceRecord, StoreView } from '../store/index.js';
 import type { Message, PreparedAnswer, Question } from '../wire/index.js';
 
 export type { Question } from '../wire/index.js';
@@ -55,6 +55,14 @@ export interface SetupContext {
   readonly log: Logger;
   /** Milliseconds; Date.now in production, a stepped clock in tests. */
   readonly now: () => number;
+  /** The addresses clients reach this server on (the NS glue falls back to them). */
+  readonly selfAddresses: readonly string[];
+  /** The node's resolv.conf: its search domains (which the kubelet appends to pods' own) and its path. */
+  readonly resolvConf: { readonly path: string; readonly search: readonly string[] };
+  /** The config another plugin of the same server block was given (autopath reads kubernetes'), if it has one. */
+  configOf(plugin: string): unknown;
+  /** Answers in place of a ClusterIP service's cluster IPs: the dev command's loopback addresses. */
+  readonly virtualIPs?: (service: ServiceRecord) => readonly string[];
 }
 
 /** A plugin as it runs in one server block. */
@@ -63,6 +71,8 @@ export interface RunningPlugin {
   readonly handler?: Handler;
   /** Why it is not ready yet (reported by name on /ready, as CoreDNS's ready plugin does), or undefined. */
   notReady?(): string | undefined;
+  /** Problems that do not stop it answering (a forwarding loop), listed under /ready's 200. */
+  warnings?(): readonly string[];
   start?(): Promise<void>;
   close?(): void | Promise<void>;
 }
@@ -74,6 +84,8 @@ export interface RunningPlugin {
  */
 export interface PluginSetup<Config = unknown> {
   readonly name: string;
+  /** Plugins that must be in the same server block (autopath needs kubernetes). */
+  readonly requires?: readonly string[];
   parse(directives: readonly Directive[], zones: readonly string[]): Config;
   create(config: Config, context: SetupContext): RunningPlugin;
 }

@@ -12,6 +12,7 @@ import type { Client, Next, Reply, Result } from '../plugins/plugin.js';
 import type { QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
+  isInZone,
   keyToName,
   newQuery,
   ParseOutcome,
@@ -49,11 +50,29 @@ const TRANSFER_TYPES = new Set([251, 252]);
 /** At most one "a plugin threw" log line per this many milliseconds: a bug must not flood the logs. */
 const PLUGIN_ERROR_LOG_INTERVAL_MS = 10_000;
 
+/** A server block's zone on one listener, and its plugins composed (plugins/chain.ts). */
+export interface ZoneRoute {
+  /** Wire key of the zone (the root for `.`). */
+  readonly zoneKey: string;
+  readonly chain: Next;
+}
+
 export class QueryAnswerer {
   private lastPluginErrorLog = -Infinity;
+  private readonly routes: ReadonlyArray<readonly ZoneRoute[]>;
 
-  /** `chain`: the plugins of the server, composed (plugins/chain.ts). */
-  constructor(private readonly chain: Next, private readonly options: AnswererOptions) {}
+  /**
+   * `routes`: per listener (Arrival.listener), the zones served there; a query goes to the most specific zone
+   * that holds its name (CoreDNS's server-block choice), REFUSED when none does.
+   */
+  constructor(routes: ReadonlyArray<readonly ZoneRoute[]>, private readonly options: AnswererOptions) {
+    this.routes = routes.map((zones) => [...zones].sort((a, b) => b.zoneKey.length - a.zoneKey.length));
+  }
+
+  private chainFor(listener: number, key: string): Next | undefined {
+    for (const route of this.routes[listener] ?? []) if (isInZone(key, route.zoneKey)) return route.chain;
+    return undefined;
+  }
 
   /**
    * Answers `packet` through `send`, now or later; returns false when the packet gets no reply at all (too
@@ -89,7 +108,8 @@ export class QueryAnswerer {
         else if (q.qtype === RRType.OPT) resolved = FORMERR;
         else if (!TRANSFER_TYPES.has(q.qtype)) {
           try {
-            resolved = this.chain(q, client);
+            const chain = this.chainFor(arrival.listener, q.key);
+            if (chain !== undefined) resolved = chain(q, client);
           } catch (error) {
             resolved = this.pluginFailed(error, q);
           }

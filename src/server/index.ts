@@ -15,7 +15,7 @@ import type { HostPort } from '../ip.js';
 import { frameTcp } from '../wire/index.js';
 import type { Arrival, Client, QueryAnswerer } from './answer-query.js';
 
-export { QueryAnswerer, type AnswererOptions } from './answer-query.js';
+export { QueryAnswerer, type AnswererOptions, type ZoneRoute } from './answer-query.js';
 
 export interface DnsServerOptions {
   readonly listen: readonly ListenAddress[];

@@ -134,11 +134,15 @@ function fileOrData(file: string | undefined | null, data: string | undefined | 
  * set; else $KUBECONFIG (several files joined by the path delimiter are merged) or ~/.kube/config. Throws
  * ConfigError naming what was tried when none is usable.
  */
-export function loadKubeConfig(path?: string): KubeAccess {
+export function loadKubeConfig(path?: string, endpoint?: string): KubeAccess {
   let origin: string;
   let parts: ConfigParts;
   try {
-    if (path !== undefined) {
+    if (endpoint !== undefined && path === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
+      // The kubernetes plugin's `endpoint` alone: an API server reached without credentials (kubectl proxy).
+      origin = `endpoint ${endpoint}`;
+      parts = { clusters: [{ name: 'endpoint', server: endpoint, skipTLSVerify: false }], users: [], contexts: [{ name: 'endpoint', cluster: 'endpoint', user: '' }], currentContext: 'endpoint' };
+    } else if (path !== undefined) {
       origin = `--kubeconfig ${path}`;
       parts = readConfigFile(path);
     } else if (process.env.KUBERNETES_SERVICE_HOST) {
@@ -163,6 +167,11 @@ export function loadKubeConfig(path?: string): KubeAccess {
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(`cannot load the kubeconfig from ${origin!}: ${(error as Error).message}`);
+  }
+  if (endpoint !== undefined) {
+    // `endpoint URL` overrides the server of the kubeconfig's (or the service account's) current cluster.
+    const current = parts.contexts.find((entry) => entry.name === parts.currentContext)?.cluster;
+    parts = { ...parts, clusters: parts.clusters.map((cluster) => (cluster.name === current ? { ...cluster, server: endpoint } : cluster)) };
   }
   return accessOf(parts, origin);
 }

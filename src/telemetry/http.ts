@@ -17,10 +17,11 @@ export interface Readiness {
   warnings?(): readonly string[];
 }
 
+/** Where each endpoint listens; an endpoint not given is not served (its plugin is not in the Corefile). */
 export interface EndpointAddresses {
-  readonly health: ListenAddress;
-  readonly ready: ListenAddress;
-  readonly metrics: ListenAddress;
+  readonly health?: ListenAddress;
+  readonly ready?: ListenAddress;
+  readonly metrics?: ListenAddress;
 }
 
 type Route = '/health' | '/ready' | '/metrics';
@@ -34,8 +35,9 @@ export class TelemetryEndpoints {
 
   async start(addresses: EndpointAddresses): Promise<void> {
     const groups = new Map<string, { address: ListenAddress; routes: Route[] }>();
-    const entries: Array<[Route, ListenAddress]> = [['/health', addresses.health], ['/ready', addresses.ready], ['/metrics', addresses.metrics]];
+    const entries: Array<[Route, ListenAddress | undefined]> = [['/health', addresses.health], ['/ready', addresses.ready], ['/metrics', addresses.metrics]];
     for (const [route, address] of entries) {
+      if (address === undefined) continue;
       const key = `${address.host}|${address.port}`;
       const group = groups.get(key) ?? { address, routes: [] };
       group.routes.push(route);

@@ -59,3 +59,16 @@ export function countedElsewhere(registry: Registry, name: string, help: string,
     this.inc(read());
   } });
 }
+
+const shared = new WeakMap<Registry, Map<string, unknown>>();
+
+/**
+ * One `create()` per registry and name: a plugin in several server blocks registers its metrics once, and each
+ * instance adds its own source to what `create` returned (the series then sum over the instances).
+ */
+export function perRegistry<T>(registry: Registry, name: string, create: () => T): T {
+  let byName = shared.get(registry);
+  if (byName === undefined) shared.set(registry, (byName = new Map()));
+  if (!byName.has(name)) byName.set(name, create());
+  return byName.get(name) as T;
+}

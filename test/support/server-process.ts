@@ -37,6 +37,11 @@ export interface StartOptions {
   readonly nodeArgs?: readonly string[];
   /** Added to the environment the server gets. */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Run `clusterdns -conf PATH` (CoreDNS's command line) instead: the Corefile says every address, so nothing else
+   * is added; it must itself listen on loopback only and forward to loopback upstreams only.
+   */
+  readonly corefile?: string;
 }
 
 export async function startServer(args: readonly string[], host = '127.0.0.1', options: StartOptions = {}): Promise<ServerProcess> {
@@ -48,7 +53,9 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
   // Tests never forward to the machine's own resolver: without an --upstream or a --resolv-conf of the test's
   // own, none at all.
   const upstream = command === 'proxy' || args.includes('--upstream') || args.includes('--resolv-conf') ? [] : ['--upstream', 'none'];
-  const argv = [...(options.nodeArgs ?? []), CLI, command, ...listen, ...http, '--log-level', 'debug', ...upstream, ...args];
+  const argv = options.corefile !== undefined
+    ? [...(options.nodeArgs ?? []), CLI, '-conf', options.corefile]
+    : [...(options.nodeArgs ?? []), CLI, command, ...listen, ...http, '--log-level', 'debug', ...upstream, ...args];
   const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
   const env = { ...process.env, ...options.env };
   const child = options.netns === undefined
@@ -131,7 +138,7 @@ export async function freePort(): Promise<number> {
 /** Runs the CLI to completion (for startup failures and --help). */
 export async function runCli(args: readonly string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // As startServer: a serve that gets going must not forward to the machine's own resolver.
-  const safe = (args[0] === 'serve' || args[0] === 'dev') && !args.includes('--upstream') ? [...args, '--upstream', 'none'] : args;
+  const safe = (args[0] === 'serve' || args[0] === 'dev') && !args.includes('--upstream') && !args.includes('--conf') ? [...args, '--upstream', 'none'] : args;
   const child = spawn(process.execPath, [CLI, ...safe], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -20,8 +20,17 @@ export interface CacheOptions {
   readonly maxEntries: number;
   readonly maxTtl: number;
   readonly maxNegativeTtl: number;
+  /** Answers with a shorter TTL are kept this long (CoreDNS's MINTTL, default 5); seconds. */
+  readonly minTtl?: number;
+  readonly minNegativeTtl?: number;
   /** How long after expiry an entry may still be served when upstreams fail (0: never). Seconds. */
   readonly serveStale: number;
+  /** Refetch an entry asked `amount` times once `fraction` of its TTL is left; undefined: never. */
+  readonly prefetch?: { readonly amount: number; readonly fraction: number };
+  /** How long a SERVFAIL is kept (0: never); default SERVFAIL_SECONDS. */
+  readonly servfailTtl?: number;
+  /** Serve the TTL the upstream gave instead of counting it down (CoreDNS's keepttl). */
+  readonly keepTtl?: boolean;
   /** Milliseconds since some epoch; Date.now in production, a stepped clock in tests. */
   readonly now: () => number;
 }
@@ -60,11 +69,7 @@ export interface CacheHit {
 const SERVFAIL_SECONDS = 5;
 /** RFC 8767 §4: a stale answer goes out with this TTL. */
 const STALE_TTL = 30;
-/** Prefetch when at most this fraction of the TTL is left... */
-const PREFETCH_FRACTION = 0.1;
-/** ...the entry has been asked this often since it was stored... */
-const PREFETCH_MIN_HITS = 2;
-/** ...and its TTL is long enough that a refetch is worth it. */
+/** Prefetch only entries whose TTL is long enough that a refetch is worth it. */
 const PREFETCH_MIN_TTL = 10;
 
 /**
@@ -107,8 +112,9 @@ export class AnswerCache {
     }
     this.hitCounts[entry.kind]++;
     entry.hits++;
-    const prefetch = entry.kind === 'success' && !entry.prefetching && entry.hits >= PREFETCH_MIN_HITS &&
-      entry.ttl >= PREFETCH_MIN_TTL && entry.ttl - age <= entry.ttl * PREFETCH_FRACTION;
+    const policy = this.options.prefetch;
+    const prefetch = policy !== undefined && entry.kind === 'success' && !entry.prefetching && entry.hits >= policy.amount &&
+      entry.ttl >= PREFETCH_MIN_TTL && entry.ttl - age <= entry.ttl * policy.fraction;
     if (prefetch) {
       entry.prefetching = true;
       this.prefetches++;
@@ -168,21 +174,22 @@ export class AnswerCache {
   }
 
   private lifetime(kind: EntryKind, message: Message): number {
-    if (kind === 'servfail') return SERVFAIL_SECONDS;
+    if (kind === 'servfail') return this.options.servfailTtl ?? SERVFAIL_SECONDS;
     if (kind === 'success') {
       let ttl = this.options.maxTtl;
       for (const record of message.answer) ttl = Math.min(ttl, record.ttl);
-      return ttl;
+      return Math.max(ttl, Math.min(this.options.minTtl ?? 0, this.options.maxTtl));
     }
     const soa = message.authority.find((record) => record.type === RRType.SOA);
     if (soa === undefined) return 0;
     // The SOA's MINIMUM is its RDATA's last four bytes.
     const minimum = soa.rdata.readUInt32BE(soa.rdata.length - 4);
-    return Math.min(soa.ttl, minimum, this.options.maxNegativeTtl);
+    return Math.max(Math.min(soa.ttl, minimum, this.options.maxNegativeTtl), Math.min(this.options.minNegativeTtl ?? 0, this.options.maxNegativeTtl));
   }
 
   /** The entry's answer with TTLs counted down by `age` seconds, prepared once per second of age. */
   private answerOf(entry: Entry, age: number): PreparedAnswer {
+    if (this.options.keepTtl === true) age = 0;
     if (entry.prepared === undefined || entry.preparedAge !== age) {
       entry.prepared = prepareMessage(entry.message, (record) => Math.max(0, Math.min(record.ttl, entry.ttl) - age));
       entry.preparedAge = age;
@@ -190,6 +197,34 @@ export class AnswerCache {
     return entry.prepared;
   }
 }
+
+/**
+ * Which names the cache plugin looks at: those under its zones, except the live zones (answered from the store
+ * after it: a lookup there always misses, so it is skipped); and which replies it keeps (`disable success|denial`).
+ */
+export class CacheScope {
+  /** Wire keys: `zones` cached (root: all), `live` never looked up, and the zones each kind is not kept for. */
+  constructor(
+    private readonly zones: readonly string[],
+    private readonly live: readonly string[],
+    private readonly disabled: { readonly success: readonly string[]; readonly denial: readonly string[] },
+  ) {}
+
+  caches(key: string): boolean {
+    for (const zone of this.live) if (isInZone(key, zone)) return false;
+    for (const zone of this.zones) if (isInZone(key, zone)) return true;
+    return false;
+  }
+
+  keeps(key: string, message: Message): boolean {
+    const kind = kindOf(message);
+    const disabled = kind === 'success' ? this.disabled.success : kind === 'denial' ? this.disabled.denial : [];
+    for (const zone of disabled) if (isInZone(key, zone)) return false;
+    return true;
+  }
+}
+
+const NO_SCOPE = new CacheScope(['\0'], [], { success: [], denial: [] });
 
 /**
  * The cache plugin: a hit is answered at once (asking for a refetch of a popular entry near its end); a miss goes
@@ -204,10 +239,10 @@ export class CacheHandler implements Handler {
    * `liveZones`: wire keys of zones answered from live state by a plugin after this one, whose answers are never
    * kept; their questions skip the lookup (a miss, always), so the cluster zone pays nothing for the cache.
    */
-  constructor(private readonly cache: AnswerCache, private readonly liveZones: readonly string[] = []) {}
+  constructor(private readonly cache: AnswerCache, private readonly scope: CacheScope = NO_SCOPE) {}
 
   resolve(q: Question, client: Client, next: Next): Result {
-    for (const zone of this.liveZones) if (isInZone(q.key, zone)) return next(q, client);
+    if (!this.scope.caches(q.key)) return next(q, client);
     const hit = this.cache.get(q);
     if (hit !== undefined) {
       if (hit.prefetch) this.refetch(q, client, next);
@@ -218,7 +253,7 @@ export class CacheHandler implements Handler {
   }
 
   private keep(q: Question, reply: Reply): Reply {
-    if (reply.message !== undefined) return { ...reply, answer: this.cache.store(q, reply.message) };
+    if (reply.message !== undefined && this.scope.keeps(q.key, reply.message)) return { ...reply, answer: this.cache.store(q, reply.message) };
     if (reply.answer.rcode !== Rcode.SERVFAIL) return reply;
     const stale = this.cache.stale(q);
     return stale === undefined ? reply : { answer: stale, plugin: this.name };
@@ -227,7 +262,7 @@ export class CacheHandler implements Handler {
   private refetch(q: Question, client: Client, next: Next): void {
     const failed = (): void => this.cache.prefetchFailed(q);
     Promise.resolve(next(q, client)).then((reply) => {
-      if (reply.message !== undefined) this.cache.store(q, reply.message);
+      if (reply.message !== undefined && this.scope.keeps(q.key, reply.message)) this.cache.store(q, reply.message);
       else failed();
     }, failed);
   }

@@ -1,9 +1,35 @@
 /** The cache plugin's metrics, with CoreDNS's names and labels, read from the cache's counters at scrape time. */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { countedElsewhere } from '../../telemetry/index.js';
+import { countedElsewhere, perRegistry } from '../../telemetry/index.js';
 import type { CacheStats } from './index.js';
 
-export function registerCacheMetrics(registry: Registry, cacheStats: () => CacheStats): void {
+/** Registers the cache metrics once per registry; every cache's counts are summed into them. */
+export function registerCacheMetrics(registry: Registry, stats: () => CacheStats): void {
+  perRegistry(registry, 'cache', () => {
+    const sources: Array<() => CacheStats> = [];
+    register(registry, () => sum(sources.map((source) => source())));
+    return sources;
+  }).push(stats);
+}
+
+function sum(all: readonly CacheStats[]): CacheStats {
+  const kinds = (pick: (stats: CacheStats) => Readonly<Record<string, number>>): Record<'success' | 'denial' | 'servfail', number> => ({
+    success: all.reduce((total, stats) => total + (pick(stats).success ?? 0), 0),
+    denial: all.reduce((total, stats) => total + (pick(stats).denial ?? 0), 0),
+    servfail: all.reduce((total, stats) => total + (pick(stats).servfail ?? 0), 0),
+  });
+  const total = (pick: (stats: CacheStats) => number): number => all.reduce((sum, stats) => sum + pick(stats), 0);
+  return {
+    entries: kinds((stats) => stats.entries),
+    hits: kinds((stats) => stats.hits),
+    misses: total((stats) => stats.misses),
+    requests: total((stats) => stats.requests),
+    prefetches: total((stats) => stats.prefetches),
+    servedStale: total((stats) => stats.servedStale),
+  };
+}
+
+function register(registry: Registry, cacheStats: () => CacheStats): void {
   const counter = (name: string, help: string, read: (stats: CacheStats) => number): void =>
     countedElsewhere(registry, name, help, () => read(cacheStats()));
   new Gauge({

@@ -50,6 +50,10 @@ export interface ForwarderOptions {
   /** All tries of one question end by then; the client gets SERVFAIL (or a stale answer). */
   readonly deadlineMs: number;
   readonly maxConcurrent: number;
+  /** Wire keys of zones never forwarded (CoreDNS's `except`): their names go on to the next plugin. */
+  readonly except?: readonly string[];
+  /** How often a down upstream is probed; PROBE_INTERVAL_MS by default (CoreDNS's `health_check`). */
+  readonly probeIntervalMs?: number;
   readonly observer: ForwardObserver;
   readonly log: Logger;
   /** In [0, 1); Math.random in production. */
@@ -185,7 +189,7 @@ export class Forwarder implements Handler {
     const probed = this.loopProbes.get(q.key);
     if (probed !== undefined) return this.loopFound(probed);
     const group = this.groupFor(q.key);
-    if (group === undefined) return next(q, client);
+    if (group === undefined || this.excepted(q.key)) return next(q, client);
     const question = upstreamQuestion(q);
     // Name, type, class, DO and CD: what the upstream's answer can depend on.
     const coalesceKey = `${q.key}${String.fromCharCode(q.qtype, q.qclass)}${question.dnssecOk ? 1 : 0}${question.checkingDisabled ? 1 : 0}`;
@@ -201,6 +205,11 @@ export class Forwarder implements Handler {
     const answer = this.ask(group, question).finally(() => this.inFlight.delete(coalesceKey));
     this.inFlight.set(coalesceKey, answer);
     return answer;
+  }
+
+  private excepted(key: string): boolean {
+    for (const zone of this.options.except ?? []) if (isInZone(key, zone)) return true;
+    return false;
   }
 
   private groupFor(key: string): Group | undefined {
@@ -247,7 +256,8 @@ export class Forwarder implements Handler {
 
   private failed(upstream: Upstream, error: ExchangeError): void {
     upstream.fails++;
-    if (upstream.down || upstream.fails < this.options.maxFails) return;
+    // max_fails 0: never marked down (CoreDNS's meaning).
+    if (upstream.down || this.options.maxFails === 0 || upstream.fails < this.options.maxFails) return;
     upstream.down = true;
     this.options.log.warn({ upstream: upstream.to, fails: upstream.fails, err: error.message }, 'upstream marked down; probing it until it answers');
     this.probe(upstream);
@@ -269,7 +279,7 @@ export class Forwarder implements Handler {
           this.probe(upstream);
         },
       );
-    }, PROBE_INTERVAL_MS);
+    }, this.options.probeIntervalMs ?? PROBE_INTERVAL_MS);
     upstream.probing.unref();
   }
 

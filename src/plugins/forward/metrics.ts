@@ -3,11 +3,24 @@
  * plus our upstream-state and coalescing ones. The forwarder reports through the ForwardObserver returned here.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { perRegistry } from '../../telemetry/index.js';
 import { rcodeName } from '../../wire/index.js';
 import type { ForwardObserver, UpstreamState } from './index.js';
 
-/** Registers CoreDNS's forward metrics and ours; returns the observer the forwarder reports to. */
-export function registerForwardMetrics(registry: Registry, upstreamStates: () => readonly UpstreamState[]): ForwardObserver {
+/**
+ * Registers CoreDNS's forward metrics and ours, once per registry; returns the observer a forwarder reports to
+ * (shared by every forwarder: the series are per upstream).
+ */
+export function registerForwardMetrics(registry: Registry, states: () => readonly UpstreamState[]): ForwardObserver {
+  const shared = perRegistry(registry, 'forward', () => {
+    const sources: Array<() => readonly UpstreamState[]> = [];
+    return { sources, observer: register(registry, () => sources.flatMap((source) => source())) };
+  });
+  shared.sources.push(states);
+  return shared.observer;
+}
+
+function register(registry: Registry, upstreamStates: () => readonly UpstreamState[]): ForwardObserver {
   const requests = new Counter({ name: 'coredns_forward_requests_total', help: 'Counter of requests made per upstream.', labelNames: ['to'], registers: [registry] });
   const responses = new Counter({ name: 'coredns_forward_responses_total', help: 'Counter of responses received per upstream.', labelNames: ['to', 'rcode'], registers: [registry] });
   const duration = new Histogram({

@@ -3,18 +3,24 @@
  * goes on to `next`. An ExternalName answer names a CNAME target outside our zones; the target is asked of
  * `next` (the forwarder, when there is one) and the two answers go out as one reply.
  */
-import { prepareAnswer, preparedRecords, Rcode, type PreparedAnswer } from '../../wire/index.js';
+import { isInZone, prepareAnswer, preparedRecords, Rcode, type PreparedAnswer } from '../../wire/index.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
 import type { ClusterResolver } from './index.js';
 
 export class KubernetesHandler implements Handler {
   readonly name = 'kubernetes';
 
-  constructor(private readonly zone: ClusterResolver) {}
+  /**
+   * `zones`: wire keys of the zones it answers (the cluster domain, and the reverse zones it was given);
+   * `fallthrough`: those whose NXDOMAIN goes on to `next` instead.
+   */
+  constructor(private readonly zone: ClusterResolver, private readonly zones: readonly string[], private readonly fallthrough: readonly string[] = []) {}
 
   resolve(q: Question, client: Client, next: Next): Result {
+    if (!this.answers(q.key)) return next(q, client);
     const answer = this.zone.resolve(q);
     if (answer === undefined) return next(q, client);
+    if (answer.rcode === Rcode.NXDOMAIN && this.fallthrough.length > 0 && this.fallsThrough(q.key)) return next(q, client);
     const own: Reply = { answer, plugin: this.name };
     const targetKey = answer.chaseTarget;
     if (targetKey === undefined) return own;
@@ -23,6 +29,16 @@ export class KubernetesHandler implements Handler {
       : { answer: mergeBehindCname(q.key, q.qtype, answer, targetKey, target.answer), plugin: this.name });
     const target = next({ ...q, key: targetKey }, client);
     return target instanceof Promise ? target.then(merge) : merge(target);
+  }
+
+  private answers(key: string): boolean {
+    for (const zone of this.zones) if (isInZone(key, zone)) return true;
+    return false;
+  }
+
+  private fallsThrough(key: string): boolean {
+    for (const zone of this.fallthrough) if (isInZone(key, zone)) return true;
+    return false;
   }
 }
 

@@ -1,0 +1,131 @@
+/**
+ * The kubernetes plugin's setup: its Corefile stanza (or the flags that build one) → a frozen config, and the
+ * running plugin over the store. Syntax (CoreDNS's, with the options clusterdns honours):
+ *
+ *   kubernetes [ZONES...] {
+ *     kubeconfig PATH          endpoint URL            namespaces NAMESPACE...
+ *     pods disabled|insecure|verified                  ttl SECONDS
+ *     fallthrough [ZONES...]   startup_timeout DURATION
+ *     manifests PATH           (clusterdns: serve manifest files instead of a cluster)
+ *   }
+ *
+ * ZONES default to the server block's; one of them is the cluster domain, the others may be in-addr.arpa and
+ * ip6.arpa. Options CoreDNS has that clusterdns does not honour (tls, labels, namespace_labels, noendpoints,
+ * endpoint_pod_names, ignore empty_service, kubeconfig's CONTEXT) stop start-up with an error naming them.
+ */
+import { isNamespaceName } from '../../config/index.js';
+import { pluginError } from '../../corefile/errors.js';
+import type { Directive } from '../../corefile/types.js';
+import { nameToKey } from '../../wire/index.js';
+import type { PluginSetup } from '../plugin.js';
+import { choice, durationMs, integer, optionLines, single, zoneCovers, zoneName } from '../setup-values.js';
+import { KubernetesHandler } from './handler.js';
+import { ClusterResolver, type PodMode } from './index.js';
+import { registerKubernetesMetrics } from './metrics.js';
+
+export interface KubernetesConfig {
+  /** The cluster domain, without the trailing dot: `cluster.local`. */
+  readonly zone: string;
+  /** Every zone answered, absolute: the cluster domain and the reverse zones listed. */
+  readonly zones: readonly string[];
+  readonly ttl: number;
+  readonly pods: PodMode;
+  /** Zones whose NXDOMAIN goes on to the next plugin instead. */
+  readonly fallthrough: readonly string[];
+  readonly source:
+    | { readonly kind: 'manifests'; readonly path: string }
+    | { readonly kind: 'cluster'; readonly kubeconfig: string | undefined; readonly endpoint: string | undefined; readonly namespaces: readonly string[] };
+}
+
+const REVERSE = ['in-addr.arpa.', 'ip6.arpa.'];
+const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests'];
+const NOT_HONOURED: Readonly<Record<string, string>> = {
+  tls: 'client certificates go in a kubeconfig (kubeconfig PATH)',
+  labels: 'every service is served',
+  namespace_labels: 'use namespaces NAMESPACE... instead',
+  noendpoints: 'endpoint records are always served',
+  endpoint_pod_names: 'endpoints without a hostname are named by their dashed IP',
+  ignore: 'services without ready endpoints keep their records, as the spec says',
+  multicluster: 'one cluster is served',
+};
+
+function args(plugin: Directive, line: Directive, min: number, max: number, usage: string): readonly string[] {
+  if (line.args.length < min || line.args.length > max) {
+    throw pluginError(plugin, `option "${line.name}" wants ${min === max ? min : `${min} to ${max === Infinity ? 'any' : max}`} argument${max === 1 ? '' : 's'}, got ${line.args.length} (usage: ${usage})`, line);
+  }
+  return line.args;
+}
+
+export const kubernetes: PluginSetup<KubernetesConfig> = {
+  name: 'kubernetes',
+  parse(directives, blockZones) {
+    const plugin = single(directives);
+    const zones = plugin.args.length > 0 ? plugin.args.map((text) => zoneName({ plugin }, text)) : [...blockZones];
+    const forward = zones.filter((zone) => !REVERSE.some((reverse) => zoneCovers(reverse, zone)));
+    if (forward.length !== 1 || forward[0] === '.') {
+      throw pluginError(plugin, `wants exactly one cluster domain besides in-addr.arpa and ip6.arpa, got ${forward.join(' ') || 'none'}`);
+    }
+    for (const zone of zones) {
+      if (forward.includes(zone) || REVERSE.includes(zone)) continue;
+      throw pluginError(plugin, `reverse zone ${zone}: only the whole in-addr.arpa and ip6.arpa are supported`);
+    }
+    let ttl = 5;
+    let pods: PodMode = 'disabled';
+    let fallthrough: string[] = [];
+    let kubeconfig: string | undefined;
+    let endpoint: string | undefined;
+    let manifests: string | undefined;
+    let namespaces: string[] = [];
+    for (const line of (plugin.block ?? [])) {
+      if (NOT_HONOURED[line.name] !== undefined) throw pluginError(plugin, `option "${line.name}" is not supported by clusterdns (${NOT_HONOURED[line.name]})`, line);
+    }
+    for (const line of optionLines(plugin, OPTIONS)) {
+      const at = { plugin, line };
+      switch (line.name) {
+        case 'ttl': ttl = integer(at, args(plugin, line, 1, 1, 'ttl SECONDS')[0]!, 0, 3600); break;
+        case 'pods': pods = choice(at, args(plugin, line, 1, 1, 'pods disabled|insecure|verified')[0]!, ['disabled', 'insecure', 'verified'] as const); break;
+        case 'fallthrough': fallthrough = line.args.length === 0 ? [...zones] : line.args.map((text) => zoneName(at, text)); break;
+        case 'kubeconfig': kubeconfig = args(plugin, line, 1, 1, 'kubeconfig PATH (a CONTEXT is not supported)')[0]; break;
+        case 'endpoint': endpoint = args(plugin, line, 1, 1, 'endpoint URL')[0]; break;
+        case 'manifests': manifests = args(plugin, line, 1, 1, 'manifests PATH')[0]; break;
+        case 'startup_timeout': durationMs(at, args(plugin, line, 1, 1, 'startup_timeout DURATION')[0]!); break;
+        case 'namespaces':
+          namespaces = [...args(plugin, line, 1, Infinity, 'namespaces NAMESPACE...')];
+          for (const namespace of namespaces) if (!isNamespaceName(namespace)) throw pluginError(plugin, `"${namespace}" is not a namespace name`, line);
+          break;
+      }
+    }
+    if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw pluginError(plugin, `endpoint "${endpoint}" is not an http(s) URL`);
+    if (manifests !== undefined && (kubeconfig !== undefined || endpoint !== undefined || namespaces.length > 0)) {
+      throw pluginError(plugin, 'manifests serves files: it cannot go with kubeconfig, endpoint or namespaces');
+    }
+    return Object.freeze({
+      zone: forward[0]!.slice(0, -1),
+      zones: Object.freeze(zones),
+      ttl,
+      pods,
+      fallthrough: Object.freeze(fallthrough),
+      source: manifests !== undefined
+        ? Object.freeze({ kind: 'manifests' as const, path: manifests })
+        : Object.freeze({ kind: 'cluster' as const, kubeconfig, endpoint, namespaces: Object.freeze([...new Set(namespaces)]) }),
+    });
+  },
+  create(config, context) {
+    const reverseFallthrough = REVERSE.every((zone) => config.fallthrough.some((covering) => zoneCovers(covering, zone)));
+    const cluster = new ClusterResolver(context.store, {
+      zone: config.zone,
+      ttl: config.ttl,
+      pods: config.pods,
+      selfAddresses: context.selfAddresses,
+      reverseFallthrough,
+      ...(context.virtualIPs !== undefined && { virtualIPs: context.virtualIPs }),
+    });
+    registerKubernetesMetrics(context.registry, context.store, () => cluster.nameCount);
+    const handler = new KubernetesHandler(cluster, config.zones.map((zone) => nameToKey(zone)), config.fallthrough.map((zone) => nameToKey(zone)));
+    return {
+      handler,
+      notReady: () => (context.store.synced ? undefined : 'kubernetes'),
+      close: () => cluster.close(),
+    };
+  },
+};
