@@ -72,3 +72,12 @@ export function perRegistry<T>(registry: Registry, name: string, create: () => T
   if (!byName.has(name)) byName.set(name, create());
   return byName.get(name) as T;
 }
+
+/** Adds `source` to a shared list of metric sources; the returned function takes it out again (the plugin closed). */
+export function addSource<T>(sources: T[], source: T): () => void {
+  sources.push(source);
+  return () => {
+    const at = sources.indexOf(source);
+    if (at >= 0) sources.splice(at, 1);
+  };
+}

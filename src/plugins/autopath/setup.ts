@@ -25,7 +25,6 @@ export const autopath: PluginSetup<null> = {
   create(_config, context) {
     const kube = context.configOf('kubernetes') as { readonly zone: string; readonly ttl: number };
     const handler = new Autopath(context.store, { zone: kube.zone, hostSearch: context.resolvConf.search, ttl: kube.ttl });
-    registerAutopathMetrics(context.registry, () => handler.completions);
-    return { handler };
+    return { handler, close: registerAutopathMetrics(context.registry, () => handler.completions) };
   },
 };

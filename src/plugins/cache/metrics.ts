@@ -1,15 +1,15 @@
 /** The cache plugin's metrics, with CoreDNS's names and labels, read from the cache's counters at scrape time. */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { countedElsewhere, perRegistry } from '../../telemetry/index.js';
+import { addSource, countedElsewhere, perRegistry } from '../../telemetry/index.js';
 import type { CacheStats } from './index.js';
 
 /** Registers the cache metrics once per registry; every cache's counts are summed into them. */
-export function registerCacheMetrics(registry: Registry, stats: () => CacheStats): void {
-  perRegistry(registry, 'cache', () => {
+export function registerCacheMetrics(registry: Registry, stats: () => CacheStats): () => void {
+  return addSource(perRegistry(registry, 'cache', () => {
     const sources: Array<() => CacheStats> = [];
     register(registry, () => sum(sources.map((source) => source())));
     return sources;
-  }).push(stats);
+  }), stats);
 }
 
 function sum(all: readonly CacheStats[]): CacheStats {

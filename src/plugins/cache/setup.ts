@@ -117,7 +117,7 @@ export const cache: PluginSetup<CacheConfig> = {
   },
   create(config, context) {
     const answers = new AnswerCache({ ...config.options, now: context.now });
-    registerCacheMetrics(context.registry, () => answers.stats());
+    const removeMetrics = registerCacheMetrics(context.registry, () => answers.stats());
     // The kubernetes plugin's zones are answered live: looking them up here would always miss.
     const kube = context.configOf('kubernetes') as { readonly zones: readonly string[] } | undefined;
     const keys = (zones: readonly string[]): string[] => zones.map((zone) => nameToKey(zone));
@@ -125,6 +125,6 @@ export const cache: PluginSetup<CacheConfig> = {
       success: keys(config.disabled.success),
       denial: keys(config.disabled.denial),
     });
-    return { handler: new CacheHandler(answers, scope) };
+    return { handler: new CacheHandler(answers, scope), close: removeMetrics };
   },
 };

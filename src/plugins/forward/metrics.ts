@@ -3,7 +3,7 @@
  * plus our upstream-state and coalescing ones. The forwarder reports through the ForwardObserver returned here.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { perRegistry } from '../../telemetry/index.js';
+import { addSource, perRegistry } from '../../telemetry/index.js';
 import { rcodeName } from '../../wire/index.js';
 import type { ForwardObserver, UpstreamState } from './index.js';
 
@@ -11,13 +11,12 @@ import type { ForwardObserver, UpstreamState } from './index.js';
  * Registers CoreDNS's forward metrics and ours, once per registry; returns the observer a forwarder reports to
  * (shared by every forwarder: the series are per upstream).
  */
-export function registerForwardMetrics(registry: Registry, states: () => readonly UpstreamState[]): ForwardObserver {
+export function registerForwardMetrics(registry: Registry, states: () => readonly UpstreamState[]): { observer: ForwardObserver; remove: () => void } {
   const shared = perRegistry(registry, 'forward', () => {
     const sources: Array<() => readonly UpstreamState[]> = [];
     return { sources, observer: register(registry, () => sources.flatMap((source) => source())) };
   });
-  shared.sources.push(states);
-  return shared.observer;
+  return { observer: shared.observer, remove: addSource(shared.sources, states) };
 }
 
 function register(registry: Registry, upstreamStates: () => readonly UpstreamState[]): ForwardObserver {

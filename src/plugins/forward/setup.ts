@@ -112,6 +112,8 @@ export const forward: PluginSetup<ForwardConfig> = {
   create(config, context) {
     const fixed = 'resolvConf' in config.to ? [] : config.to;
     const root = config.from === '.';
+    let states = (): ReturnType<Forwarder['states']> => [];
+    const metrics = registerForwardMetrics(context.registry, () => states());
     const forwarder: Forwarder = new Forwarder({
       // Names outside FROM have no group, so they go on to the next plugin.
       upstreams: root ? fixed : [],
@@ -123,9 +125,10 @@ export const forward: PluginSetup<ForwardConfig> = {
       maxConcurrent: config.maxConcurrent,
       except: config.except.map((zone) => nameToKey(zone)),
       probeIntervalMs: config.probeIntervalMs,
-      observer: registerForwardMetrics(context.registry, () => forwarder.states()),
+      observer: metrics.observer,
       log: context.log.child({ plugin: 'forward' }),
     });
+    states = () => forwarder.states();
     let stopFollowing = (): void => {};
     return {
       handler: forwarder,
@@ -143,6 +146,7 @@ export const forward: PluginSetup<ForwardConfig> = {
       },
       close() {
         stopFollowing();
+        metrics.remove();
         forwarder.close();
       },
     };

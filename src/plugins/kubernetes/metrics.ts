@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { anyReady, type StoreView } from '../../store/index.js';
-import { perRegistry } from '../../telemetry/index.js';
+import { addSource, perRegistry } from '../../telemetry/index.js';
 
 /** One watched kind's state, as the Kubernetes source reports it. */
 export interface WatchStateView {
@@ -17,12 +17,12 @@ export interface WatchStateView {
 export type ServiceKindLabel = 'cluster_ip' | 'headless_with_selector' | 'headless_without_selector';
 
 /** The zone's gauges: services without a ready endpoint (the "selector matches nothing" case), names served. */
-export function registerKubernetesMetrics(registry: Registry, store: StoreView, clusterNames: () => number): void {
-  perRegistry(registry, 'kubernetes', () => {
+export function registerKubernetesMetrics(registry: Registry, store: StoreView, clusterNames: () => number): () => void {
+  return addSource(perRegistry(registry, 'kubernetes', () => {
     const sources: Array<() => number> = [];
     register(registry, store, () => sources.reduce((sum, source) => sum + source(), 0));
     return sources;
-  }).push(clusterNames);
+  }), clusterNames);
 }
 
 function register(registry: Registry, store: StoreView, clusterNames: () => number): void {

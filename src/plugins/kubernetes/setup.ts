@@ -120,12 +120,15 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       reverseFallthrough,
       ...(context.virtualIPs !== undefined && { virtualIPs: context.virtualIPs }),
     });
-    registerKubernetesMetrics(context.registry, context.store, () => cluster.nameCount);
+    const removeMetrics = registerKubernetesMetrics(context.registry, context.store, () => cluster.nameCount);
     const handler = new KubernetesHandler(cluster, config.zones.map((zone) => nameToKey(zone)), config.fallthrough.map((zone) => nameToKey(zone)));
     return {
       handler,
       notReady: () => (context.store.synced ? undefined : 'kubernetes'),
-      close: () => cluster.close(),
+      close: () => {
+        removeMetrics();
+        cluster.close();
+      },
     };
   },
 };
