@@ -2,6 +2,7 @@
 // process) with the Corefiles clusters ship, watching the test API server over real list and watch, forwarding to a
 // loopback upstream named by a resolv.conf of the test's own, asked by real `dig`. Each Corefile is used as written
 // but for its addresses: ports become free loopback ones and /etc/resolv.conf a file naming the test's upstream.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,34 +13,11 @@ import { FakeKubeApiServer, type KubeObject } from './support/k8s-api-server.js'
 import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
 import { TestUpstream } from './support/upstream.js';
 
+const fixture = (name: string): string => readFileSync(new URL(`./fixtures/corefiles/${name}`, import.meta.url), 'utf8');
 /** kubeadm's Corefile (v1.28 on; kind renders the same), as the `coredns` ConfigMap of kube-system holds it. */
-const KUBEADM = `.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loop
-    reload
-    loadbalance
-}
-`;
-
+const KUBEADM = fixture('kubeadm-cache-disable.Corefile');
 /** The older kubeadm Corefile: `cache 30` caches the cluster zone too (clusterdns never does: it is live). */
-const KUBEADM_OLD = KUBEADM.replace(/cache 30 \{[^}]*\}/, 'cache 30');
+const KUBEADM_OLD = fixture('kubeadm.Corefile');
 
 /** A customised one: a stub domain for the company's own DNS, in a block of its own. */
 const STUB = `${KUBEADM}
@@ -49,6 +27,9 @@ corp.example:53 {
     forward . CORP_UPSTREAM
 }
 `;
+
+/** Corefiles clusters ship: each must serve the cluster zone and forward the rest as written. */
+const SHIPPED = ['kubeadm.Corefile', 'kubeadm-cache-disable.Corefile', 'coredns-deployment.Corefile', 'helm-default.Corefile'];
 
 const ns = (name: string): KubeObject => ({ metadata: { name } });
 const svc = (name: string, clusterIP: string): KubeObject => ({
@@ -97,8 +78,9 @@ async function start(corefile: string): Promise<Running> {
     .replaceAll(':53 {', `:${port} {`)
     .replace('health {', 'health 127.0.0.1:0 {')
     .replace(/^(\s*)ready$/m, '$1ready 127.0.0.1:0')
-    .replace('prometheus :9153', 'prometheus 127.0.0.1:0')
-    .replace('/etc/resolv.conf', join(dir, 'resolv.conf'))
+    .replace(/prometheus \S+/, 'prometheus 127.0.0.1:0')
+    .replace('1.2.3.4', corp.address)
+    .replaceAll('forward . /etc/resolv.conf', `forward . ${join(dir, 'resolv.conf')}`)
     .replace('CORP_UPSTREAM', corp.address)
     // The Corefile binds every address as kubeadm's does; the test's own listen on loopback only.
     .replaceAll(/^(\s*)errors$/gm, '$1errors\n$1bind 127.0.0.1');
@@ -108,6 +90,15 @@ async function start(corefile: string): Promise<Running> {
   await vi.waitFor(async () => expect((await get(server, '/ready')).status).toBe(200), { timeout: 10_000, interval: 50 });
   return { server, upstream, corp };
 }
+
+describe('clusterdns -conf: the Corefiles clusters ship, as written', () => {
+  it.each(SHIPPED)('%s: the cluster zone, and other names through resolv.conf\'s nameserver', async (name) => {
+    const { server, upstream } = await start(fixture(name));
+    expect((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer).toEqual(lines(`web.default.svc.cluster.local. ${name.startsWith('coredns-deployment') ? 5 : 30} IN A 10.96.0.10`));
+    expect((await dig(server.port, ['www.example.test', 'A'])).answer.at(-1)).toMatch(/IN A 192\.0\.2\.10$/);
+    expect(upstream.queriesFor('www.example.test')).toHaveLength(1);
+  });
+});
 
 describe('clusterdns -conf: the kubeadm Corefile', () => {
   it('answers the cluster zone with its ttl, authoritatively, and spreads a headless service over its pods', async () => {
