@@ -11,7 +11,7 @@ import type { ProxyConfig, ServeConfig } from './config/index.js';
 import { planServers, type BlockPlan } from './config/plan.js';
 import { readResolvConf } from './config/resolv-conf.js';
 import { CorefileError } from './corefile/errors.js';
-import { loadCorefile } from './corefile/parser.js';
+import { parseCorefile } from './corefile/parser.js';
 import type { ServerBlock } from './corefile/types.js';
 import { formatHostPort, type HostPort } from './ip.js';
 import { chainOf } from './plugins/chain.js';
@@ -24,6 +24,9 @@ import { PLUGINS } from './plugins/order.js';
 import type { Handler, RunningPlugin } from './plugins/plugin.js';
 import type { PrometheusConfig } from './plugins/prometheus/setup.js';
 import type { ReadyConfig } from './plugins/ready/setup.js';
+import { registerReloadMetrics } from './plugins/reload/metrics.js';
+import type { ReloadConfig } from './plugins/reload/setup.js';
+import { corefileHash, watchCorefile, type CorefileWatch } from './plugins/reload/watch.js';
 import { LoopbackVips, registerProxyMetrics, ServiceProxy, type Dialer } from './proxy/index.js';
 import { DnsServer, QueryAnswerer, type BoundAddress, type ZoneRoute } from './server/index.js';
 import type { KubeSource } from './source/kube.js';
@@ -53,6 +56,8 @@ export interface ServePlan {
   readonly resolvConf: string;
   readonly proxy: ProxyConfig | undefined;
   readonly logLevel: LogLevel;
+  /** The Corefile it came from, and that text's hash (what the reload plugin compares). */
+  readonly corefile?: { readonly path: string; readonly hash: string };
 }
 
 export function version(): string {
@@ -73,8 +78,9 @@ export function planFromFlags(config: ServeConfig, command: 'serve' | 'proxy' | 
 }
 
 /** The plan a Corefile gives (`serve --conf PATH`, `-conf PATH`); what no plugin says keeps its default. */
-export function planFromCorefile(path: string, logLevel: LogLevel): ServePlan {
-  return planOf(loadCorefile(path), {
+export function planFromCorefile(path: string, logLevel: LogLevel, text = readCorefile(path)): ServePlan {
+  return planOf(parseCorefile(text, { file: path }), {
+    corefile: { path, hash: corefileHash(text) },
     answersDns: true,
     tcpIdleTimeoutMs: 10_000,
     maxTcpConnections: 1000,
@@ -82,6 +88,14 @@ export function planFromCorefile(path: string, logLevel: LogLevel): ServePlan {
     proxy: undefined,
     logLevel,
   });
+}
+
+function readCorefile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new CorefileError({ file: path, line: 0 }, `cannot read the Corefile: ${(error as Error).message}`);
+  }
 }
 
 export function planOf(blocks: readonly ServerBlock[], settings: Omit<ServePlan, 'blocks'>): ServePlan {
@@ -133,12 +147,11 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
       const { portForwardDialer } = await import('./source/kube-portforward.js');
       dialer = portForwardDialer(access, (ip, namespace) => store.podAt(ip, namespace));
     }
-    const autopath = pluginConfigs(plan, 'autopath').length > 0;
     const observeProgramming = registerSourceMetrics(registry, () => kube?.states() ?? []);
     kube = new KubeSource(access, store, log.child({ part: 'kube' }), {
       namespaces: source.namespaces,
       // Autopath needs to know which namespace a client's address is a pod of; port-forward, which pod has an address.
-      watchPods: kubeConfig!.pods === 'verified' || autopath || portForward,
+      watchPods: watchesPods(plan) || portForward,
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -151,43 +164,17 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
   // Subscribed before the plugins, so an address is released before anything can ask for it again.
   const vips = plan.proxy?.vip === 'loopback' ? new LoopbackVips(store, plan.proxy.range) : undefined;
   const listen = plan.answersDns ? listenAddresses(plan.blocks) : [];
-  const running: RunningPlugin[] = [];
-  const routes: ZoneRoute[][] = listen.map(() => []);
-  const handlerNames = new Set<string>();
-  for (const block of plan.blocks) {
-    const configs = new Map(block.plugins.map(({ setup, config }) => [setup.name, config]));
-    const context = {
-      zones: block.zones,
-      store,
-      registry,
-      log: log.child({ part: 'plugin' }),
-      now: Date.now,
-      selfAddresses: selfAddresses(listen),
-      resolvConf: { path: plan.resolvConf, search },
-      configOf: (name: string) => configs.get(name),
-      ...(vips !== undefined && { virtualIPs: (service: Parameters<LoopbackVips['addressesOf']>[0]) => vips.addressesOf(service) }),
-    };
-    const plugins = block.plugins.map(({ setup, config }) => setup.create(config, context));
-    running.push(...plugins);
-    const handlers = plugins.flatMap((plugin): Handler[] => (plugin.handler === undefined ? [] : [plugin.handler]));
-    for (const handler of handlers) handlerNames.add(handler.name);
-    const chain = chainOf(handlers);
-    const hosts = (configs.get('bind') as BindConfig | undefined)?.hosts;
-    listen.forEach((address, index) => {
-      if (address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
-      for (const zone of block.zones) routes[index]!.push({ zoneKey: nameToKey(zone), chain });
-    });
-  }
-
+  const parts = { store, registry, log, resolvConf: { path: plan.resolvConf, search }, selfAddresses: selfAddresses(listen), ...(vips !== undefined && { vips }) };
+  let chains = buildChains(plan, listen, parts);
   let server: DnsServer | undefined;
   const telemetry = createTelemetry(registry, {
     version: version(),
     listeners: listen.map(listenerLabels),
-    plugins: [...handlerNames],
+    plugins: PLUGINS.map((setup) => setup.name),
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
   });
   const logQueries = pluginConfigs(plan, 'log').length > 0;
-  const answerer = new QueryAnswerer(routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries });
+  const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries });
   const proxy = plan.proxy === undefined ? undefined : new ServiceProxy(store, {
     ...plan.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
@@ -201,13 +188,13 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     notReadyReason: () => {
       if (lameDuck) return 'lame duck: shutting down';
       if (store.synced) {
-        const waiting = running.map((plugin) => plugin.notReady?.()).filter((reason) => reason !== undefined);
+        const waiting = chains.running.map((plugin) => plugin.notReady?.()).filter((reason) => reason !== undefined);
         return waiting.length === 0 ? undefined : `not ready: ${waiting.join(', ')}`;
       }
       const waiting = kube?.states().filter((state) => !state.synced).map((state) => `${state.kind}s${state.reason ? ` (${state.reason})` : ''}`);
       return `waiting for the first sync of ${waiting?.join(', ') ?? 'the manifests'}`;
     },
-    warnings: () => running.flatMap((plugin) => plugin.warnings?.() ?? []),
+    warnings: () => chains.running.flatMap((plugin) => plugin.warnings?.() ?? []),
   });
 
   const closeAll = async (): Promise<void> => {
@@ -216,12 +203,48 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     await kube?.close();
     manifests?.close();
     proxy?.close();
-    for (const plugin of running) await plugin.close?.();
+    reloading?.close();
+    for (const plugin of chains.running) await plugin.close?.();
     vips?.close();
   };
+  const reloadConfig = pluginConfigs<ReloadConfig>(plan, 'reload')[0];
+  const reloadMetrics = plan.corefile !== undefined && reloadConfig !== undefined ? registerReloadMetrics(registry) : undefined;
+  reloadMetrics?.loaded(plan.corefile!.hash);
+  let current = plan;
+  /** A changed Corefile: parsed and validated whole, then the chains swapped; else the old one keeps serving. */
+  const reload = async (text: string, hash: string): Promise<void> => {
+    let next: ServePlan;
+    try {
+      next = planFromCorefile(current.corefile!.path, current.logLevel, text);
+      const unchanged = sameRuntime(current, next, listen);
+      if (unchanged !== undefined) throw new CorefileError({ file: current.corefile!.path, line: 1 }, `${unchanged} changed: that needs a restart; the running configuration stays`);
+    } catch (error) {
+      reloadMetrics?.failed();
+      log.error({ corefile: current.corefile!.path }, `reload failed, still serving the previous Corefile: ${(error as Error).message}`);
+      return;
+    }
+    const old = chains;
+    const fresh = buildChains(next, listen, parts);
+    try {
+      for (const plugin of fresh.running) await plugin.start?.();
+    } catch (error) {
+      for (const plugin of fresh.running) await plugin.close?.();
+      reloadMetrics?.failed();
+      log.error({ err: error }, 'reload failed, still serving the previous Corefile');
+      return;
+    }
+    chains = fresh;
+    current = next;
+    answerer.setRoutes(fresh.routes);
+    reloadMetrics?.loaded(hash);
+    log.info({ corefile: next.corefile!.path, hash: hash.slice(0, 16) }, 'reloaded the Corefile: new queries use it');
+    // Queries already inside the old chains (waiting on an upstream) finish there before it goes.
+    setTimeout(() => void Promise.all(old.running.map((plugin) => plugin.close?.())), OLD_CHAIN_GRACE_MS).unref();
+  };
+  let reloading: CorefileWatch | undefined;
   let addresses: BoundAddress[];
   try {
-    for (const plugin of running) await plugin.start?.();
+    for (const plugin of chains.running) await plugin.start?.();
     addresses = await server.start();
     telemetry.queries.describeListeners(addresses.map(listenerLabels));
     await endpoints.start({
@@ -231,6 +254,7 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     });
     await kube?.start();
     proxy?.start();
+    if (reloadMetrics !== undefined) reloading = watchCorefile(plan.corefile!.path, plan.corefile!.hash, reloadConfig!, (text, hash) => void reload(text, hash));
   } catch (error) {
     await closeAll();
     throw error;
@@ -260,6 +284,66 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
       return closing;
     },
   };
+}
+
+/** How long a replaced chain's plugins live on after a reload: past any upstream wait a query may be in. */
+const OLD_CHAIN_GRACE_MS = 10_000;
+
+interface ChainParts {
+  readonly store: RecordStore;
+  readonly registry: Registry;
+  readonly log: Logger;
+  readonly resolvConf: { readonly path: string; readonly search: readonly string[] };
+  readonly selfAddresses: readonly string[];
+  readonly vips?: LoopbackVips;
+}
+
+/** Every block's plugins created over the one store, and the zones each listener routes to their chains. */
+function buildChains(plan: ServePlan, listen: readonly HostPort[], parts: ChainParts): { running: RunningPlugin[]; routes: ZoneRoute[][] } {
+  const running: RunningPlugin[] = [];
+  const routes: ZoneRoute[][] = listen.map(() => []);
+  for (const block of plan.blocks) {
+    const configs = new Map(block.plugins.map(({ setup, config }) => [setup.name, config]));
+    const vips = parts.vips;
+    const context = {
+      zones: block.zones,
+      store: parts.store,
+      registry: parts.registry,
+      log: parts.log.child({ part: 'plugin' }),
+      now: Date.now,
+      selfAddresses: parts.selfAddresses,
+      resolvConf: parts.resolvConf,
+      configOf: (name: string) => configs.get(name),
+      ...(vips !== undefined && { virtualIPs: (service: Parameters<LoopbackVips['addressesOf']>[0]) => vips.addressesOf(service) }),
+    };
+    const plugins = block.plugins.map(({ setup, config }) => setup.create(config, context));
+    running.push(...plugins);
+    const chain = chainOf(plugins.flatMap((plugin): Handler[] => (plugin.handler === undefined ? [] : [plugin.handler])));
+    const hosts = (configs.get('bind') as BindConfig | undefined)?.hosts;
+    listen.forEach((address, index) => {
+      if (address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
+      for (const zone of block.zones) routes[index]!.push({ zoneKey: nameToKey(zone), chain });
+    });
+  }
+  return { running, routes };
+}
+
+/** Pods are watched when a pod record must be verified or autopath must know a client's namespace. */
+function watchesPods(plan: ServePlan): boolean {
+  return pluginConfigs<KubernetesConfig>(plan, 'kubernetes').some((config) => config.pods === 'verified') || pluginConfigs(plan, 'autopath').length > 0;
+}
+
+/** What a reload cannot change in a running process, or undefined when `next` keeps all of it. */
+function sameRuntime(current: ServePlan, next: ServePlan, listen: readonly HostPort[]): string | undefined {
+  const described = (addresses: readonly HostPort[]): string => addresses.map(formatHostPort).sort().join(' ');
+  if (described(listenAddresses(next.blocks)) !== described(listen)) return 'the addresses listened on';
+  const source = (plan: ServePlan): string => JSON.stringify(pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0]?.source);
+  if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, manifests or namespaces)';
+  if (!watchesPods(current) && watchesPods(next)) return 'watching pods (pods verified or autopath, newly asked for)';
+  for (const name of ['health', 'ready', 'prometheus']) {
+    if (JSON.stringify(pluginConfigs(current, name)) !== JSON.stringify(pluginConfigs(next, name))) return `the ${name} plugin`;
+  }
+  return undefined;
 }
 
 /** Every (address, port) a block listens on: its `bind` addresses (default every IPv4 address) on its port. */

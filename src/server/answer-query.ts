@@ -59,13 +59,18 @@ export interface ZoneRoute {
 
 export class QueryAnswerer {
   private lastPluginErrorLog = -Infinity;
-  private readonly routes: ReadonlyArray<readonly ZoneRoute[]>;
+  private routes: ReadonlyArray<readonly ZoneRoute[]> = [];
 
   /**
    * `routes`: per listener (Arrival.listener), the zones served there; a query goes to the most specific zone
    * that holds its name (CoreDNS's server-block choice), REFUSED when none does.
    */
   constructor(routes: ReadonlyArray<readonly ZoneRoute[]>, private readonly options: AnswererOptions) {
+    this.setRoutes(routes);
+  }
+
+  /** New chains (a reloaded Corefile) for the next query on; a query already inside a chain finishes there. */
+  setRoutes(routes: ReadonlyArray<readonly ZoneRoute[]>): void {
     this.routes = routes.map((zones) => [...zones].sort((a, b) => b.zoneKey.length - a.zoneKey.length));
   }
 

@@ -1,0 +1,148 @@
+// The reload plugin on the whole process: `clusterdns -conf` with a Corefile that changes under it, while a client
+// sends a steady stream of queries over real UDP. The new configuration must take effect without a lost query and
+// without /ready leaving 200; a Corefile that does not load leaves the old one serving, says so once, and counts it.
+// The ConfigMap case (kubelet swaps a `..data` symlink) must be picked up at once, not at the next poll.
+import { createSocket } from 'node:dgram';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { decodeMessage, encodeQuery, nameToKey } from '../src/wire/index.js';
+import { dig } from './support/dig.js';
+import { get, metrics, value } from './support/http.js';
+import { freePort, startServer, type ServerProcess } from './support/server-process.js';
+
+const DEMO = new URL('../examples/demo-cluster.yaml', import.meta.url).pathname;
+
+const corefile = (port: number, ttl: number, reload = 'reload 2s 100ms', extra = ''): string => `.:${port} {
+    bind 127.0.0.1
+    errors
+    health 127.0.0.1:0
+    ready 127.0.0.1:0
+    prometheus 127.0.0.1:0
+    ${reload}
+    kubernetes cluster.local {
+        manifests ${DEMO}
+        ttl ${ttl}
+    }
+    ${extra}
+}
+`;
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'clusterdns-reload-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function start(path: string): Promise<ServerProcess> {
+  const server = await startServer([], '127.0.0.1', { corefile: path });
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+const ttlOf = async (server: ServerProcess): Promise<number> => Number((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer[0]!.split(' ')[1]);
+
+/** Sends `web.default.svc.cluster.local A` every 2 ms until stopped; counts the queries that got no answer. */
+function steadyClient(port: number): { stop(): Promise<{ sent: number; lost: number; notNoerror: number }> } {
+  const socket = createSocket('udp4');
+  const pending = new Map<number, number>();
+  let sent = 0;
+  let notNoerror = 0;
+  socket.on('message', (packet) => {
+    const reply = decodeMessage(packet);
+    pending.delete(reply.id);
+    if (reply.rcode !== 0) notNoerror++;
+  });
+  let id = 0;
+  const timer = setInterval(() => {
+    id = (id + 1) & 0xffff;
+    pending.set(id, Date.now());
+    sent++;
+    socket.send(encodeQuery({ id, key: nameToKey('web.default.svc.cluster.local'), qtype: 1, qclass: 1, dnssecOk: false, checkingDisabled: false }, 1232), port, '127.0.0.1');
+  }, 2);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      socket.close();
+      return { sent, lost: pending.size, notNoerror };
+    },
+  };
+}
+
+describe('reload: a changed Corefile, without a lost query', () => {
+  it('applies each change while queries keep flowing; /ready stays 200; the loaded hash is reported', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'Corefile');
+    const port = await freePort();
+    await writeFile(path, corefile(port, 5));
+    const server = await start(path);
+    expect(await ttlOf(server)).toBe(5);
+    const firstHash = (await metrics(server)).find((s) => s.name === 'coredns_reload_version_info')?.labels.value;
+    expect(firstHash).toMatch(/^[0-9a-f]{128}$/);
+
+    const client = steadyClient(server.port);
+    let notReady = 0;
+    for (const ttl of [30, 60, 90]) {
+      await writeFile(path, corefile(port, ttl));
+      await vi.waitFor(async () => {
+        if ((await get(server, '/ready')).status !== 200) notReady++;
+        expect(await ttlOf(server)).toBe(ttl);
+      }, { timeout: 8000, interval: 100 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const { sent, lost, notNoerror } = await client.stop();
+    expect(sent).toBeGreaterThan(200);
+    expect(lost).toBe(0);
+    expect(notNoerror).toBe(0);
+    expect(notReady).toBe(0);
+    const samples = await metrics(server);
+    expect(samples.find((s) => s.name === 'coredns_reload_version_info')?.labels.value).not.toBe(firstHash);
+    expect(value(samples, 'coredns_reload_failed_total')).toBe(0);
+    expect(server.logs.filter((line) => line.msg === 'reloaded the Corefile: new queries use it')).toHaveLength(3);
+  });
+
+  it('keeps serving the old configuration when the new one does not load, says where once, and counts it', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'Corefile');
+    const port = await freePort();
+    await writeFile(path, corefile(port, 30));
+    const server = await start(path);
+    await writeFile(path, corefile(port, 30, 'reload 2s 100ms', 'cache 30 {\n        sucess 10\n    }'));
+    const failure = await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('reload failed'), 8000);
+    expect(failure.msg).toMatch(/Corefile:\d+: plugin "cache": unknown option "sucess"/);
+    expect(await ttlOf(server)).toBe(30);
+    expect(value(await metrics(server), 'coredns_reload_failed_total')).toBe(1);
+    expect((await get(server, '/ready')).status).toBe(200);
+    // A change that needs a restart is refused the same way.
+    await writeFile(path, corefile(port + 1, 30));
+    await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('the addresses listened on changed'), 8000);
+    expect(await ttlOf(server)).toBe(30);
+  });
+
+  it('picks up a ConfigMap edit (the kubelet swaps ..data) at once, long before the next poll', async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    // The layout of a ConfigMap volume: Corefile -> ..data/Corefile, ..data -> ..<timestamp>.
+    await mkdir(join(dir, '..v1'));
+    await writeFile(join(dir, '..v1', 'Corefile'), corefile(port, 5, 'reload'));
+    await symlink('..v1', join(dir, '..data'));
+    await symlink('..data/Corefile', join(dir, 'Corefile'));
+    const server = await start(join(dir, 'Corefile'));
+    expect(await ttlOf(server)).toBe(5);
+    await mkdir(join(dir, '..v2'));
+    await writeFile(join(dir, '..v2', 'Corefile'), corefile(port, 45, 'reload'));
+    await symlink('..v2', join(dir, '..data_tmp'));
+    const swapped = Date.now();
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+    await vi.waitFor(async () => expect(await ttlOf(server)).toBe(45), { timeout: 5000, interval: 50 });
+    // `reload` alone polls every 30 s ± 15 s: only the directory watch can have been this quick.
+    expect(Date.now() - swapped).toBeLessThan(5000);
+  });
+});
