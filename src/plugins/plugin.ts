@@ -19,6 +19,8 @@ export type { Question } from '../wire/index.js';
 export interface Client {
   readonly address: string;
   readonly port: number;
+  /** 'tcp' for a TCP connection; absent over UDP, where the socket's own peer object is passed as is (no copy per packet). */
+  readonly transport?: 'tcp';
 }
 
 export interface Reply {

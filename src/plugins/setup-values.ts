@@ -88,3 +88,10 @@ export function single(directives: readonly Directive[]): Directive {
   if (second !== undefined) throw pluginError(second, `appears again in this server block (first at line ${first!.line}); it may appear once`);
   return first!;
 }
+
+/** A plugin that takes no arguments and no block (`loop`, `errors`, `whoami`), once per server block. */
+export function bare(directives: readonly Directive[]): void {
+  const plugin = single(directives);
+  if (plugin.args.length > 0) throw pluginError(plugin, `takes no arguments, got ${plugin.args.length} (usage: ${plugin.name})`);
+  optionLines(plugin, []);
+}

@@ -139,7 +139,7 @@ export class DnsServer {
     socket.setTimeout(this.options.tcpIdleTimeoutMs, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));
-    const client: Client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    const client: Client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, transport: 'tcp' };
     // Replies go out as they are ready: a forwarded answer may follow a later cluster answer (RFC 7766 §7).
     const send = (reply: Buffer): void => {
       if (socket.destroyed) return;
