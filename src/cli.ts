@@ -6,6 +6,7 @@
 import { ClusterDnsError, ConfigError } from './errors.js';
 import { formatHostPort } from './ip.js';
 import { execWithHeapFlags, heapSettings } from './runtime/heap.js';
+import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
 
 // Before the rest loads: a server command without its heap flags is executed again with them (runtime/heap.ts).
 execWithHeapFlags(isCoreDnsFlag(process.argv[2]) ? 'serve' : process.argv[2]);
@@ -68,8 +69,10 @@ async function main(argv: readonly string[]): Promise<void> {
       const plan = config.corefile !== undefined ? planFromCorefile(config.corefile, config.logLevel) : planFromFlags(config, command);
       const running = await serve(plan, log);
       const first = running.addresses[0];
-      if (first !== undefined) {
-        log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${config.corefile === undefined ? config.zone : 'cluster.local'}`);
+      // The hint names the cluster's own zone, and only when a block serves one (a Corefile may have none).
+      const cluster = plan.blocks.flatMap((block) => block.plugins).find((planned) => planned.setup.name === 'kubernetes')?.config as KubernetesConfig | undefined;
+      if (first !== undefined && cluster !== undefined) {
+        log.info(`try: dig @${first.host === '0.0.0.0' ? '127.0.0.1' : first.host === '::' ? '::1' : first.host} -p ${first.port} kubernetes.default.svc.${cluster.zone}`);
       }
       if (command === 'dev' && first !== undefined) {
         const via = config.proxy?.via === 'port-forward' ? "the API server's pod port-forward" : 'pod IPs directly';
