@@ -17,6 +17,7 @@ import type { PluginSetup } from './plugin.js';
 import { prometheus } from './prometheus/setup.js';
 import { ready } from './ready/setup.js';
 import { reload } from './reload/setup.js';
+import { whoami } from './whoami/setup.js';
 
 // Each setup's config type is its own; the list holds them all (a config only ever meets its own setup).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -34,4 +35,5 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   kubernetes,
   loop,
   forward,
+  whoami,
 ];
