@@ -23,7 +23,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # A non-root process loses added capabilities at exec unless the binary carries them: give node the one file
 # capability it needs to bind port 53, as CoreDNS's image does for its binary. It takes effect only where the pod
-# adds NET_BIND_SERVICE (manifests/deployment.yaml); allowPrivilegeEscalation: false does not strip it.
+# adds NET_BIND_SERVICE, as manifests/base/deployment.yaml and kubeadm's CoreDNS Deployment both do;
+# allowPrivilegeEscalation: false does not strip it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libcap2-bin \
  && setcap cap_net_bind_service=+ep /usr/local/bin/node \

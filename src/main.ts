@@ -121,6 +121,21 @@ function processWide<C extends { readonly address: HostPort }>(plan: ServePlan, 
   return configs[0];
 }
 
+/** Where a plan listens: DNS (each block's bind addresses on its port), and the process-wide HTTP endpoints. */
+export interface PlanAddresses {
+  readonly dns: readonly HostPort[];
+  readonly health?: HostPort;
+  readonly ready?: HostPort;
+  readonly metrics?: HostPort;
+}
+
+export function addressesOf(plan: ServePlan): PlanAddresses {
+  const health = processWide<HealthConfig>(plan, 'health')?.address;
+  const ready = processWide<ReadyConfig>(plan, 'ready')?.address;
+  const metrics = processWide<PrometheusConfig>(plan, 'prometheus')?.address;
+  return { dns: listenAddresses(plan.blocks), ...(health && { health }), ...(ready && { ready }), ...(metrics && { metrics }) };
+}
+
 export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer> {
   const store = new RecordStore();
   const registry = new Registry();
@@ -247,10 +262,11 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     for (const plugin of chains.running) await plugin.start?.();
     addresses = await server.start();
     telemetry.queries.describeListeners(addresses.map(listenerLabels));
+    const { health: healthAt, ready: readyAt, metrics: metricsAt } = addressesOf(plan);
     await endpoints.start({
-      ...(health !== undefined && { health: health.address }),
-      ...(processWide<ReadyConfig>(plan, 'ready') !== undefined && { ready: processWide<ReadyConfig>(plan, 'ready')!.address }),
-      ...(processWide<PrometheusConfig>(plan, 'prometheus') !== undefined && { metrics: processWide<PrometheusConfig>(plan, 'prometheus')!.address }),
+      ...(healthAt !== undefined && { health: healthAt }),
+      ...(readyAt !== undefined && { ready: readyAt }),
+      ...(metricsAt !== undefined && { metrics: metricsAt }),
     });
     await kube?.start();
     proxy?.start();
