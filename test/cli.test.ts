@@ -60,6 +60,15 @@ describe('help and version', () => {
       'proxy-vip', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'help']);
   });
 
+  it.each(['serve', 'dev', 'proxy', 'resolve'])('%s --help: every flag has at least two spaces before its text, in one column', async (command) => {
+    const { code, stdout } = await runCli([command, '--help']);
+    expect(code).toBe(0);
+    const rows = stdout.split('\n').filter((line) => line.startsWith('  --')).map((line) => /^( {2}--\S+(?: \S+)?)( {2,})(\S.*)$/.exec(line));
+    expect(rows.length).toBeGreaterThan(3);
+    for (const row of rows) expect(row, 'a flag, two or more spaces, its text').not.toBeNull();
+    expect(new Set(rows.map((row) => row![1]!.length + row![2]!.length)).size, 'the texts start in one column').toBe(1);
+  });
+
   it('help exits 0 and lists the commands on stdout', async () => {
     const { code, stdout, stderr } = await runCli(['help']);
     expect(code).toBe(0);

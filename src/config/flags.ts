@@ -29,12 +29,16 @@ export function parseFlags(command: string, flags: Readonly<Record<string, FlagS
   }
 }
 
-/** The --help text: usage, what the command does, then one line per flag with its default. */
+/**
+ * The --help text: usage, what the command does, then one line per flag with its default. The help column starts
+ * two spaces past the longest flag of the command, so no flag runs into its text however long it grows.
+ */
 export function flagsHelp(usage: string, description: string, flags: Readonly<Record<string, FlagSpec>>): string {
-  const rows = Object.entries(flags).map(([name, spec]) => {
-    const left = `  --${name}${spec.value ? ` ${spec.value}` : ''}`;
+  const lefts = Object.entries(flags).map(([name, spec]) => `  --${name}${spec.value ? ` ${spec.value}` : ''}`);
+  const column = Math.max(...lefts.map((left) => left.length)) + 2;
+  const rows = Object.values(flags).map((spec, index) => {
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    return `${left.padEnd(34)}${spec.help}${def}`;
+    return `${lefts[index]!.padEnd(column)}${spec.help}${def}`;
   });
   return [`Usage: ${usage}`, '', description, '', 'Flags:', ...rows].join('\n');
 }
