@@ -116,6 +116,8 @@ describe('kubeconfig credentials', () => {
     expect(() => kubeConfigFromText('clusters: []\n', 'x')).toThrow(ConfigError);
     expect(() => kubeConfigFromText(kubeconfig('{ server: "ftp://h" }', '{}'), 'x')).toThrow(/is not http\(s\)/);
     expect(() => kubeConfigFromText(kubeconfig('{ server: "http://h" }', '{}'), 'x')).toThrow(/needs insecure-skip-tls-verify/);
+    expect(() => kubeConfigFromText(kubeconfig('{ server: "http://10.0.0.1:8001" }', '{}'), 'x')).toThrow(/needs insecure-skip-tls-verify/);
+    expect(() => kubeConfigFromText(kubeconfig('{ server: "http://127.0.0.2.example:8001" }', '{}'), 'x')).toThrow(/needs insecure-skip-tls-verify/);
     expect(() => kubeConfigFromText('clusters: [{ name: a }]\n', 'x')).toThrow(/clusters\[0\]\.cluster is missing/);
   });
 });

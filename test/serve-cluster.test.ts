@@ -499,6 +499,24 @@ describe('serve --kubeconfig --pods verified', () => {
   });
 });
 
+describe("serve --kubeconfig: kubectl proxy's plain http:// on a loopback address", () => {
+  it('is accepted without insecure-skip-tls-verify, as kubectl accepts it, and says so at debug level', async () => {
+    const api = await startApi(seedWeb);
+    const dir = await mkdtemp(join(tmpdir(), 'clusterdns-kubectl-proxy-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'kubeconfig');
+    // What `kubectl proxy` users write: a server URL and nothing else, no credentials, no TLS settings.
+    expect(api.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    await writeFile(file, `apiVersion: v1\nkind: Config\nclusters: [{ name: proxy, cluster: { server: "${api.url}" } }]\n`
+      + 'users: [{ name: none, user: {} }]\ncontexts: [{ name: proxy, context: { cluster: proxy, user: none } }]\ncurrent-context: proxy\n');
+    const server = await startServer(['--kubeconfig', file]);
+    cleanups.push(() => server.stop());
+    await waitReady(server);
+    expect(lines(...(await query(server, WEB)).answer)).toEqual(WEB_ANSWER);
+    await server.waitForLog((line) => String(line.msg).includes('plain http:// to a loopback address'));
+  });
+});
+
 describe('serve --kubeconfig: a kubeconfig that cannot work', () => {
   const loopback = ['--listen', '127.0.0.1:0', '--health', '127.0.0.1:0', '--ready', '127.0.0.1:0', '--metrics', '127.0.0.1:0'];
 

@@ -15,7 +15,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import yaml from 'js-yaml';
 import type { Authenticator } from '@kubernetes/client-node/dist/auth.js';
 import { newClusters, newContexts, newUsers, type Cluster, type Context, type User } from '@kubernetes/client-node/dist/config_types.js';
@@ -119,7 +119,7 @@ async function createAgent(cluster: Cluster, options: https.AgentOptions): Promi
     const { HttpProxyAgent, HttpsProxyAgent } = await import('hpagent');
     return secure ? new HttpsProxyAgent({ ...options, proxy: cluster.proxyUrl }) : new HttpProxyAgent({ ...options, proxy: cluster.proxyUrl });
   }
-  // checkCluster() allows http:// only with insecure-skip-tls-verify, as the client does.
+  // checkCluster() allows http:// only with insecure-skip-tls-verify, or to a loopback address, as kubectl does.
   return secure ? new https.Agent(options) : new http.Agent(options);
 }
 
@@ -246,6 +246,21 @@ function accessOf(parts: ConfigParts, origin: string): KubeAccess {
   return new KubeAccess(origin, cluster, parts.users.find((entry) => entry.name === context!.user));
 }
 
+/** Plain http:// to this machine (`kubectl proxy` on 127.0.0.1:8001), which kubectl accepts without insecure-skip-tls-verify. */
+export function isPlainLoopback(cluster: Cluster): boolean {
+  try {
+    const url = new URL(cluster.server);
+    return url.protocol === 'http:' && isLoopbackHost(url.hostname);
+  } catch {
+    return false;
+  }
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
+}
+
 export function checkCluster(cluster: Cluster, origin: string): void {
   let url: URL;
   try {
@@ -253,8 +268,9 @@ export function checkCluster(cluster: Cluster, origin: string): void {
   } catch {
     throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" has no valid server URL (${cluster.server})`);
   }
-  if (url.protocol === 'http:' && !cluster.skipTLSVerify) {
-    // As the client: plain HTTP only when the connection is declared unverified anyway.
+  if (url.protocol === 'http:' && !cluster.skipTLSVerify && !isLoopbackHost(url.hostname)) {
+    // As the client: plain HTTP only when the connection is declared unverified anyway, or (as kubectl takes it)
+    // to this machine, where `kubectl proxy` serves.
     throw new ConfigError(`kubeconfig from ${origin}: cluster "${cluster.name}" uses http:// and needs insecure-skip-tls-verify: true`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {

@@ -25,7 +25,7 @@ import {
   type StreamTuning,
 } from './kube-stream.js';
 import type { Json } from './kube-api.js';
-import { checkCluster, type KubeAccess } from './kube-config.js';
+import { checkCluster, isPlainLoopback, type KubeAccess } from './kube-config.js';
 import { toEndpointSlice, toNamespace, toPod, toService } from './objects.js';
 
 export { kubeConfigFromText, loadKubeConfig, type KubeAccess } from './kube-config.js';
@@ -150,6 +150,9 @@ export class KubeSource {
     if (this.closed) throw new ClusterDnsError('E_STATE', 'KubeSource.start() after close()');
     this.started = true;
     checkCluster(this.access.cluster, this.access.origin);
+    if (isPlainLoopback(this.access.cluster) && !this.access.cluster.skipTLSVerify) {
+      this.log.debug({ server: this.access.cluster.server }, 'plain http:// to a loopback address (kubectl proxy?), accepted as kubectl does');
+    }
     const namespaces = this.options.namespaces?.length ? [...new Set(this.options.namespaces)] : undefined;
     this.addKind(NAMESPACES, undefined, namespaces); // cluster-scoped: one watch, filtered here
     this.addKind(SERVICES, namespaces);
