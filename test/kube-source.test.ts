@@ -717,7 +717,8 @@ describe('loadKubeConfig', () => {
 
     expect(() => loadKubeConfig(join(dir, 'missing'))).toThrow(ConfigError);
     const insecure = join(dir, 'insecure');
-    writeFileSync(insecure, server.kubeconfigYaml().replace('    insecure-skip-tls-verify: true\n', ''));
+    // Plain http:// elsewhere than loopback (where kubectl proxy serves, and which is taken as kubectl takes it).
+    writeFileSync(insecure, server.kubeconfigYaml().replace('    insecure-skip-tls-verify: true\n', '').replace('127.0.0.1', '10.0.0.1'));
     expect(() => loadKubeConfig(insecure)).toThrow(/needs insecure-skip-tls-verify/);
   });
 });
