@@ -1,5 +1,10 @@
-/** The record store: merging slices, ready rules, and reconciliation by difference that never drops a survivor. */
+/**
+ * The record store: merging slices, ready rules, reconciliation by difference that never drops a survivor, and
+ * no-op updates that tell no one; and what the cluster zone's prepared answers keep under endpoint churn.
+ */
 import { describe, expect, it } from 'vitest';
+import { ClusterResolver } from '../src/plugins/kubernetes/index.js';
+import { newQuery, nameToKey, preparedRecords, RRClass, RRType, type PreparedAnswer, type Query } from '../src/wire/index.js';
 import { READY, RecordStore, type EndpointSet, type EndpointSliceRecord, type ServiceRecord, type StoreChanges } from '../src/store/index.js';
 
 const service = (name: string, ip: string, namespace = 'default'): ServiceRecord => ({
@@ -87,5 +92,85 @@ describe('RecordStore', () => {
     });
     expect(notifications).toBe(1);
     expect(store.synced).toBe(true);
+  });
+});
+
+describe('RecordStore: updates that change nothing', () => {
+  it('an update that changes nothing stored (a resync, a status or label edit) tells no reader', () => {
+    const store = new RecordStore();
+    store.upsert('service', service('web', '10.96.0.1'));
+    store.upsert('endpointslice', slice('web-1', 'web', [['10.0.0.1', true]]));
+    store.upsert('pod', { namespace: 'default', name: 'web-0', ips: ['10.0.0.1'] });
+    const heard: string[][] = [];
+    store.subscribe((changes) => heard.push([...changes.services]));
+
+    store.upsert('service', service('web', '10.96.0.1'));
+    store.upsert('endpointslice', slice('web-1', 'web', [['10.0.0.1', true]]));
+    store.upsert('pod', { namespace: 'default', name: 'web-0', ips: ['10.0.0.1'] });
+    expect(heard).toEqual([]);
+
+    store.upsert('endpointslice', slice('web-1', 'web', [['10.0.0.1', false]]));
+    expect(heard).toEqual([['default/web']]);
+  });
+});
+
+describe('ClusterResolver under endpoint churn', () => {
+  const question = (name: string, qtype: number): Query => {
+    const q = newQuery();
+    q.key = nameToKey(name);
+    q.qtype = qtype;
+    q.qclass = RRClass.IN;
+    return q;
+  };
+  const WEB = question('web.default.svc.cluster.local', RRType.A);
+  const WEB_AAAA = question('web.default.svc.cluster.local', RRType.AAAA);
+  const DB = question('db.default.svc.cluster.local', RRType.A);
+  const ALIAS = question('alias.default.svc.cluster.local', RRType.A);
+  /** The A records the resolver answers `q` with. */
+  const addresses = (resolver: ClusterResolver, q: Query): string[] =>
+    preparedRecords(q.key, q.qtype, resolver.resolve(q)!).answer.flatMap((record) => (record.type === RRType.A ? [[...record.rdata].join('.')] : []));
+
+  function cluster(now: () => number): { store: RecordStore; resolver: ClusterResolver } {
+    const store = new RecordStore(now);
+    store.upsert('namespace', { name: 'default' });
+    store.upsert('service', service('web', '10.96.0.1'));
+    store.upsert('service', { ...service('db', ''), kind: 'Headless', clusterIPs: [] });
+    store.upsert('endpointslice', slice('db-1', 'db', [['10.0.0.1', true]]));
+    store.upsert('service', { ...service('alias', ''), kind: 'ExternalName', clusterIPs: [], externalName: 'web.default.svc.cluster.local', hasSelector: false });
+    store.markSynced();
+    return { store, resolver: new ClusterResolver(store, { zone: 'cluster.local', ttl: 5, pods: 'disabled', selfAddresses: [] }) };
+  }
+
+  it("a change to one service keeps the other names' prepared answers; the changed name answers anew at once", () => {
+    let now = 1_000_000;
+    const { store, resolver } = cluster(() => now);
+    const web = resolver.resolve(WEB);
+    const webNoData = resolver.resolve(WEB_AAAA);
+    expect(addresses(resolver, DB)).toEqual(['10.0.0.1']);
+
+    now += 10; // the same second: the SOA serial stays
+    store.upsert('endpointslice', slice('db-1', 'db', [['10.0.0.2', true]]));
+    expect(addresses(resolver, DB)).toEqual(['10.0.0.2']);
+    expect(resolver.resolve(WEB), 'web was not touched: its prepared answer stays').toBe(web);
+    expect(resolver.resolve(WEB_AAAA)).toBe(webNoData);
+
+    // A new second moves the SOA serial, which negative answers carry: those are prepared again.
+    now += 1000;
+    store.upsert('endpointslice', slice('db-1', 'db', [['10.0.0.3', true]]));
+    expect(resolver.resolve(WEB_AAAA)).not.toBe(webNoData);
+    const serialOf = (answer: PreparedAnswer | undefined): number => {
+      const soa = preparedRecords(WEB_AAAA.key, RRType.AAAA, answer!).authority[0]!;
+      return soa.rdata.readUInt32BE(soa.rdata.length - 20);
+    };
+    expect(serialOf(resolver.resolve(WEB_AAAA))).toBe(Math.floor(now / 1000));
+  });
+
+  it('an ExternalName that points at another service follows that service at once', () => {
+    let now = 2_000_000;
+    const { store, resolver } = cluster(() => now);
+    expect(addresses(resolver, ALIAS)).toEqual(['10.96.0.1']);
+    now += 10;
+    store.upsert('service', service('web', '10.96.0.2'));
+    expect(addresses(resolver, ALIAS)).toEqual(['10.96.0.2']);
   });
 });

@@ -206,9 +206,8 @@ export class RecordStore implements StoreView {
       for (const record of records) {
         const key = kind === 'namespace' ? record.name : serviceKey((record as ServiceRecord).namespace, record.name);
         seen.add(key);
-        const current = existing.get(key);
-        const stored = kind === 'pod' ? podValue(record as PodRecord) : record;
-        if (current === undefined || !sameRecord(current, stored)) this.upsert(kind, record);
+        // An unchanged record is not touched: upsert ignores it.
+        this.upsert(kind, record);
       }
       for (const key of [...existing.keys()]) {
         if (seen.has(key) || !inScope(key)) continue;
@@ -238,9 +237,14 @@ export class RecordStore implements StoreView {
     if (this.namespaceRecords.delete(name)) this.pendingNamespaces.add(name);
   }
 
+  // The puts below ignore an update that changes nothing stored (a resync, a status or annotation edit): readers
+  // are told of changes only, as CoreDNS compares endpoints before it notifies.
+
   private putService(record: ServiceRecord): void {
     const key = serviceKey(record.namespace, record.name);
-    if (!this.serviceRecords.has(key)) this.countService(record.namespace, +1);
+    const current = this.serviceRecords.get(key);
+    if (current !== undefined && sameRecord(current, record)) return;
+    if (current === undefined) this.countService(record.namespace, +1);
     this.serviceRecords.set(key, record);
     this.pendingServices.add(key);
   }
@@ -262,6 +266,8 @@ export class RecordStore implements StoreView {
 
   private putSlice(record: EndpointSliceRecord): void {
     const key = serviceKey(record.namespace, record.name);
+    const current = this.sliceRecords.get(key);
+    if (current !== undefined && sameRecord(current, record)) return;
     this.dropSlice(key);
     this.sliceRecords.set(key, record);
     const owner = serviceKey(record.namespace, record.serviceName);
@@ -289,6 +295,8 @@ export class RecordStore implements StoreView {
 
   private putPod(record: PodRecord): void {
     const key = serviceKey(record.namespace, record.name);
+    const current = this.podRecords.get(key);
+    if (current !== undefined && sameRecord(current, podValue(record))) return;
     this.dropPod(key);
     this.podRecords.set(key, podValue(record));
     this.podsPerNamespace.set(record.namespace, (this.podsPerNamespace.get(record.namespace) ?? 0) + 1);

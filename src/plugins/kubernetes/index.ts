@@ -81,7 +81,7 @@ export class ClusterResolver {
   /** Sorted hex forms of every indexed address, for "is anything below this reverse name?"; built on demand. */
   private reversePrefixes: { generation: number; v4: string[]; v6: string[] } | undefined;
   /**
-   * Names not in the table, valid for `computedGeneration`: their records and prepared answers by qtype, or
+   * Names not in the table, valid for `computedGeneration` (a value of `changes`): their records and prepared answers by qtype, or
    * null for a name that does not exist, so a repeated unknown name (half of a search-path walk) costs one lookup.
    */
   private computed = new Map<string, { readonly records: ResourceRecord[]; readonly answers: Map<number, PreparedAnswer> } | null>();
@@ -95,7 +95,14 @@ export class ClusterResolver {
   private readonly podZoneKey: string;
   private readonly nsKey: string;
   private readonly hostmasterKey: string;
+  /** Bumped when every prepared answer must go (see apply). */
   private generation = 0;
+  /** The SOA serial the prepared answers of this generation carry. */
+  private preparedSerial = -1;
+  /** Bumped on every store change: what names outside the table (computed) were prepared for. */
+  private changes = 0;
+  /** Names whose prepared answers followed a CNAME to another name of the zone (an ExternalName service). */
+  private readonly chased = new Set<NameNode>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly store: StoreView, private readonly options: ClusterZoneOptions) {
@@ -153,10 +160,33 @@ export class ClusterResolver {
     return zone.reverse !== undefined && this.options.reverseFallthrough === true ? undefined : this.nxdomain(zone, q.key);
   }
 
+  /**
+   * A store change drops the prepared answers of the names it touched (the changed services' names lose them as
+   * their sources are re-attached), not of the whole zone: under endpoint churn the other names keep answering
+   * from what was prepared. The whole zone is prepared again only when something every name may carry changes:
+   * a namespace, the NS glue, or the SOA serial (whole seconds, so at most once a second under churn). Answers
+   * that followed a CNAME into the zone are dropped whenever any service changes. Pod and sync-only batches drop
+   * only the names outside the table (pod names).
+   */
   private apply(changes: StoreChanges): void {
+    const fronting = [...this.fronting].join();
     for (const key of changes.services) this.rebuildService(key);
     for (const namespace of changes.namespaces) this.pinNamespace(namespace);
-    this.generation++;
+    if (changes.services.size > 0) {
+      for (const node of this.chased) node.answers = undefined;
+      this.chased.clear();
+    }
+    const serial = this.serial();
+    if (changes.namespaces.size > 0 || serial !== this.preparedSerial || fronting !== [...this.fronting].join()) {
+      this.generation++;
+      this.preparedSerial = serial;
+    }
+    this.changes++;
+  }
+
+  /** The SOA serial: the store's last change, in whole seconds, as CoreDNS's. */
+  private serial(): number {
+    return Math.floor(this.store.lastChangeMs / 1000) >>> 0;
   }
 
   private rebuildService(key: string): void {
@@ -228,6 +258,8 @@ export class ClusterResolver {
       const chased = this.chase(cname, qtype);
       answer = [cname, ...chased.records];
       chaseTarget = chased.outside;
+      // Its answer holds another name's records: it goes when any service changes (apply).
+      if (chased.outside === undefined) this.chased.add(node);
     } else {
       answer = qtype === RRType.ANY ? records : records.filter((record) => record.data.type === qtype);
     }
@@ -299,9 +331,9 @@ export class ClusterResolver {
 
   /** The answer at a name that is not in the table but may exist (an endpoint, reverse or pod name). */
   private computedAnswer(zone: Zone, key: string, qtype: number): PreparedAnswer | undefined {
-    if (this.computedGeneration !== this.generation || this.computed.size >= COMPUTED_CACHE_LIMIT) {
+    if (this.computedGeneration !== this.changes || this.computed.size >= COMPUTED_CACHE_LIMIT) {
       this.computed = new Map();
-      this.computedGeneration = this.generation;
+      this.computedGeneration = this.changes;
     }
     let name = this.computed.get(key);
     if (name === undefined) {
@@ -365,14 +397,14 @@ export class ClusterResolver {
       if (owners === undefined) return undefined;
       return ownersOf(owners).flatMap((entry) => entry.ptrTargets(ip)).map((target) => ({ owner: key, ttl: this.options.ttl, data: { type: RRType.PTR, target } }));
     }
-    if (this.reversePrefixes?.generation !== this.generation) {
+    if (this.reversePrefixes?.generation !== this.changes) {
       const v4: string[] = [];
       const v6s: string[] = [];
       for (const ip of this.byAddress.keys()) {
         if (ip.includes(':')) v6s.push(ipv6Bytes(ip).toString('hex'));
         else v4.push(ip.split('.').map((octet) => Number(octet).toString(16).padStart(2, '0')).join(''));
       }
-      this.reversePrefixes = { generation: this.generation, v4: v4.sort(), v6: v6s.sort() };
+      this.reversePrefixes = { generation: this.changes, v4: v4.sort(), v6: v6s.sort() };
     }
     const sorted = v6 ? this.reversePrefixes.v6 : this.reversePrefixes.v4;
     let low = 0;
@@ -388,7 +420,7 @@ export class ClusterResolver {
   /** SOA and NS of a zone apex. The serial moves with every store change, as CoreDNS's does. */
   private apexRecords(owner: string): ResourceRecord[] {
     const ttl = this.options.ttl;
-    const serial = Math.floor(this.store.lastChangeMs / 1000) >>> 0;
+    const serial = this.serial();
     return [
       {
         owner,

@@ -24,7 +24,10 @@ export class NameNode {
   children = 0;
   /** Holds that keep the node alive on their own (zone apex, the `<ns>.svc` name of an existing namespace). */
   pins = 0;
-  /** Prepared answers by qtype, valid for `generation`; made when the name is first asked (most never are). */
+  /**
+   * Prepared answers by qtype, valid for `generation` and until the node's sources or pins change (which drops
+   * them); made when the name is first asked (most never are).
+   */
   answers: Map<number, PreparedAnswer> | undefined;
   generation = -1;
 
@@ -54,6 +57,7 @@ export class NameTable {
     const node = this.obtain(key);
     // concat, not spread or push: those leave the array room for 17, and there is almost always one source.
     node.sources = node.sources.length === 0 ? [source] : node.sources.concat(source);
+    node.answers = undefined;
   }
 
   detach(key: string, source: RecordSource): void {
@@ -61,17 +65,21 @@ export class NameTable {
     if (node === undefined) return;
     const remaining = node.sources.filter((existing) => existing !== source);
     node.sources = remaining.length === 0 ? NO_SOURCES : remaining;
+    node.answers = undefined;
     this.release(node);
   }
 
   pin(key: string): void {
-    this.obtain(key).pins++;
+    const node = this.obtain(key);
+    node.pins++;
+    node.answers = undefined;
   }
 
   unpin(key: string): void {
     const node = this.nodes.get(key);
     if (node === undefined || node.pins === 0) return;
     node.pins--;
+    node.answers = undefined;
     this.release(node);
   }
 
