@@ -136,6 +136,8 @@ async function exposed(server: ServerProcess): Promise<Map<string, string>> {
 describe('the README\'s metrics table against a running server\'s /metrics', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   const seen = new Map<string, string>();
+  let withMetrics: string[] = [];
+  let unloaded: string[] = [];
 
   beforeAll(async () => {
     // Every plugin that has metrics, over a watched cluster (the watch metrics need one), forwarding to a loopback
@@ -150,26 +152,38 @@ describe('the README\'s metrics table against a running server\'s /metrics', () 
     const dir = await mkdtemp(join(tmpdir(), 'clusterdns-docs-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     await writeFile(join(dir, 'kubeconfig'), api.kubeconfigYaml());
-    const plugins = PLUGINS.filter((plugin) => existsSync(join(ROOT, PLUGIN_DIR, plugin, 'metrics.ts')));
-    expect(plugins).toEqual(expect.arrayContaining(['autopath', 'cache', 'forward', 'kubernetes', 'reload']));
+    await writeFile(join(dir, 'hosts'), '192.0.2.20 hosts.example.test\n');
+    // The stanza that loads each plugin with metrics (hosts and template as CoreDNS writes them, used once their
+    // folders have a metrics.ts); a plugin folder with a metrics.ts and no stanza here fails the first test below,
+    // so a new plugin's metrics cannot go unchecked.
+    const stanzas: Readonly<Record<string, string>> = {
+      kubernetes: `kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig ${join(dir, 'kubeconfig')}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }`,
+      autopath: 'autopath @kubernetes',
+      forward: `forward . ${upstream.address}`,
+      cache: 'cache 30',
+      reload: 'reload',
+      hosts: `hosts ${join(dir, 'hosts')} hosts.example.test {
+        fallthrough
+    }`,
+      template: `template IN TXT template.example.test {
+        answer "{{ .Name }} 60 IN TXT ok"
+    }`,
+    };
+    withMetrics = PLUGINS.filter((plugin) => existsSync(join(ROOT, PLUGIN_DIR, plugin, 'metrics.ts')));
     await writeFile(join(dir, 'Corefile'), `.:${await freePort()} {
     bind 127.0.0.1
     errors
     health 127.0.0.1:0
     ready 127.0.0.1:0
     prometheus 127.0.0.1:0
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        kubeconfig ${join(dir, 'kubeconfig')}
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-    }
-    autopath @kubernetes
-    forward . ${upstream.address}
-    cache 30
-    reload
-    loadbalance
+    ${withMetrics.flatMap((plugin) => stanzas[plugin] ?? []).join('\n    ')}
 }
 `);
+    unloaded = withMetrics.filter((plugin) => stanzas[plugin] === undefined);
     const corefile = await startServer([], '127.0.0.1', { corefile: join(dir, 'Corefile') });
     cleanups.push(() => corefile.stop());
     await vi.waitFor(async () => expect((await get(corefile, '/ready')).status).toBe(200), { timeout: 10_000, interval: 50 });
@@ -183,6 +197,11 @@ describe('the README\'s metrics table against a running server\'s /metrics', () 
 
   afterAll(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it('loads every plugin that has a metrics.ts', () => {
+    expect(withMetrics).toEqual(expect.arrayContaining(['autopath', 'cache', 'forward', 'kubernetes', 'reload']));
+    expect(unloaded, 'plugins with metrics.ts but no stanza in this test').toEqual([]);
   });
 
   it('lists every metric the server exposes (or its family)', () => {
