@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dig } from './support/dig.js';
-import { get } from './support/http.js';
+import { get, parseMetrics } from './support/http.js';
 import { FakeKubeApiServer } from './support/k8s-api-server.js';
 import { freePort, startServer, type ServerProcess } from './support/server-process.js';
 import { TestUpstream } from './support/upstream.js';
@@ -113,29 +113,55 @@ describe('every plugin folder has a README in CoreDNS\'s layout', () => {
   });
 });
 
-/** The README's "## Metrics" table: each metric named in a row's first cell, and whether the row says histogram. */
-function readmeMetrics(): { names: Map<string, boolean>; prefixes: string[] } {
+interface DocumentedMetric {
+  readonly histogram: boolean;
+  readonly labels: readonly string[];
+}
+
+/**
+ * The README's "## Metrics" table: each metric named in a row's first cell, whether the row says histogram, and
+ * the label names of its second cell (before any ":" explanation, values in parentheses left out; `a`; `b, c`
+ * gives each metric of the row its own labels, in order).
+ */
+function readmeMetrics(): { metrics: Map<string, DocumentedMetric>; prefixes: string[] } {
   const text = section(read('README.md'), 'Metrics');
-  const names = new Map<string, boolean>();
+  const metrics = new Map<string, DocumentedMetric>();
   for (const row of text.split('\n').filter((line) => line.startsWith('| `'))) {
-    const first = row.split('|')[1]!;
-    for (const m of first.matchAll(METRIC_NAME)) names.set(m[1]!, /histogram/.test(first));
+    const [, first = '', second = ''] = row.split('|');
+    const names = [...first.matchAll(METRIC_NAME)].map((m) => m[1]!);
+    const parts = second.replace(/\([^)]*\)/g, '').split(':')[0]!.split(';');
+    if (parts.length !== 1 && parts.length !== names.length) throw new Error(`README metrics row with ${names.length} metrics and ${parts.length} label lists: ${row}`);
+    names.forEach((name, i) => {
+      const labels = [...(parts[parts.length === 1 ? 0 : i] ?? '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!).sort();
+      metrics.set(name, { histogram: /histogram/.test(first), labels });
+    });
   }
   // Families documented as a whole in the text: "prom-client's `process_*` and `nodejs_*` metrics".
   const prefixes = [...text.matchAll(/`([a-z]+_)\*`/g)].map((m) => m[1]!);
-  return { names, prefixes };
+  return { metrics, prefixes };
 }
 
-/** Every metric a /metrics page declares (`# TYPE name type`), with its type. */
-async function exposed(server: ServerProcess): Promise<Map<string, string>> {
+interface ExposedMetric {
+  readonly type: string;
+  /** The label names its samples carry (a histogram's `le` left out); empty when it has no sample yet. */
+  readonly labels: Set<string>;
+}
+
+/** Every metric a /metrics page declares (`# TYPE name type`), with its type and its samples' label names. */
+async function exposed(server: ServerProcess): Promise<Map<string, ExposedMetric>> {
   const { status, body } = await get(server, '/metrics');
   expect(status).toBe(200);
-  return new Map([...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  const metrics = new Map([...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, { type: m[2]!, labels: new Set<string>() }]));
+  for (const sample of parseMetrics(body)) {
+    const metric = metrics.get(sample.name) ?? metrics.get(sample.name.replace(/_(bucket|sum|count)$/, ''));
+    for (const label of Object.keys(sample.labels)) if (label !== 'le') metric?.labels.add(label);
+  }
+  return metrics;
 }
 
 describe('the README\'s metrics table against a running server\'s /metrics', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
-  const seen = new Map<string, string>();
+  const seen = new Map<string, ExposedMetric>();
   let withMetrics: string[] = [];
   let unloaded: string[] = [];
 
@@ -192,7 +218,7 @@ describe('the README\'s metrics table against a running server\'s /metrics', () 
     const manifests = join(ROOT, 'examples/demo-cluster.yaml');
     const proxy = await startServer(['--manifests', manifests, '--proxy', '--proxy-vip', 'loopback']);
     cleanups.push(() => proxy.stop());
-    for (const server of [corefile, proxy]) for (const [name, type] of await exposed(server)) seen.set(name, type);
+    for (const server of [corefile, proxy]) for (const [name, metric] of await exposed(server)) seen.set(name, metric);
   });
 
   afterAll(async () => {
@@ -205,19 +231,27 @@ describe('the README\'s metrics table against a running server\'s /metrics', () 
   });
 
   it('lists every metric the server exposes (or its family)', () => {
-    const { names, prefixes } = readmeMetrics();
+    const { metrics, prefixes } = readmeMetrics();
     expect(prefixes.length).toBeGreaterThan(0);
-    const missing = [...seen.keys()].filter((name) => !names.has(name) && !prefixes.some((prefix) => name.startsWith(prefix)));
+    const missing = [...seen.keys()].filter((name) => !metrics.has(name) && !prefixes.some((prefix) => name.startsWith(prefix)));
     expect(missing).toEqual([]);
   });
 
   it('lists no metric the server does not expose', () => {
-    expect([...readmeMetrics().names.keys()].filter((name) => !seen.has(name))).toEqual([]);
+    expect([...readmeMetrics().metrics.keys()].filter((name) => !seen.has(name))).toEqual([]);
+  });
+
+  it('gives each metric the labels its samples carry', () => {
+    // Only metrics with a labelled sample show their labels; most have one after the queries above.
+    const compared = [...readmeMetrics().metrics]
+      .filter(([name]) => (seen.get(name)?.labels.size ?? 0) > 0)
+      .map(([name, { labels }]) => ({ name, documented: labels, exposed: [...seen.get(name)!.labels].sort() }));
+    expect(compared.length).toBeGreaterThan(10);
+    expect(compared.filter(({ documented, exposed: labels }) => documented.join() !== labels.join())).toEqual([]);
   });
 
   it('marks exactly the histograms as histograms', () => {
-    const { names } = readmeMetrics();
-    const wrong = [...names].filter(([name, histogram]) => seen.has(name) && histogram !== (seen.get(name) === 'histogram'));
+    const wrong = [...readmeMetrics().metrics].filter(([name, { histogram }]) => seen.has(name) && histogram !== (seen.get(name)!.type === 'histogram'));
     expect(wrong.map(([name]) => name)).toEqual([]);
   });
 });
