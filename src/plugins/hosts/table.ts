@@ -13,14 +13,12 @@ export interface HostsLine {
   readonly names: readonly string[];
 }
 
-/** Why a line is unusable; undefined when it is blank or a comment. */
-export type LineProblem = string;
-
 /**
  * A hosts(5) line: `ADDRESS NAME [ALIASES...]`, `#` to the end of the line is a comment. An IPv6 zone (`%eth0`) is
- * dropped and an IPv4-mapped IPv6 address counts as IPv4, as CoreDNS reads them.
+ * dropped and an IPv4-mapped IPv6 address counts as IPv4, as CoreDNS reads them. A string says why the line is
+ * unusable; undefined means a blank or comment line.
  */
-export function parseHostsLine(text: string): HostsLine | LineProblem | undefined {
+export function parseHostsLine(text: string): HostsLine | string | undefined {
   const hash = text.indexOf('#');
   const fields = (hash >= 0 ? text.slice(0, hash) : text).split(/\s+/).filter((field) => field !== '');
   if (fields.length === 0) return undefined;
@@ -104,12 +102,10 @@ export class HostsEntries {
   }
 }
 
-/** A lookup's outcome: the answer, or that the name has no address of any family (the caller decides what then). */
-export type Lookup = PreparedAnswer | undefined;
-
 /**
- * The file's entries and the inline ones, read as one table: a name (or address) written inline is answered from
- * the inline lines only, so a Corefile entry overrides the file's for that name, as CoreDNS documents.
+ * The file's entries and the inline ones, read as one table: a name written inline is answered from the inline
+ * lines only, so a Corefile entry overrides the file's for that name, as CoreDNS documents ("entries will be
+ * overridden"; its code in fact answers both sets, which gives a name two sets of addresses nobody wrote together).
  */
 export class HostsTable {
   private readonly ptrAnswers = new Map<string, PreparedAnswer>();
@@ -121,7 +117,7 @@ export class HostsTable {
   }
 
   /** The A or AAAA answer for `key`, NODATA for another type or a family it lacks; undefined for a name it lacks. */
-  lookup(key: string, qtype: number): Lookup {
+  lookup(key: string, qtype: number): PreparedAnswer | undefined {
     const exact = this.inline.byName.get(key) ?? this.file.byName.get(key);
     const base = parentKey(key);
     const wildcard = base === undefined ? undefined : this.inline.wildcards.get(base) ?? this.file.wildcards.get(base);
@@ -147,8 +143,11 @@ export class HostsTable {
   ptr(key: string): PreparedAnswer | undefined {
     const prepared = this.ptrAnswers.get(key);
     if (prepared !== undefined) return prepared;
-    const names = this.inline.byAddress.get(key) ?? this.file.byAddress.get(key);
-    if (names === undefined) return undefined;
+    // The names that have the address: the file's (but those the inline lines give other addresses) and the inline ones.
+    const fromFile = (this.file.byAddress.get(key) ?? []).filter((name) => !this.inline.byName.has(name));
+    const fromInline = this.inline.byAddress.get(key) ?? [];
+    const names = [...new Set([...fromFile, ...fromInline])];
+    if (names.length === 0) return undefined;
     const answer = prepareAnswer(key, {
       rcode: Rcode.NOERROR,
       authoritative: true,
