@@ -66,16 +66,12 @@ export class HostsEntries {
   /** Reverse name key (`1.0.0.10.in-addr.arpa.`) → the name keys of that address, in the order written. */
   readonly byAddress = new Map<string, string[]>();
 
-  /** `zones` are wire keys: names outside them are not taken. Returns the names left out. */
-  add(line: HostsLine, zones: readonly string[], reverse: boolean): string[] {
+  /** `zones` are wire keys: names outside them are not taken. */
+  add(line: HostsLine, zones: readonly string[], reverse: boolean): void {
     const v6 = ipFamily(line.address) === 6;
-    const outside: string[] = [];
     for (const name of line.names) {
       const key = nameToKey(name);
-      if (!zones.some((zone) => isInZone(key, zone))) {
-        outside.push(name);
-        continue;
-      }
+      if (!zones.some((zone) => isInZone(key, zone))) continue;
       const wildcard = key.startsWith('\x01*');
       const map = wildcard ? this.wildcards : this.byName;
       const owner = wildcard ? parentKey(key)! : key;
@@ -90,7 +86,6 @@ export class HostsEntries {
       if (names === undefined) this.byAddress.set(reverseKey, (names = []));
       if (!names.includes(key)) names.push(key);
     }
-    return outside;
   }
 
   /** CoreDNS's count for coredns_hosts_entries: every name's addresses plus every address's names. */
@@ -110,7 +105,11 @@ export class HostsEntries {
 export class HostsTable {
   private readonly ptrAnswers = new Map<string, PreparedAnswer>();
 
-  constructor(private readonly file: HostsEntries, private readonly inline: HostsEntries, private readonly ttl: number) {}
+  private readonly hasWildcards: boolean;
+
+  constructor(private readonly file: HostsEntries, private readonly inline: HostsEntries, private readonly ttl: number) {
+    this.hasWildcards = file.wildcards.size + inline.wildcards.size > 0;
+  }
 
   get size(): number {
     return this.file.size + this.inline.size;
@@ -119,7 +118,8 @@ export class HostsTable {
   /** The A or AAAA answer for `key`, NODATA for another type or a family it lacks; undefined for a name it lacks. */
   lookup(key: string, qtype: number): PreparedAnswer | undefined {
     const exact = this.inline.byName.get(key) ?? this.file.byName.get(key);
-    const base = parentKey(key);
+    // Most tables have no wildcard: then a name they lack (every cluster name, with fallthrough) costs two lookups.
+    const base = this.hasWildcards ? parentKey(key) : undefined;
     const wildcard = base === undefined ? undefined : this.inline.wildcards.get(base) ?? this.file.wildcards.get(base);
     if (exact === undefined && wildcard === undefined) return undefined;
     // A family the name itself lacks comes from a wildcard above it, if any (CoreDNS looks up each family apart).
@@ -143,6 +143,8 @@ export class HostsTable {
   ptr(key: string): PreparedAnswer | undefined {
     const prepared = this.ptrAnswers.get(key);
     if (prepared !== undefined) return prepared;
+    // Reverse names it lacks (a cluster IP's) are the common case: nothing is allocated for them.
+    if (!this.file.byAddress.has(key) && !this.inline.byAddress.has(key)) return undefined;
     // The names that have the address: the file's (but those the inline lines give other addresses) and the inline ones.
     const fromFile = (this.file.byAddress.get(key) ?? []).filter((name) => !this.inline.byName.has(name));
     const fromInline = this.inline.byAddress.get(key) ?? [];
