@@ -2,6 +2,7 @@
 // dist/cli.js) answering from a real hosts file and inline entries beside the kubernetes plugin (a manifests
 // source), falling through to a loopback upstream the test starts, re-reading the file when it changes, and
 // asked by real `dig`.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { parseCorefile } from '../src/corefile/index.js';
 import { PLUGINS } from '../src/plugins/order.js';
 import { dig, lines } from './support/dig.js';
 import { metrics, select, value } from './support/http.js';
+import { FakeKubeApiServer } from './support/k8s-api-server.js';
 import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
 import { TestUpstream } from './support/upstream.js';
 
@@ -262,5 +264,37 @@ describe('hosts: the file is read again when it changes', () => {
     await vi.waitFor(async () => expect((await dig(server.port, ['app.example.org', 'A'])).answer).toEqual(lines('app.example.org. 90 IN A 10.2.0.1')), { timeout: 8000, interval: 200 });
     // The replaced chain lives on a while for queries in flight: the count is still one file's.
     expect(await entries()).toEqual([{ name: 'coredns_hosts_entries', labels: { hostsfile: hostsPath }, value: 2 }]);
+  });
+});
+
+describe("hosts in k3s's Corefile, as written", () => {
+  it('answers the nodes from NodeHosts, then the cluster zone, then forwards', async () => {
+    const api = new FakeKubeApiServer();
+    await api.start();
+    cleanups.push(() => api.stop());
+    api.create('namespaces', { metadata: { name: 'default' } });
+    api.create('services', { metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.43.0.10', ports: [{ port: 80, protocol: 'TCP' }] } });
+    const dir = await tempDir();
+    // What k3s writes into the coredns ConfigMap's NodeHosts key: each node's address and name.
+    await writeFile(join(dir, 'NodeHosts'), '10.0.0.11 server-0\n10.0.0.12 agent-0\n');
+    await writeFile(join(dir, 'kubeconfig'), api.kubeconfigYaml());
+    const upstream = await TestUpstream.start({ records: { 'www.example.test': { A: ['192.0.2.10'], ttl: 300 } } });
+    cleanups.push(() => upstream.stop());
+    const port = await freePort();
+    const k3s = readFileSync(new URL('./fixtures/corefiles/k3s.Corefile', import.meta.url), 'utf8')
+      .replace('.:53 {', `.:${port} {\n    bind 127.0.0.1`)
+      .replace(/^(\s*)(health|ready)$/gm, '$1$2 127.0.0.1:0')
+      .replace('prometheus :9153', 'prometheus 127.0.0.1:0')
+      .replaceAll('/etc/coredns/', `${dir}/`)
+      .replace('forward . /etc/resolv.conf', `forward . ${upstream.address}`);
+    await writeFile(join(dir, 'Corefile'), k3s);
+    const server = await startServer([], '127.0.0.1', { corefile: join(dir, 'Corefile'), env: { KUBECONFIG: join(dir, 'kubeconfig') } });
+    cleanups.push(() => server.stop());
+    await vi.waitFor(async () => expect((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer).toEqual(lines('web.default.svc.cluster.local. 5 IN A 10.43.0.10')), { timeout: 10_000, interval: 100 });
+    expect((await dig(server.port, ['agent-0', 'A'])).answer).toEqual(lines('agent-0. 60 IN A 10.0.0.12'));
+    expect((await dig(server.port, ['-x', '10.0.0.11'])).answer).toEqual(lines('11.0.0.10.in-addr.arpa. 60 IN PTR server-0.'));
+    // Through `cache 30`, which caps the upstream's 300.
+    expect((await dig(server.port, ['www.example.test', 'A'])).answer).toEqual(lines('www.example.test. 30 IN A 192.0.2.10'));
+    expect(upstream.queriesFor('agent-0')).toHaveLength(0);
   });
 });
