@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { planServers } from '../src/config/plan.js';
 import { parseCorefile } from '../src/corefile/index.js';
+import { parseHostsLine } from '../src/plugins/hosts/table.js';
 import { PLUGINS } from '../src/plugins/order.js';
 import { dig, lines } from './support/dig.js';
 import { metrics, select, value } from './support/http.js';
@@ -38,6 +39,27 @@ fd00:1::1       db.corp.example
 10.1.0.9        *.apps.corp.example
 10.1.0.4        shadowed.corp.example
 `;
+
+describe('hosts: a hosts(5) line', () => {
+  const rows: Array<[string, ReturnType<typeof parseHostsLine>]> = [
+    ['10.0.0.1 web.example.org', { address: '10.0.0.1', names: ['web.example.org.'] }],
+    ['10.0.0.1\tWeb.Example.org.  web   # the last is an alias', { address: '10.0.0.1', names: ['web.example.org.', 'web.'] }],
+    ['fd00:0:0::0001 v6.example.org\r', { address: 'fd00::1', names: ['v6.example.org.'] }],
+    ['fe80::1%eth0 link.example.org', { address: 'fe80::1', names: ['link.example.org.'] }],
+    ['::ffff:10.0.0.2 mapped.example.org', { address: '10.0.0.2', names: ['mapped.example.org.'] }],
+    ['   # only a comment', undefined],
+    ['', undefined],
+    ['10.0.0.1', 'address 10.0.0.1 has no name (an entry is ADDRESS NAME [ALIASES...])'],
+    ['10.0.0.1#web.example.org', 'address 10.0.0.1 has no name (an entry is ADDRESS NAME [ALIASES...])'],
+    ['web.example.org 10.0.0.1', '"web.example.org" is not an IP address (an entry is ADDRESS NAME [ALIASES...])'],
+    ['010.0.0.1 octal.example.org', '"010.0.0.1" is not an IP address (an entry is ADDRESS NAME [ALIASES...])'],
+    [`10.0.0.1 ${'a'.repeat(64)}.example.org`, `"${'a'.repeat(64)}.example.org" is not a host name: label "${'a'.repeat(64)}" is longer than 63 bytes`],
+    ['10.0.0.1 bad..example.org', '"bad..example.org" is not a host name: empty label in name "bad..example.org."'],
+  ];
+  it.each(rows)('%j', (text, expected) => {
+    expect(parseHostsLine(text)).toEqual(expected);
+  });
+});
 
 describe('hosts: a stanza that cannot be served stops start-up naming file and line', () => {
   const stanza = (body: string): string => `.:1053 {\n    hosts /etc/hosts {\n${body}\n    }\n}\n`;
@@ -234,17 +256,26 @@ describe('hosts: the file is read again when it changes', () => {
     expect(await answer('new.example.org')).toEqual(lines('new.example.org. 3600 IN A 10.2.0.3'));
   });
 
-  it('reload 0 reads the file once', async () => {
-    const { server, hostsPath } = await start(`.:PORT {
+  it('reload 0 reads the file once, while a block beside it with reload 1s sees the change', async () => {
+    const { server, hostsPath } = await start(`a.example:PORT {
     bind 127.0.0.1
     hosts HOSTS_FILE {
         reload 0
     }
 }
-`, '10.2.0.1 app.example.org\n');
-    await writeFile(hostsPath, '10.2.0.2 app.example.org # changed\n');
-    await new Promise((resolve) => setTimeout(resolve, 2500));
-    expect((await dig(server.port, ['app.example.org', 'A'])).answer).toEqual(lines('app.example.org. 3600 IN A 10.2.0.1'));
+b.example:PORT {
+    bind 127.0.0.1
+    hosts HOSTS_FILE {
+        reload 1s
+    }
+}
+`, '10.2.0.1 app.a.example app.b.example\n');
+    const answer = async (name: string) => (await dig(server.port, [name, 'A'])).answer;
+    await writeFile(hostsPath, '10.2.0.2 app.a.example app.b.example # changed\n');
+    await vi.waitFor(async () => expect(await answer('app.b.example')).toEqual(lines('app.b.example. 3600 IN A 10.2.0.2')), { timeout: 8000, interval: 200 });
+    // Past another interval of the other block's: still what it read at start.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(await answer('app.a.example')).toEqual(lines('app.a.example. 3600 IN A 10.2.0.1'));
   });
 
   it('a reloaded Corefile counts the file once', async () => {
