@@ -3,7 +3,7 @@
 // source), falling through to a loopback upstream the test starts, re-reading the file when it changes, and
 // asked by real `dig`.
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -254,6 +254,24 @@ describe('hosts: the file is read again when it changes', () => {
     await rm(hostsPath);
     await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('cannot read the hosts file: keeping the entries last read'), 8000);
     expect(await answer('new.example.org')).toEqual(lines('new.example.org. 3600 IN A 10.2.0.3'));
+  });
+
+  it('a file missing at start: the inline entries serve, and the file is read once it appears', async () => {
+    const { server, hostsPath } = await start(`.:PORT {
+    bind 127.0.0.1
+    hosts HOSTS_FILE.d/hosts {
+        10.2.0.9 inline.example.org
+        reload 1s
+    }
+}
+`);
+    const path = `${hostsPath}.d/hosts`;
+    await server.waitForLog((line) => line.msg === 'cannot read the hosts file: serving the inline entries only until it can be read' && line.hostsfile === path);
+    expect((await dig(server.port, ['inline.example.org', 'A'])).answer).toEqual(lines('inline.example.org. 3600 IN A 10.2.0.9'));
+    await mkdir(`${hostsPath}.d`);
+    await writeFile(path, '10.2.0.1 app.example.org\n');
+    await vi.waitFor(async () => expect((await dig(server.port, ['app.example.org', 'A'])).answer).toEqual(lines('app.example.org. 3600 IN A 10.2.0.1')), { timeout: 8000, interval: 200 });
+    expect((await dig(server.port, ['inline.example.org', 'A'])).answer).toEqual(lines('inline.example.org. 3600 IN A 10.2.0.9'));
   });
 
   it('reload 0 reads the file once, while a block beside it with reload 1s sees the change', async () => {

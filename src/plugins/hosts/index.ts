@@ -103,11 +103,12 @@ export class Hosts implements Handler {
   private async readIfChanged(): Promise<void> {
     const { path, log } = this.options;
     try {
-      const now = await stat(path);
-      if (now.isDirectory()) throw Object.assign(new Error(`${path} is a directory`), { code: 'EISDIR' });
-      if (this.read !== undefined && this.read.mtimeMs === now.mtimeMs && this.read.size === now.size) return;
+      const { mtimeMs, size } = await stat(path);
+      if (this.read !== undefined && this.read.mtimeMs === mtimeMs && this.read.size === size) return;
+      // A directory fails here (EISDIR), like a missing file. A file changed between the stat and the read is read
+      // again at the next look, its stat having moved on.
       const text = await readFile(path, 'utf8');
-      this.read = { mtimeMs: now.mtimeMs, size: now.size };
+      this.read = { mtimeMs, size };
       this.problem = undefined;
       const { entries, skipped, firstSkipped } = this.parseFile(text);
       this.table = new HostsTable(entries, this.inline, this.options.ttl);
