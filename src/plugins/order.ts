@@ -9,6 +9,7 @@ import { cache } from './cache/setup.js';
 import { errors } from './errors/setup.js';
 import { forward } from './forward/setup.js';
 import { health } from './health/setup.js';
+import { hosts } from './hosts/setup.js';
 import { kubernetes } from './kubernetes/setup.js';
 import { loadbalance } from './loadbalance/setup.js';
 import { log } from './log/setup.js';
@@ -32,6 +33,7 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   loadbalance,
   cache,
   autopath,
+  hosts,
   kubernetes,
   loop,
   forward,
