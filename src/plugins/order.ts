@@ -18,6 +18,7 @@ import type { PluginSetup } from './plugin.js';
 import { prometheus } from './prometheus/setup.js';
 import { ready } from './ready/setup.js';
 import { reload } from './reload/setup.js';
+import { template } from './template/setup.js';
 import { whoami } from './whoami/setup.js';
 
 // Each setup's config type is its own; the list holds them all (a config only ever meets its own setup).
@@ -33,6 +34,7 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   loadbalance,
   cache,
   autopath,
+  template,
   hosts,
   kubernetes,
   loop,
