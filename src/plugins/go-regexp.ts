@@ -30,7 +30,7 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
 export function goRegexp(at: ValueAt, source: string): GoRegexp {
   const fail: (message: string) => never = (message) => {
     const where = at.line === undefined || at.line === at.plugin ? '' : `option "${at.line.name}": `;
-    throw pluginError(at.plugin, `${where}regular expression ${JSON.stringify(source)}: ${message}`, at.line ?? at.plugin);
+    throw pluginError(at.plugin, `${where}regular expression "${source}": ${message}`, at.line ?? at.plugin);
   };
   // Escaped backslashes first, so `\\1` (a backslash then 1) is not read as a backreference.
   const plain = source.replace(/\\\\/g, '');

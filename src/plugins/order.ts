@@ -18,6 +18,7 @@ import type { PluginSetup } from './plugin.js';
 import { prometheus } from './prometheus/setup.js';
 import { ready } from './ready/setup.js';
 import { reload } from './reload/setup.js';
+import { rewrite } from './rewrite/setup.js';
 import { template } from './template/setup.js';
 import { whoami } from './whoami/setup.js';
 
@@ -33,6 +34,7 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   log,
   loadbalance,
   cache,
+  rewrite,
   autopath,
   template,
   hosts,
