@@ -13,7 +13,7 @@ import { parseCorefile } from '../src/corefile/index.js';
 import type { Client, Next, Question, Reply } from '../src/plugins/plugin.js';
 import { RewriteHandler } from '../src/plugins/rewrite/index.js';
 import { rewrite } from '../src/plugins/rewrite/setup.js';
-import { keyToName, nameToKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, type Message, type ResourceRecord, type WireRecord } from '../src/wire/index.js';
+import { classMnemonic, keyToName, nameToKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, typeMnemonic, type Message, type ResourceRecord, type WireRecord } from '../src/wire/index.js';
 import { dig, lines } from './support/dig.js';
 import { metrics, value } from './support/http.js';
 import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
@@ -30,12 +30,17 @@ describe('rewrite: a broken stanza stops the load naming file and line', () => {
   const cases: Array<[string, string, string]> = [
     ['no rule', '    rewrite', `Corefile:2: plugin "rewrite": no rule after "" (usage: ${USAGE})`],
     ['only the mode', '    rewrite continue', `Corefile:2: plugin "rewrite": no rule after "continue" (usage: ${USAGE})`],
-    ['a type rule', '    rewrite type ANY HINFO', 'Corefile:2: plugin "rewrite": field "type" is not supported by clusterdns (supported: name)'],
-    ['a class rule', '    rewrite continue class CH IN', 'Corefile:2: plugin "rewrite": field "class" is not supported by clusterdns (supported: name)'],
-    ['an edns0 rule', '    rewrite edns0 local set 0xffee abcd', 'Corefile:2: plugin "rewrite": field "edns0" is not supported by clusterdns (supported: name)'],
-    ['a ttl rule in a block', '    rewrite continue {\n        ttl regex (.*)\\.coredns\\.rocks 15\n    }', 'Corefile:3: plugin "rewrite": field "ttl" is not supported by clusterdns (supported: name)'],
-    ['a cname rule', '    rewrite cname exact a. b.', 'Corefile:2: plugin "rewrite": field "cname" is not supported by clusterdns (supported: name)'],
-    ['an unknown field', '    rewrite nme a.com b.com', `Corefile:2: plugin "rewrite": invalid rule type "nme" (supported: name; usage: ${USAGE})`],
+    ['an edns0 rule', '    rewrite edns0 local set 0xffee abcd', 'Corefile:2: plugin "rewrite": field "edns0" is not supported by clusterdns (supported: name, type, class, ttl)'],
+    ['a cname rule in a block', '    rewrite continue {\n        cname exact a. b.\n    }', 'Corefile:3: plugin "rewrite": field "cname" is not supported by clusterdns (supported: name, type, class, ttl)'],
+    ['an rcode rule', '    rewrite rcode exact a. SERVFAIL NOERROR', 'Corefile:2: plugin "rewrite": field "rcode" is not supported by clusterdns (supported: name, type, class, ttl)'],
+    ['a type rule with a bad type', '    rewrite type ANY XY', 'Corefile:2: plugin "rewrite": invalid type "XY"'],
+    ['a type rule with three types', '    rewrite type ANY A A', 'Corefile:2: plugin "rewrite": type rules must have exactly two arguments (rewrite [continue|stop] type FROM TO)'],
+    ['a class rule with a bad class', '    rewrite stop class IN WV', 'Corefile:2: plugin "rewrite": invalid class "WV"'],
+    ['a ttl rule without a TTL', '    rewrite ttl a.com', 'Corefile:2: plugin "rewrite": a ttl rule wants a name and a TTL, with a match type before them (usage: rewrite [continue|stop] ttl [exact|prefix|suffix|substring|regex] NAME SECONDS|MIN-MAX)'],
+    ['a ttl that is not one', '    rewrite ttl a.com abc', 'Corefile:2: plugin "rewrite": invalid TTL "abc" for a ttl rule (SECONDS, MIN-MAX, -MAX or MIN-, from 0 to 2147483647)'],
+    ['a ttl range upside down', '    rewrite continue {\n        ttl regex (.*)\\.coredns\\.rocks 300-30\n    }', 'Corefile:3: plugin "rewrite": invalid TTL "300-30" for a ttl rule (SECONDS, MIN-MAX, -MAX or MIN-, from 0 to 2147483647)'],
+    ['a ttl rule with a bad match type', '    rewrite ttl fuzzy a.com 30', 'Corefile:2: plugin "rewrite": ttl rule supports only exact, prefix, suffix, substring, and regex name matching, received: fuzzy'],
+    ['an unknown field', '    rewrite nme a.com b.com', `Corefile:2: plugin "rewrite": invalid rule type "nme" (supported: name, type, class, ttl; usage: ${USAGE})`],
     ['an answer rule first', '    rewrite answer name a b', 'Corefile:2: plugin "rewrite": response rewrites must begin with a name rule'],
     ['one name', '    rewrite name a.com', `Corefile:2: plugin "rewrite": too few arguments for a name rule (usage: ${USAGE})`],
     ['an unknown match type', '    rewrite name a.com b.com c.com', 'Corefile:2: plugin "rewrite": name rule supports only exact, prefix, suffix, substring, and regex name matching, received: a.com'],
@@ -77,12 +82,13 @@ const ZONE: Record<string, Partial<Record<number, ResourceRecord[]>>> = {
 const SOA = rr('nl.', 30, { type: RRType.SOA, mname: nameToKey('ns.nl.'), rname: nameToKey('hostmaster.nl.'), serial: 1, refresh: 7200, retry: 1800, expire: 86400, minimum: 30 });
 
 /** A handler over `stanzas` and a `next` answering from ZONE, recording each name it was asked. */
-function handlerOf(stanzas: string): { ask(name: string, qtype?: number): Reply; asked: string[] } {
+function handlerOf(stanzas: string): { ask(name: string, qtype?: number, qclass?: number): Reply; asked: string[] } {
   const handler = new RewriteHandler(parse(stanzas).rules);
   const asked: string[] = [];
   const next: Next = (q) => {
     const name = keyToName(q.key);
-    asked.push(name);
+    // The type and class are shown only when a rule changed them from A and IN.
+    asked.push(`${name}${q.qtype === RRType.A ? '' : ` ${typeMnemonic(q.qtype)}`}${q.qclass === RRClass.IN ? '' : ` ${classMnemonic(q.qclass)}`}`);
     const records = ZONE[name]?.[q.qtype];
     return {
       answer: prepareAnswer(q.key, records === undefined
@@ -93,8 +99,8 @@ function handlerOf(stanzas: string): { ask(name: string, qtype?: number): Reply;
   };
   return {
     asked,
-    ask(name, qtype = RRType.A) {
-      const q: Question = Object.freeze({ key: nameToKey(name), qtype, qclass: RRClass.IN, dnssecOk: false, flags: 0 });
+    ask(name, qtype = RRType.A, qclass = RRClass.IN) {
+      const q: Question = Object.freeze({ key: nameToKey(name), qtype, qclass, dnssecOk: false, flags: 0 });
       const result = handler.resolve(q, CLIENT, next);
       if (result instanceof Promise) throw new Error('rewrite waited on a promise in front of a synchronous next');
       return result;
@@ -122,7 +128,7 @@ function text(record: WireRecord): string {
 }
 
 describe('rewrite: the name next is asked, and the names the client gets back', () => {
-  const table: Array<{ rules: string; ask: string; type?: number; next: string[]; answer: string[] }> = [
+  const table: Array<{ rules: string; ask: string; type?: number; klass?: number; next: string[]; answer: string[] }> = [
     // exact (the default match type) always maps the answer back
     { rules: 'rewrite name from.nl to.nl', ask: 'from.nl', next: ['to.nl.'], answer: ['from.nl. 60 A 10.0.0.1'] },
     { rules: 'rewrite name exact From.Exact.NL. to.nl.', ask: 'from.exact.nl', next: ['to.nl.'], answer: ['from.exact.nl. 60 A 10.0.0.1'] },
@@ -133,7 +139,7 @@ describe('rewrite: the name next is asked, and the names the client gets back', 
     { rules: 'rewrite name suffix .corp.internal. .svc.cluster.local.', ask: 'web.default.corp.internal', next: ['web.default.svc.cluster.local.'], answer: ['web.default.svc.cluster.local. 5 A 10.96.0.20'] },
     { rules: 'rewrite name suffix .corp.internal .svc.cluster.local answer auto', ask: 'web.default.corp.internal', next: ['web.default.svc.cluster.local.'], answer: ['web.default.corp.internal. 5 A 10.96.0.20'] },
     // auto maps the values back too: the SRV target, the CNAME and its target
-    { rules: 'rewrite name suffix .corp.internal. .svc.cluster.local. answer auto', ask: '_http._tcp.web.default.corp.internal', type: RRType.SRV, next: ['_http._tcp.web.default.svc.cluster.local.'], answer: ['_http._tcp.web.default.corp.internal. 5 SRV 0 100 80 web.default.corp.internal.'] },
+    { rules: 'rewrite name suffix .corp.internal. .svc.cluster.local. answer auto', ask: '_http._tcp.web.default.corp.internal', type: RRType.SRV, next: ['_http._tcp.web.default.svc.cluster.local. SRV'], answer: ['_http._tcp.web.default.corp.internal. 5 SRV 0 100 80 web.default.corp.internal.'] },
     { rules: 'rewrite name suffix .corp.internal. .svc.cluster.local. answer auto', ask: 'alias.default.corp.internal', next: ['alias.default.svc.cluster.local.'], answer: ['alias.default.corp.internal. 5 CNAME web.default.corp.internal.', 'web.default.corp.internal. 5 A 10.96.0.20'] },
     // a suffix that is not on a label boundary is still a suffix, as in CoreDNS
     { rules: 'rewrite name suffix to.suffix. to.nl.', ask: 'into.suffix', next: ['into.nl.'], answer: ['nl. 30 SOA ns.nl.'] },
@@ -152,17 +158,27 @@ describe('rewrite: the name next is asked, and the names the client gets back', 
     // answer value rewrites the name a record points at (the PTR example of CoreDNS's README)
     {
       rules: 'rewrite stop {\n        name suffix .arpa .arpa\n        answer auto\n        answer value (.*)\\.service\\.consul\\. {1}.coredns.rocks.\n    }',
-      ask: '30.30.30.10.in-addr.arpa', type: RRType.PTR, next: ['30.30.30.10.in-addr.arpa.'], answer: ['30.30.30.10.in-addr.arpa. 60 PTR ftp-us-west-1.coredns.rocks.'],
+      ask: '30.30.30.10.in-addr.arpa', type: RRType.PTR, next: ['30.30.30.10.in-addr.arpa. PTR'], answer: ['30.30.30.10.in-addr.arpa. 60 PTR ftp-us-west-1.coredns.rocks.'],
     },
     // continue goes on with the rewritten name; stop ends the list; each chained rule is unwound in turn
     { rules: 'rewrite continue name regex consul\\.(rocks) core.dns.{1}\nrewrite name core.dns.rocks to.nl.', ask: 'consul.rocks', next: ['to.nl.'], answer: ['core.dns.rocks. 60 A 10.0.0.1'] },
     { rules: 'rewrite continue name regex consul\\.(rocks) core.dns.{1} answer auto\nrewrite name core.dns.rocks to.nl.', ask: 'consul.rocks', next: ['to.nl.'], answer: ['consul.rocks. 60 A 10.0.0.1'] },
     { rules: 'rewrite name regex consul\\.(rocks) core.dns.{1}\nrewrite name core.dns.rocks to.nl.', ask: 'consul.rocks', next: ['core.dns.rocks.'], answer: ['nl. 30 SOA ns.nl.'] },
+    // type and class rules change what next is asked; the records come back as next wrote them
+    { rules: 'rewrite type AAAA A', ask: 'to.nl', type: RRType.AAAA, next: ['to.nl.'], answer: ['to.nl. 60 A 10.0.0.1'] },
+    { rules: 'rewrite type AAAA A', ask: 'to.nl', type: RRType.TXT, next: ['to.nl. TXT'], answer: ['nl. 30 SOA ns.nl.'] },
+    { rules: 'rewrite continue class CH IN\nrewrite name from.nl to.nl', ask: 'from.nl', klass: RRClass.ANY, next: ['to.nl. ANY'], answer: ['from.nl. 60 A 10.0.0.1'] },
+    { rules: 'rewrite continue class CH IN\nrewrite name from.nl to.nl', ask: 'from.nl', klass: 3, next: ['to.nl.'], answer: ['from.nl. 60 A 10.0.0.1'] },
+    // ttl rules leave the question alone and clamp every TTL of the answer to a name they match
+    { rules: 'rewrite ttl suffix .consul. 30-60', ask: 'ftp.service.us-west-1.consul', next: ['ftp.service.us-west-1.consul.'], answer: ['ftp.service.us-west-1.consul. 30 A 10.10.10.10', 'ftp.service.us-west-1.consul. 30 A 10.20.20.20'] },
+    { rules: 'rewrite ttl regex ^to\\. -15', ask: 'to.nl', next: ['to.nl.'], answer: ['to.nl. 15 A 10.0.0.1'] },
+    { rules: 'rewrite ttl to.nl 120-', ask: 'other.nl', next: ['other.nl.'], answer: ['nl. 30 SOA ns.nl.'] },
+    { rules: 'rewrite continue name from.nl to.nl\nrewrite ttl to.nl 120-', ask: 'from.nl', next: ['to.nl.'], answer: ['from.nl. 120 A 10.0.0.1'] },
     { rules: 'rewrite name nomatch.nl to.nl\nrewrite name regex (core)\\.(dns)\\.(rocks)\\.(nl) {2}.{1}.{3}.{4} answer name (dns)\\.(core)\\.(rocks)\\.(nl) {2}.{1}.{3}.{4}', ask: 'core.dns.rocks.nl', next: ['dns.core.rocks.nl.'], answer: ['core.dns.rocks.nl. 60 A 10.0.0.2'] },
   ];
-  it.each(table)('$rules: $ask', ({ rules, ask, type = RRType.A, next, answer }) => {
+  it.each(table)('$rules: $ask', ({ rules, ask, type = RRType.A, klass = RRClass.IN, next, answer }) => {
     const handler = handlerOf(`    ${rules}`);
-    const reply = handler.ask(ask, type);
+    const reply = handler.ask(ask, type, klass);
     expect(handler.asked).toEqual(next);
     expect(shown(ask, type, reply).sort()).toEqual([...answer].sort());
   });
@@ -301,10 +317,10 @@ describe('rewrite: the whole process, through dig', () => {
   it('a rule it cannot honour stops start-up with one line naming file and line', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'clusterdns-rewrite-bad-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    await writeFile(join(dir, 'Corefile'), '.:1053 {\n    rewrite name suffix .a. .b. answer auto\n    rewrite type ANY HINFO\n}\n');
+    await writeFile(join(dir, 'Corefile'), '.:1053 {\n    rewrite name suffix .a. .b. answer auto\n    rewrite edns0 local set 0xffee abcd\n}\n');
     const { code, stderr } = await runCli(['-conf', join(dir, 'Corefile')]);
     expect(code).toBe(2);
     expect(stderr.trim().split('\n')).toHaveLength(1);
-    expect(stderr).toMatch(/Corefile:3: plugin "rewrite": field "type" is not supported by clusterdns \(supported: name\)$/m);
+    expect(stderr).toMatch(/Corefile:3: plugin "rewrite": field "edns0" is not supported by clusterdns \(supported: name, type, class, ttl\)$/m);
   });
 });

@@ -7,10 +7,10 @@ import { pluginError } from '../../corefile/errors.js';
 import type { Directive } from '../../corefile/types.js';
 import type { PluginSetup } from '../plugin.js';
 import { RewriteHandler } from './index.js';
-import { parseRule, USAGE, type NameRule, type Word } from './rules.js';
+import { parseRule, USAGE, type Rule, type Word } from './rules.js';
 
 export interface RewriteConfig {
-  readonly rules: readonly NameRule[];
+  readonly rules: readonly Rule[];
 }
 
 export const rewrite: PluginSetup<RewriteConfig> = {

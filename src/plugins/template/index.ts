@@ -9,12 +9,12 @@
  * one with records renders them per query (they depend on the name). A CNAME answer to an A or AAAA question
  * brings the target's records from the plugins after this one, as CoreDNS's upstream lookup does.
  */
-import { emptyAnswer, isInZone, keyToName, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, type PreparedAnswer, type WireRecord } from '../../wire/index.js';
+import { classMnemonic, emptyAnswer, isInZone, keyToName, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, typeMnemonic, type PreparedAnswer, type WireRecord } from '../../wire/index.js';
 import type { GoRegexp } from '../go-regexp.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
 import { TemplateExecError, type CompiledTemplate, type TemplateData } from './go-template.js';
 import type { TemplateStats } from './metrics.js';
-import { classMnemonic, parseRecord, RecordTextError, typeMnemonic } from './rr-text.js';
+import { parseRecord, RecordTextError } from './rr-text.js';
 
 export type Section = 'answer' | 'authority' | 'additional';
 

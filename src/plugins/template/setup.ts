@@ -16,14 +16,14 @@
  */
 import { expectArgs, pluginError, unknownOption } from '../../corefile/errors.js';
 import type { Directive } from '../../corefile/types.js';
-import { nameToKey, ROOT_KEY } from '../../wire/index.js';
+import { CLASS_CODES, nameToKey, ROOT_KEY, TYPE_CODES } from '../../wire/index.js';
 import { goRegexp, type GoRegexp } from '../go-regexp.js';
 import type { PluginSetup } from '../plugin.js';
 import { zoneName } from '../setup-values.js';
 import { compileTemplate, TemplateExecError, TemplateSyntaxError, type CompiledTemplate } from './go-template.js';
 import { TemplateHandler, type Section, type Template } from './index.js';
 import { newTemplateStats, registerTemplateMetrics } from './metrics.js';
-import { CLASS_CODES, recordType, TYPE_CODES } from './rr-text.js';
+import { recordType } from './rr-text.js';
 
 export interface TemplateConfig {
   readonly templates: readonly Template[];
