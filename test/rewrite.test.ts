@@ -13,7 +13,7 @@ import { parseCorefile } from '../src/corefile/index.js';
 import type { Client, Next, Question, Reply } from '../src/plugins/plugin.js';
 import { RewriteHandler } from '../src/plugins/rewrite/index.js';
 import { rewrite } from '../src/plugins/rewrite/setup.js';
-import { classMnemonic, keyToName, nameToKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, typeMnemonic, type Message, type ResourceRecord, type WireRecord } from '../src/wire/index.js';
+import { classMnemonic, keyToName, nameToKey, presentationToKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, typeMnemonic, type Message, type ResourceRecord, type WireRecord } from '../src/wire/index.js';
 import { dig, lines } from './support/dig.js';
 import { metrics, value } from './support/http.js';
 import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
@@ -100,7 +100,7 @@ function handlerOf(stanzas: string): { ask(name: string, qtype?: number, qclass?
   return {
     asked,
     ask(name, qtype = RRType.A, qclass = RRClass.IN) {
-      const q: Question = Object.freeze({ key: nameToKey(name), qtype, qclass, dnssecOk: false, flags: 0 });
+      const q: Question = Object.freeze({ key: presentationToKey(name), qtype, qclass, dnssecOk: false, flags: 0 });
       const result = handler.resolve(q, CLIENT, next);
       if (result instanceof Promise) throw new Error('rewrite waited on a promise in front of a synchronous next');
       return result;
@@ -141,6 +141,8 @@ describe('rewrite: the name next is asked, and the names the client gets back', 
     // auto maps the values back too: the SRV target, the CNAME and its target
     { rules: 'rewrite name suffix .corp.internal. .svc.cluster.local. answer auto', ask: '_http._tcp.web.default.corp.internal', type: RRType.SRV, next: ['_http._tcp.web.default.svc.cluster.local. SRV'], answer: ['_http._tcp.web.default.corp.internal. 5 SRV 0 100 80 web.default.corp.internal.'] },
     { rules: 'rewrite name suffix .corp.internal. .svc.cluster.local. answer auto', ask: 'alias.default.corp.internal', next: ['alias.default.svc.cluster.local.'], answer: ['alias.default.corp.internal. 5 CNAME web.default.corp.internal.', 'web.default.corp.internal. 5 A 10.96.0.20'] },
+    // a label holding a dot stays one label through the rewrite
+    { rules: 'rewrite name suffix .corp.internal. .svc.cluster.local. answer auto', ask: 'web\\.x.corp.internal', next: ['web\\.x.svc.cluster.local.'], answer: ['nl. 30 SOA ns.nl.'] },
     // a suffix that is not on a label boundary is still a suffix, as in CoreDNS
     { rules: 'rewrite name suffix to.suffix. to.nl.', ask: 'into.suffix', next: ['into.nl.'], answer: ['nl. 30 SOA ns.nl.'] },
     { rules: 'rewrite name substring from.substring to', ask: 'from.substring.nl', next: ['to.nl.'], answer: ['to.nl. 60 A 10.0.0.1'] },

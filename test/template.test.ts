@@ -107,6 +107,7 @@ describe('template: records in zone-file form', () => {
       `invalid. 60 1 6 ${Buffer.from(nameToKey('ns.invalid') + nameToKey('hostmaster.invalid'), 'latin1').toString('hex')}000000010000003c0000003c0000003c0000003c`,
     ],
     ['web\\.x.example. 5 IN A 10.0.0.1', `web\\.x.example. 5 1 1 0a000001`],
+    ['A\\066c.x. 5 IN A 10.0.0.1', 'abc.x. 5 1 1 0a000001'],
   ];
   it.each(records)('%s', (text, shown) => {
     expect(show(text)).toBe(shown);
