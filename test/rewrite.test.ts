@@ -295,21 +295,23 @@ describe('rewrite: the whole process, through dig', () => {
     expect(value(samples, 'coredns_dns_responses_total', { server: `dns://127.0.0.1:${server.port}`, zone: '.', view: '', rcode: 'NOERROR', plugin: 'kubernetes' })).toBe(4);
   });
 
-  it('a regex rule in front of the cache and an upstream: forwarded once, answered from the cache after, in the asked name', async () => {
+  it('a regex rule in front of the cache and an upstream: forwarded once, answered from the cache after, in the asked name and TTL', async () => {
     const upstream = await TestUpstream.start({ records: { 'ftp.service.us-west-1.consul': { A: ['10.10.10.10'], ttl: 300 } } });
     cleanups.push(() => upstream.stop());
     const server = await serve(() => [
       '    cache 30',
+      '    rewrite continue ttl suffix .coredns.rocks. 20-25',
       '    rewrite stop {',
       '        name regex (.*)-(us-west-1)\\.coredns\\.rocks {1}.service.{2}.consul',
       '        answer name (.*)\\.service\\.(us-west-1)\\.consul {1}-{2}.coredns.rocks',
       '    }',
       `    forward . ${upstream.address}`,
     ].join('\n'));
-    for (let i = 0; i < 2; i++) {
-      const reply = await dig(server.port, ['ftp-us-west-1.coredns.rocks', 'A']);
-      expect(reply.answer.map((line) => line.replace(/ \d+ IN /, ' TTL IN '))).toEqual(lines('ftp-us-west-1.coredns.rocks. TTL IN A 10.10.10.10'));
-    }
+    // The upstream's TTL of 300 comes back clamped to 25 (below the cache's 30), and the cache counts down from there.
+    expect((await dig(server.port, ['ftp-us-west-1.coredns.rocks', 'A'])).answer).toEqual(lines('ftp-us-west-1.coredns.rocks. 25 IN A 10.10.10.10'));
+    const cached = await dig(server.port, ['ftp-us-west-1.coredns.rocks', 'A']);
+    expect(cached.answer).toHaveLength(1);
+    expect(cached.answer[0]).toMatch(/^ftp-us-west-1\.coredns\.rocks\. (25|24|23) IN A 10\.10\.10\.10$/);
     expect(upstream.queriesFor('ftp.service.us-west-1.consul')).toHaveLength(1);
     expect(upstream.queriesFor('ftp-us-west-1.coredns.rocks')).toHaveLength(0);
     const samples = await metrics(server);
