@@ -29,18 +29,26 @@ import { registerReloadMetrics } from './plugins/reload/metrics.js';
 import type { ReloadConfig } from './plugins/reload/setup.js';
 import { corefileHash, watchCorefile, type CorefileWatch } from './plugins/reload/watch.js';
 import { LoopbackVips, registerProxyMetrics, ServiceProxy, type Dialer } from './proxy/index.js';
-import { DnsServer, QueryAnswerer, type BoundAddress, type ZoneRoute } from './server/index.js';
+import { DnsServer, QueryAnswerer, reusePortAvailable, type BoundAddress, type ZoneRoute } from './server/index.js';
+import type { WorkerPool } from './workers/pool.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { RecordStore } from './store/index.js';
 import { createTelemetry, Registry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
 import type { LogLevel } from './config/index.js';
+import type { MultisocketConfig } from './plugins/multisocket/setup.js';
 import { nameToKey } from './wire/index.js';
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
   /** Where /health, /ready and /metrics listen. */
   readonly http: ReadonlyMap<string, HostPort>;
+  /** Why it is not ready (undefined when it is): what a worker thread reports to the main one. */
+  notReady(): string | undefined;
+  /** Its metrics as prom-client's JSON, for the main thread to sum with its own. */
+  metricsJson(): Promise<MetricsJson>;
+  /** Applies a Corefile the main thread has reloaded (a worker thread watches no file of its own). */
+  applyCorefile(text: string, hash: string): Promise<void>;
   /** Lame duck for the health plugin's `lameduck` (answering DNS, /ready 503), then close. */
   shutdown(): Promise<void>;
   close(): Promise<void>;
@@ -59,6 +67,19 @@ export interface ServePlan {
   readonly logLevel: LogLevel;
   /** The Corefile it came from, and that text's hash (what the reload plugin compares). */
   readonly corefile?: { readonly path: string; readonly hash: string };
+  /** Threads answering DNS (the multisocket plugin); 1: this one alone. */
+  readonly workers: number;
+  /** What it was made from, for a worker thread to make it again (a plan holds functions, which cannot cross). */
+  readonly origin: PlanOrigin;
+}
+
+export type PlanOrigin =
+  | { readonly kind: 'flags'; readonly config: ServeConfig; readonly command: 'serve' | 'proxy' | 'dev' }
+  | { readonly kind: 'corefile'; readonly path: string; readonly text: string };
+
+/** The plan `origin` stands for, made again (in a worker thread). */
+export function planFromOrigin(origin: PlanOrigin, logLevel: LogLevel): ServePlan {
+  return origin.kind === 'flags' ? planFromFlags(origin.config, origin.command) : planFromCorefile(origin.path, logLevel, origin.text);
 }
 
 export function version(): string {
@@ -75,6 +96,7 @@ export function planFromFlags(config: ServeConfig, command: 'serve' | 'proxy' | 
     resolvConf: config.resolvConf,
     proxy: config.proxy,
     logLevel: config.logLevel,
+    origin: { kind: 'flags', config, command },
   });
 }
 
@@ -88,6 +110,7 @@ export function planFromCorefile(path: string, logLevel: LogLevel, text = readCo
     resolvConf: '/etc/resolv.conf',
     proxy: undefined,
     logLevel,
+    origin: { kind: 'corefile', path, text },
   });
 }
 
@@ -99,8 +122,14 @@ function readCorefile(path: string): string {
   }
 }
 
-export function planOf(blocks: readonly ServerBlock[], settings: Omit<ServePlan, 'blocks'>): ServePlan {
-  const plan = { ...settings, blocks: planServers(blocks, PLUGINS) };
+export function planOf(blocks: readonly ServerBlock[], settings: Omit<ServePlan, 'blocks' | 'workers'>): ServePlan {
+  const planned = planServers(blocks, PLUGINS);
+  const sockets = new Set(planned.flatMap((block) => block.plugins.filter(({ setup }) => setup.name === 'multisocket').map(({ config }) => (config as MultisocketConfig).sockets)));
+  if (sockets.size > 1) {
+    const at = planned.find((block) => block.plugins.some(({ setup }) => setup.name === 'multisocket'))!;
+    throw new CorefileError(at, `plugin "multisocket": server blocks give different numbers (${[...sockets].join(', ')}); give one: the threads answer for every block`);
+  }
+  const plan = { ...settings, blocks: planned, workers: [...sockets][0] ?? 1 };
   // One store per process: every kubernetes plugin must read the same source.
   const sources = new Set(pluginConfigs<KubernetesConfig>(plan, 'kubernetes').map((config) => JSON.stringify(config.source)));
   if (sources.size > 1) {
@@ -137,10 +166,27 @@ export function addressesOf(plan: ServePlan): PlanAddresses {
   return { dns: listenAddresses(plan.blocks), ...(health && { health }), ...(ready && { ready }), ...(metrics && { metrics }) };
 }
 
-export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer> {
-  const store = new RecordStore();
+export interface ServeOptions {
+  /**
+   * In a worker thread (workers/): the store the main thread keeps equal to its own, and the addresses the main
+   * thread bound (with their real ports), bound again here beside its sockets.
+   */
+  readonly replica?: { readonly store: RecordStore; readonly listen: readonly HostPort[]; readonly thread: number };
+}
+
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOptions = {}): Promise<RunningServer> {
+  let plan = givenPlan;
+  if (plan.workers > 1 && !reusePortAvailable()) {
+    log.warn({ workers: plan.workers, platform: process.platform, node: process.versions.node }, 'SO_REUSEPORT is not available here: one thread answers');
+    plan = { ...plan, workers: 1 };
+  }
+  const replica = options.replica;
+  const store = replica?.store ?? new RecordStore();
   const registry = new Registry();
-  const kubeConfig = pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0];
+  // The watch and the proxy run in the main thread only; a replica's store is fed from it.
+  const kubeConfig = replica === undefined ? pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0] : undefined;
   const resolvConf = await readResolvConf(plan.resolvConf);
   // The kubelet gives pods the host's `search` line after the cluster's own domains.
   const search = [...new Set(resolvConf.searchLine.map((domain) => domain.replace(/\.$/, '').toLowerCase()).filter((domain) => domain !== ''))];
@@ -149,8 +195,10 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
   let kube: KubeSource | undefined;
   let dialer: Dialer | undefined;
   const source = kubeConfig?.source;
-  if (source === undefined) store.markSynced();
-  else if (source.kind === 'manifests') {
+  if (source === undefined) {
+    // Nothing to watch: synced now (a replica is synced when the main thread's store is).
+    if (replica === undefined) store.markSynced();
+  } else if (source.kind === 'manifests') {
     manifests = new ManifestSource(source.path, store, log.child({ part: 'source' }));
     await manifests.start();
   } else {
@@ -180,40 +228,51 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
   // Subscribed before the plugins, so an address is released before anything can ask for it again.
   const vips = plan.proxy?.vip === 'loopback' ? new LoopbackVips(store, plan.proxy.range) : undefined;
   // Listen addresses by listener index; a reload may add some (new indexes) and remove some (left undefined).
+  // As configured (a port may be 0): what routes match; a replica binds the main thread's real ports instead.
   let listen: Array<HostPort | undefined> = plan.answersDns ? listenAddresses(plan.blocks) : [];
   let parts: ChainParts = { store, registry, log, resolvConf: { path: plan.resolvConf, search }, selfAddresses: selfAddresses(listen), ...(vips !== undefined && { vips }) };
   let chains = buildChains(plan, listen, parts);
   let server: DnsServer | undefined;
   const telemetry = createTelemetry(registry, {
+    process: replica === undefined,
+    thread: replica?.thread ?? 0,
     version: version(),
     listeners: listen.map((address) => listenerLabels(address!)),
     plugins: PLUGINS.map((setup) => setup.name),
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
   });
   const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }) });
-  const proxy = plan.proxy === undefined ? undefined : new ServiceProxy(store, {
+  const proxy = plan.proxy === undefined || replica !== undefined ? undefined : new ServiceProxy(store, {
     ...plan.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
     ...(dialer !== undefined && { dialer }),
   }, log.child({ part: 'proxy' }));
   if (proxy !== undefined) registerProxyMetrics(telemetry.registry, proxy);
-  server = new DnsServer(answerer, { listen: listen.map((address) => address!), tcpIdleTimeoutMs: plan.tcpIdleTimeoutMs, maxTcpConnections: plan.maxTcpConnections }, log.child({ part: 'server' }));
+  server = new DnsServer(answerer, {
+    listen: replica?.listen ?? listen.map((address) => address!),
+    tcpIdleTimeoutMs: plan.tcpIdleTimeoutMs,
+    maxTcpConnections: plan.maxTcpConnections,
+    reusePort: plan.workers > 1,
+  }, log.child({ part: 'server' }));
+  let pool: WorkerPool | undefined;
   const health = processWide<HealthConfig>(plan, 'health');
   let lameDuck = false;
+  const notReady = (): string | undefined => {
+    if (lameDuck) return 'lame duck: shutting down';
+    if (store.synced) {
+      const waiting = [...chains.running.map((plugin) => plugin.notReady?.()), pool?.notReady()].filter((reason) => reason !== undefined);
+      return waiting.length === 0 ? undefined : `not ready: ${waiting.join(', ')}`;
+    }
+    const waiting = kube?.states().filter((state) => !state.synced).map((state) => `${state.kind}s${state.reason ? ` (${state.reason})` : ''}`);
+    return `waiting for the first sync of ${waiting?.join(', ') ?? (replica !== undefined ? 'the main thread\'s store' : 'the manifests')}`;
+  };
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
-    notReadyReason: () => {
-      if (lameDuck) return 'lame duck: shutting down';
-      if (store.synced) {
-        const waiting = chains.running.map((plugin) => plugin.notReady?.()).filter((reason) => reason !== undefined);
-        return waiting.length === 0 ? undefined : `not ready: ${waiting.join(', ')}`;
-      }
-      const waiting = kube?.states().filter((state) => !state.synced).map((state) => `${state.kind}s${state.reason ? ` (${state.reason})` : ''}`);
-      return `waiting for the first sync of ${waiting?.join(', ') ?? 'the manifests'}`;
-    },
+    notReadyReason: notReady,
     warnings: () => chains.running.flatMap((plugin) => plugin.warnings?.() ?? []),
-  });
+  }, async () => (pool === undefined ? registry.metrics() : pool.metrics(await registry.getMetricsAsJSON())));
 
   const closeAll = async (): Promise<void> => {
+    await pool?.close();
     await server?.close();
     await endpoints.close();
     await kube?.close();
@@ -224,9 +283,10 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     vips?.close();
   };
   const reloadConfig = pluginConfigs<ReloadConfig>(plan, 'reload')[0];
-  const reloadMetrics = plan.corefile !== undefined && reloadConfig !== undefined ? registerReloadMetrics(registry) : undefined;
+  const reloadMetrics = plan.corefile !== undefined && reloadConfig !== undefined && replica === undefined ? registerReloadMetrics(registry) : undefined;
   reloadMetrics?.loaded(plan.corefile!.hash);
-  let current = plan;
+  // Compared with what the Corefile said (its multisocket), not with what this machine allowed.
+  let current = givenPlan;
   /** A changed Corefile: parsed and validated whole, then the chains swapped; else the old one keeps serving. */
   const reload = async (text: string, hash: string): Promise<void> => {
     let next: ServePlan;
@@ -272,6 +332,7 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     parts = nextParts;
     answerer.setRoutes(fresh.routes);
     reloadMetrics?.loaded(hash);
+    pool?.reload(text, hash);
     log.info({
       corefile: next.corefile!.path,
       hash: hash.slice(0, 16),
@@ -294,7 +355,13 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     for (const plugin of chains.running) await plugin.start?.();
     addresses = await server.start();
     addresses.forEach((address, index) => telemetry.queries.describeListener(index, listenerLabels(address)));
-    const { health: healthAt, ready: readyAt, metrics: metricsAt } = addressesOf(plan);
+    if (replica === undefined && plan.workers > 1 && addresses.length > 0) {
+      // The other threads bind the addresses this one has: with their real ports, when 0 was asked.
+      const { WorkerPool } = await import('./workers/pool.js');
+      pool = new WorkerPool(plan.workers - 1, { origin: plan.origin, logLevel: plan.logLevel, listen: addresses, store, registry, log: log.child({ part: 'workers' }) });
+      await pool.start();
+    }
+    const { health: healthAt, ready: readyAt, metrics: metricsAt } = replica === undefined ? addressesOf(plan) : {};
     await endpoints.start({
       ...(healthAt !== undefined && { health: healthAt }),
       ...(readyAt !== undefined && { ready: readyAt }),
@@ -307,8 +374,9 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     await closeAll();
     throw error;
   }
-  log.info({
+  if (replica === undefined) log.info({
     zones: plan.blocks.map((block) => `${block.zones.join(' ')}:${block.port}`),
+    ...(plan.workers > 1 && { workers: plan.workers }),
     listen: addresses.map(formatHostPort),
     http: Object.fromEntries([...endpoints.bound].map(([path, address]) => [path.slice(1), formatHostPort(address)])),
     source: source === undefined ? 'none' : source.kind === 'manifests' ? source.path : 'kubernetes',
@@ -320,6 +388,9 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
   return {
     addresses,
     http: new Map([...endpoints.bound].map(([path, address]) => [path.slice(1), address])),
+    notReady,
+    metricsJson: () => registry.getMetricsAsJSON(),
+    applyCorefile: (text, hash) => reload(text, hash),
     shutdown() {
       if (lameDuck) return closing ?? Promise.resolve();
       lameDuck = true;
@@ -396,6 +467,7 @@ function sameRuntime(current: ServePlan, next: ServePlan): string | undefined {
   const source = (plan: ServePlan): string => JSON.stringify(pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0]?.source);
   if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, manifests or namespaces)';
   if (!watchesPods(current) && watchesPods(next)) return 'watching pods (pods verified or autopath, newly asked for)';
+  if (current.workers !== next.workers) return 'the number of threads (multisocket)';
   for (const name of ['health', 'ready', 'prometheus']) {
     if (JSON.stringify(pluginConfigs(current, name)) !== JSON.stringify(pluginConfigs(next, name))) return `the ${name} plugin`;
   }

@@ -54,7 +54,11 @@ interface Running {
   readonly corp: TestUpstream;
 }
 
-/** The API server with `web` (ClusterIP) and `db` (headless, three pods), an upstream on 127.0.0.153:53, and the Corefile. */
+/**
+ * The API server with `web` (ClusterIP) and `db` (headless, three pods), an upstream on port 53 of a loopback
+ * address of its own (resolv.conf names no port; a random one, so runs side by side do not collide), and the
+ * Corefile.
+ */
 async function start(corefile: string): Promise<Running> {
   const api = new FakeKubeApiServer();
   await api.start();
@@ -64,7 +68,8 @@ async function start(corefile: string): Promise<Running> {
   api.create('endpointslices', slice('web-1', 'web', ['10.244.0.10']));
   api.create('services', { metadata: { name: 'db', namespace: 'default' }, spec: { clusterIP: 'None', selector: { app: 'db' } } });
   api.create('endpointslices', slice('db-1', 'db', ['10.244.1.1', '10.244.1.2', '10.244.1.3']));
-  const upstream = await TestUpstream.start({ host: '127.0.0.153', port: 53, records: { 'www.example.test': { A: ['192.0.2.10'], ttl: 300 } } });
+  const nameserver = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}.${2 + Math.floor(Math.random() * 250)}`;
+  const upstream = await TestUpstream.start({ host: nameserver, port: 53, records: { 'www.example.test': { A: ['192.0.2.10'], ttl: 300 } } });
   cleanups.push(() => upstream.stop());
   const corp = await TestUpstream.start({ records: { 'intranet.corp.example': { A: ['198.51.100.7'], ttl: 300 } } });
   cleanups.push(() => corp.stop());
@@ -72,7 +77,7 @@ async function start(corefile: string): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'clusterdns-corefile-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'kubeconfig'), api.kubeconfigYaml());
-  await writeFile(join(dir, 'resolv.conf'), 'nameserver 127.0.0.153\n');
+  await writeFile(join(dir, 'resolv.conf'), `nameserver ${nameserver}\n`);
   const port = await freePort();
   const text = corefile
     .replaceAll(':53 {', `:${port} {`)

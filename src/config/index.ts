@@ -4,6 +4,7 @@
  * that names the flag, and nothing else in clusterdns reads argv or the environment for settings.
  */
 import { isIP, isIPv4 } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { ipv4ToNumber, type HostPort } from '../ip.js';
 import type { PodMode } from '../plugins/kubernetes/index.js';
@@ -36,6 +37,8 @@ export interface ServeConfig {
   readonly logLevel: LogLevel;
   readonly tcpIdleTimeoutMs: number;
   readonly maxTcpConnections: number;
+  /** Threads answering on the same addresses (one socket each, SO_REUSEPORT); 1 is this thread alone. */
+  readonly workers: number;
   /** Where the default upstreams and the host search domains come from. */
   readonly resolvConf: string;
   /** The upstreams: undefined means resolv.conf's nameservers; empty means no forwarding (`--upstream none`). */
@@ -101,7 +104,7 @@ const COMMANDS: Readonly<Record<Command, CommandSpec>> = {
       'manifests', 'kubeconfig', 'namespaces', 'health', 'ready', 'metrics', 'lameduck', 'log-level',
       ...Object.keys(PROXY_FLAGS).filter((name) => name !== 'proxy'), 'help',
     ]),
-    defaults: {},
+    defaults: { workers: '1' },
   },
   // A laptop next to a cluster: loopback only, free ports for the HTTP endpoints, Ctrl-C stops at once.
   dev: {
@@ -110,7 +113,7 @@ const COMMANDS: Readonly<Record<Command, CommandSpec>> = {
       'listen', 'kubeconfig', 'namespaces', 'metrics', 'log-level', 'resolv-conf', 'upstream', 'stub-domain', 'upstream-timeout',
       'cache-size', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'direct', 'help',
     ]),
-    defaults: { listen: '127.0.0.1:5353', health: '127.0.0.1:0', ready: '127.0.0.1:0', metrics: '127.0.0.1:0', lameduck: '0', 'proxy-vip': 'loopback' },
+    defaults: { listen: '127.0.0.1:5353', health: '127.0.0.1:0', ready: '127.0.0.1:0', metrics: '127.0.0.1:0', lameduck: '0', 'proxy-vip': 'loopback', workers: '1' },
   },
 };
 
@@ -150,6 +153,12 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'log-queries': { type: 'boolean', help: 'log every query and its rcode (off by default: it costs throughput)' },
   'tcp-idle-timeout': { type: 'string', value: 'SECONDS', default: '10', help: 'close a TCP connection that sends nothing for this long' },
   'max-tcp-connections': { type: 'string', value: 'N', default: '1000', help: 'open TCP connections at most; more are closed at once' },
+  workers: {
+    type: 'string',
+    value: 'N',
+    default: 'auto',
+    help: "threads answering DNS, each on its own sockets of the same addresses (SO_REUSEPORT), over one API watch; auto: the CPUs this process may use (its cgroup's limit); 1: one thread (the Corefile's multisocket)",
+  },
   'resolv-conf': { type: 'string', value: 'PATH', default: '/etc/resolv.conf', help: 'the default upstreams (its nameservers) and the host search domains used by --autopath' },
   upstream: {
     type: 'string',
@@ -227,6 +236,7 @@ export function parseServeArgs(args: readonly string[], command: Command = 'serv
     logLevel: parseChoice('log-level', text('log-level'), LOG_LEVELS),
     tcpIdleTimeoutMs: parseInteger('tcp-idle-timeout', text('tcp-idle-timeout'), 1, 3600) * 1000,
     maxTcpConnections: parseInteger('max-tcp-connections', text('max-tcp-connections'), 1, 1_000_000),
+    workers: text('workers') === 'auto' ? availableParallelism() : parseInteger('workers', text('workers'), 1, 1024),
     resolvConf: text('resolv-conf'),
     // `proxy` answers no DNS, so it has nothing to forward (and no resolv.conf to read).
     upstreams: command === 'proxy' ? Object.freeze([]) : parseUpstreams(values.upstream as string[] | undefined),

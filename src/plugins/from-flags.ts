@@ -47,6 +47,7 @@ export function corefileFromFlags(config: ServeConfig): ServerBlock[] {
       ...(forwarding ? [directive('fallthrough', ['in-addr.arpa', 'ip6.arpa'])] : []),
     ];
     const directives = [
+      ...(config.workers > 1 ? [directive('multisocket', [String(config.workers)])] : []),
       ...(hosts.length > 0 ? [directive('bind', hosts)] : []),
       directive('errors'),
       directive('health', [address(config.health)], [directive('lameduck', [`${config.lameduckMs}ms`])]),

@@ -13,6 +13,7 @@ import { hosts } from './hosts/setup.js';
 import { kubernetes } from './kubernetes/setup.js';
 import { loadbalance } from './loadbalance/setup.js';
 import { log } from './log/setup.js';
+import { multisocket } from './multisocket/setup.js';
 import { loop } from './loop/setup.js';
 import type { PluginSetup } from './plugin.js';
 import { prometheus } from './prometheus/setup.js';
@@ -25,6 +26,7 @@ import { whoami } from './whoami/setup.js';
 // Each setup's config type is its own; the list holds them all (a config only ever meets its own setup).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const PLUGINS: readonly PluginSetup<any>[] = [
+  multisocket,
   reload,
   bind,
   ready,

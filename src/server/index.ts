@@ -21,9 +21,20 @@ export interface DnsServerOptions {
   readonly listen: readonly ListenAddress[];
   readonly tcpIdleTimeoutMs: number;
   readonly maxTcpConnections: number;
+  /** Bind with SO_REUSEPORT: other threads bind the same addresses and the kernel spreads queries over them. */
+  readonly reusePort?: boolean;
 }
 
 export type BoundAddress = HostPort;
+
+/**
+ * Whether sockets here can share an address with SO_REUSEPORT, for UDP and TCP: Linux and FreeBSD kernels, and
+ * Node.js 23.1 on (older ones ignore the option without a word, and the second bind fails).
+ */
+export function reusePortAvailable(platform = process.platform, nodeVersion = process.versions.node): boolean {
+  const [major = 0, minor = 0] = nodeVersion.split('.').map(Number);
+  return (platform === 'linux' || platform === 'freebsd') && (major > 23 || (major === 23 && minor >= 1));
+}
 
 /** Bursts queue in the kernel rather than drop while the event loop is busy (the kernel may cap it lower). */
 const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
@@ -106,7 +117,7 @@ export class DnsServer {
   private bindUdp(address: ListenAddress, listener: number): Promise<UdpSocket> {
     const v6 = address.host.includes(':');
     const arrival: Arrival = { listener, overTcp: false };
-    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: passThrough });
+    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: passThrough, reusePort: this.options.reusePort === true });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(address.port, address.host, () => {
@@ -139,7 +150,7 @@ export class DnsServer {
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket, arrival));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+      server.listen({ host, port, ipv6Only: host.includes(':'), reusePort: this.options.reusePort === true }, () => {
         server.off('error', reject);
         server.on('error', (error) => this.log.warn({ err: error }, 'TCP listener error'));
         resolve(server);

@@ -31,7 +31,8 @@ export class TelemetryEndpoints {
   /** Where each path ended up listening (the real port when 0 was asked). */
   readonly bound = new Map<Route, ListenAddress>();
 
-  constructor(private readonly registry: Registry, private readonly readiness: Readiness) {}
+  /** `gather`: the /metrics text, when it is more than `registry`'s (the worker threads' summed in). */
+  constructor(private readonly registry: Registry, private readonly readiness: Readiness, private readonly gather = (): Promise<string> => registry.metrics()) {}
 
   async start(addresses: EndpointAddresses): Promise<void> {
     const groups = new Map<string, { address: ListenAddress; routes: Route[] }>();
@@ -80,7 +81,7 @@ export class TelemetryEndpoints {
       }
       case '/metrics':
         try {
-          return send(response, 200, await this.registry.metrics(), this.registry.contentType);
+          return send(response, 200, await this.gather(), this.registry.contentType);
         } catch (error) {
           return send(response, 500, `collecting metrics failed: ${(error as Error).message}\n`);
         }

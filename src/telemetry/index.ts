@@ -21,6 +21,13 @@ export function createLogger(level: LogLevel): Logger {
 }
 
 export interface TelemetrySources {
+  /** Which thread this is: 0 the main one, then each worker's number (workers/). */
+  readonly thread?: number;
+  /**
+   * False in a worker thread: the process's own series (CPU, memory, build info) come from the main thread
+   * once, not once per thread, when the threads' metrics are summed.
+   */
+  readonly process?: boolean;
   readonly version: string;
   readonly listeners: readonly Listener[];
   /** The `plugin` label values of coredns_dns_responses_total: the names the chain's plugins give themselves. */
@@ -36,18 +43,24 @@ export interface Telemetry {
 
 /** The server's own metrics on `registry`, where the plugins have registered theirs. */
 export function createTelemetry(registry: Registry, sources: TelemetrySources): Telemetry {
-  collectDefaultMetrics({ register: registry });
   const queries = new QueryMetrics(sources.listeners, sources.plugins);
   queries.register(registry);
+  countedElsewhere(registry, 'clusterdns_tcp_connections_rejected_total', 'TCP connections closed at once because --max-tcp-connections were open.', sources.rejectedTcpConnections);
+  // How the kernel spreads queries over the threads' sockets (a series per thread, summed over none).
+  const thread = String(sources.thread ?? 0);
+  new Counter({ name: 'clusterdns_thread_responses_total', help: 'DNS responses sent by each thread (0: the main one; see --workers).', labelNames: ['thread'], registers: [registry], collect() {
+    this.reset();
+    this.inc({ thread }, queries.responsesSent());
+  } });
+  if (sources.process === false) return { registry, queries };
 
+  collectDefaultMetrics({ register: registry });
   new Gauge({
     name: 'coredns_build_info',
     help: 'A metric with a constant \'1\' value labeled by version, revision, and goversion from which CoreDNS was built.',
     labelNames: ['version', 'revision', 'goversion'],
     registers: [registry],
   }).set({ version: `clusterdns-${sources.version}`, revision: '', goversion: `node${process.versions.node}` }, 1);
-
-  countedElsewhere(registry, 'clusterdns_tcp_connections_rejected_total', 'TCP connections closed at once because --max-tcp-connections were open.', sources.rejectedTcpConnections);
 
   return { registry, queries };
 }

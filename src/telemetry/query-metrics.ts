@@ -157,6 +157,13 @@ export class QueryMetrics {
     return this.pluginIndexes.get(name) ?? 0;
   }
 
+  /** Responses sent so far, over every slot (read at scrape time). */
+  responsesSent(): number {
+    let total = 0;
+    for (const count of this.responses) total += count;
+    return total;
+  }
+
   /** One answered query, in `slot` (see slot()). Called on the hot path: arithmetic on typed arrays only. */
   observe(slot: number, overTcp: boolean, qtype: number, rcode: number, plugin: number, requestBytes: number, responseBytes: number, seconds: number): void {
     const proto = overTcp ? 1 : 0;

@@ -35,6 +35,8 @@ function register(registry: Registry, upstreamStates: () => readonly UpstreamSta
   const coalesced = new Counter({ name: 'clusterdns_forward_coalesced_total', help: 'Queries that joined an identical upstream query already in flight instead of sending their own.', registers: [registry] });
   new Gauge({
     name: 'clusterdns_forward_upstream_up',
+    // Every worker thread holds the same state: summed over them it would count it once per thread.
+    aggregator: 'max',
     help: '1 while an upstream is considered healthy, 0 while it is down and probed.',
     labelNames: ['to'],
     registers: [registry],
@@ -44,6 +46,8 @@ function register(registry: Registry, upstreamStates: () => readonly UpstreamSta
   });
   new Gauge({
     name: 'clusterdns_forward_loop_detected',
+    // Every worker thread holds the same state: summed over them it would count it once per thread.
+    aggregator: 'max',
     help: '1 for an upstream that forwards our queries back to us; it is not used.',
     labelNames: ['to'],
     registers: [registry],

@@ -13,6 +13,8 @@ export function registerHostsMetrics(registry: Registry, stats: () => HostsStats
     const all = (): HostsStats[] => sources.map((source) => source());
     new Gauge({
       name: 'coredns_hosts_entries',
+      // Every worker thread holds the same state: summed over them it would count it once per thread.
+      aggregator: 'max',
       help: 'The combined number of entries in hosts and Corefile.',
       labelNames: ['hostsfile'],
       registers: [registry],
@@ -25,6 +27,8 @@ export function registerHostsMetrics(registry: Registry, stats: () => HostsStats
     });
     new Gauge({
       name: 'coredns_hosts_reload_timestamp_seconds',
+      // Every worker thread holds the same state: summed over them it would count it once per thread.
+      aggregator: 'max',
       help: 'The timestamp of the last reload of hosts file.',
       registers: [registry],
       collect() {

@@ -28,6 +28,8 @@ export function registerKubernetesMetrics(registry: Registry, store: StoreView, 
 function register(registry: Registry, store: StoreView, clusterNames: () => number): void {
   new Gauge({
     name: 'clusterdns_services_without_ready_endpoints',
+    // Every worker thread holds the same state: summed over them it would count it once per thread.
+    aggregator: 'max',
     help: 'ClusterIP and headless services with no ready endpoint: their selector may match no pod.',
     registers: [registry],
     collect() {
@@ -36,6 +38,8 @@ function register(registry: Registry, store: StoreView, clusterNames: () => numb
   });
   new Gauge({
     name: 'clusterdns_cluster_names',
+    // Every worker thread holds the same state: summed over them it would count it once per thread.
+    aggregator: 'max',
     help: 'Names that exist in the cluster and reverse zones.',
     registers: [registry],
     collect() {
