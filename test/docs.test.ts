@@ -217,8 +217,10 @@ describe('the README\'s metrics table against a running server\'s /metrics', () 
     }`,
     };
     withMetrics = PLUGINS.filter((plugin) => existsSync(join(ROOT, PLUGIN_DIR, plugin, 'metrics.ts')));
+    // Two threads, so the metrics only threads have (workers/) are exposed too.
     await writeFile(join(dir, 'Corefile'), `.:${await freePort()} {
     bind 127.0.0.1
+    multisocket 2
     errors
     health 127.0.0.1:0
     ready 127.0.0.1:0

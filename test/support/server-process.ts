@@ -53,9 +53,12 @@ export async function startServer(args: readonly string[], host = '127.0.0.1', o
   // Tests never forward to the machine's own resolver: without an --upstream or a --resolv-conf of the test's
   // own, none at all.
   const upstream = command === 'proxy' || args.includes('--upstream') || args.includes('--resolv-conf') ? [] : ['--upstream', 'none'];
+  // One thread unless the test asks for more (workers.test.ts): each thread has its own cache and forwarder, so
+  // tests that count upstream queries or cache hits would see them split over however many CPUs the machine has.
+  const workers = command === 'serve' && !args.includes('--workers') ? ['--workers', '1'] : [];
   const argv = options.corefile !== undefined
     ? [...(options.nodeArgs ?? []), CLI, '-conf', options.corefile]
-    : [...(options.nodeArgs ?? []), CLI, command, ...listen, ...http, '--log-level', 'debug', ...upstream, ...args];
+    : [...(options.nodeArgs ?? []), CLI, command, ...listen, ...http, '--log-level', 'debug', ...upstream, ...workers, ...args];
   const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
   const env = { ...process.env, ...options.env };
   const child = options.netns === undefined
