@@ -1,0 +1,123 @@
+/**
+ * Extended DNS Errors (RFC 8914) on the wire: the option as §2 lays it out, sent only to clients that sent OPT,
+ * never at the cost of a record or of truncation, and passed through from another server's reply.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  decodeEde,
+  decodeMessage,
+  edeCodes,
+  emptyAnswer,
+  encodeEde,
+  MAX_EDE_TEXT,
+  nameToKey,
+  newQuery,
+  parseQuery,
+  prepareAnswer,
+  prepareMessage,
+  Rcode,
+  RRType,
+  writeReply,
+  type ReplyNotes,
+} from '../src/wire/index.js';
+import { query } from './support/query-bytes.js';
+
+function reply(packet: Buffer, answer: ReturnType<typeof emptyAnswer>, limit: number): { bytes: Buffer; notes: ReplyNotes } {
+  const q = newQuery();
+  expect(parseQuery(packet, q)).toBe(0);
+  const notes: ReplyNotes = { ede: false };
+  return { bytes: writeReply(packet, q, answer, limit, notes), notes };
+}
+
+/** The EDE options of a reply's OPT record, as a client decodes them. */
+function optRdata(bytes: Buffer): Buffer {
+  return decodeMessage(bytes).ede ?? Buffer.alloc(0);
+}
+
+const NAME = 'cart.default.svc.cluster.local';
+
+describe('the EDE option (RFC 8914 §2)', () => {
+  it('is OPTION-CODE 15, OPTION-LENGTH, a 16-bit INFO-CODE and the UTF-8 EXTRA-TEXT', () => {
+    const option = encodeEde(0, 'no service "cart"');
+    expect(option.readUInt16BE(0)).toBe(15);
+    expect(option.readUInt16BE(2)).toBe(2 + 17);
+    expect(option.readUInt16BE(4)).toBe(0);
+    expect(option.subarray(6).toString('utf8')).toBe('no service "cart"');
+    expect(decodeEde(Buffer.concat([option, encodeEde(22, '')]))).toEqual([[0, 'no service "cart"'], [22, '']]);
+    expect(edeCodes(Buffer.concat([encodeEde(3, 'stale'), encodeEde(22, 'x')]))).toEqual([3, 22]);
+  });
+
+  it(`keeps EXTRA-TEXT to ${MAX_EDE_TEXT} bytes, never cutting a UTF-8 character`, () => {
+    const long = encodeEde(0, 'é'.repeat(100));
+    expect(long.length - 6).toBeLessThanOrEqual(MAX_EDE_TEXT);
+    expect(long.subarray(6).toString('utf8')).toBe('é'.repeat(MAX_EDE_TEXT / 2));
+    const odd = encodeEde(0, `x${'é'.repeat(100)}`);
+    expect(odd.subarray(6).toString('utf8')).toBe(`x${'é'.repeat((MAX_EDE_TEXT - 2) / 2)}`);
+  });
+});
+
+describe('EDE in replies', () => {
+  const ede = encodeEde(0, 'no service "cart" in namespace "default"; found in "shop"');
+  const nxdomain = emptyAnswer(Rcode.NXDOMAIN, true, ede);
+
+  it('goes in the OPT record of a reply to a query with OPT', () => {
+    const { bytes, notes } = reply(query(NAME, RRType.A, 1232), nxdomain, 1232);
+    expect(decodeEde(optRdata(bytes))).toEqual([[0, 'no service "cart" in namespace "default"; found in "shop"']]);
+    expect(notes.ede).toBe(true);
+  });
+
+  it('is never sent to a client without OPT (no OPT record at all)', () => {
+    const { bytes, notes } = reply(query(NAME, RRType.A), nxdomain, 512);
+    expect(bytes.readUInt16BE(10)).toBe(0);
+    expect(bytes.includes(Buffer.from('found in'))).toBe(false);
+    expect(notes.ede).toBe(false);
+  });
+
+  it('is left out, not the records, when the reply would not fit: no TC, no record lost', () => {
+    const key = nameToKey('db.default.svc.cluster.local');
+    const addresses = Array.from({ length: 64 }, (_, i) => ({ owner: key, ttl: 5, data: { type: RRType.A, ip: `10.244.0.${i + 1}` } as const }));
+    const records = { rcode: Rcode.NOERROR, authoritative: true, answer: addresses };
+    const without = reply(query('db.default.svc.cluster.local', RRType.A, 1232), prepareAnswer(key, records), 1232).bytes;
+    // The limit that fits the records exactly: the EDE has no room and stays out.
+    const limit = without.length;
+    const { bytes, notes } = reply(query('db.default.svc.cluster.local', RRType.A, 1232), prepareAnswer(key, { ...records, ede }), limit);
+    expect(bytes.readUInt16BE(2) & 0x0200).toBe(0);
+    expect(bytes.readUInt16BE(6)).toBe(64);
+    expect(bytes.equals(without)).toBe(true);
+    expect(notes.ede).toBe(false);
+    // With room for it, it goes in.
+    const roomy = reply(query('db.default.svc.cluster.local', RRType.A, 1232), prepareAnswer(key, { ...records, ede }), limit + ede.length);
+    expect(roomy.notes.ede).toBe(true);
+    expect(roomy.bytes.readUInt16BE(6)).toBe(64);
+  });
+});
+
+describe('EDE from another server', () => {
+  const cookie = Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+
+  /** An upstream reply: NXDOMAIN with an OPT record holding `rdata`: by default a cookie (per hop) and an EDE (passed on). */
+  function upstreamReply(rdata = Buffer.concat([cookie, encodeEde(22, 'no reachable authority for example')])): Buffer {
+    const question = query('gone.example', RRType.A, 1232).subarray(12, 12 + 14 + 4);
+    const header = Buffer.from([0xab, 0xcd, 0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 1]);
+    const opt = Buffer.concat([Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]), Buffer.from([rdata.length >> 8, rdata.length & 0xff]), rdata]);
+    return Buffer.concat([header, question, opt]);
+  }
+
+  it('keeps the EDE options of the OPT record and drops the rest', () => {
+    const message = decodeMessage(upstreamReply());
+    expect(decodeEde(message.ede!)).toEqual([[22, 'no reachable authority for example']]);
+  });
+
+  it('passes them through to an EDNS client', () => {
+    const answer = prepareMessage(decodeMessage(upstreamReply()), (record) => record.ttl);
+    const { bytes } = reply(query('gone.example', RRType.A, 1232), answer, 1232);
+    expect(decodeEde(optRdata(bytes))).toEqual([[22, 'no reachable authority for example']]);
+    expect(bytes.includes(Buffer.from([0, 10, 0, 8]))).toBe(false);
+  });
+
+  it('drops an EDE shorter than its INFO-CODE (malformed) and keeps the message', () => {
+    const message = decodeMessage(upstreamReply(Buffer.from([0, 15, 0, 1, 0])));
+    expect(message.ede).toBeUndefined();
+    expect(message.rcode).toBe(Rcode.NXDOMAIN);
+  });
+});
