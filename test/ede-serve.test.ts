@@ -1,0 +1,175 @@
+// Extended DNS Errors (RFC 8914) on the whole process: `clusterdns -conf Corefile` (dist/cli.js, a real child
+// process) serving test/fixtures/ede-cluster.yaml, asked by real `dig` (which sends EDNS by default and prints an
+// EDE as `; EDE: 0 (Other): (text)`). Each row is what a person debugging a Service sees; a client without OPT
+// (`dig +noedns`) gets the same answer and no EDE.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dig, type DigResult } from './support/dig.js';
+import { get } from './support/http.js';
+import { FakeKubeApiServer } from './support/k8s-api-server.js';
+import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
+
+const CLUSTER = new URL('./fixtures/ede-cluster.yaml', import.meta.url).pathname;
+
+/** The EDE lines dig printed, without the `; EDE: ` in front. */
+function ede(result: DigResult): string[] {
+  return [...result.raw.matchAll(/^; EDE: (.*)$/gm)].map((match) => match[1]!);
+}
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'clusterdns-ede-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A Corefile serving the fixture cluster on a free loopback port, with `options` inside the kubernetes block. */
+async function corefile(dir: string, options = '', extra = ''): Promise<string> {
+  const file = join(dir, 'Corefile');
+  await writeFile(file, `.:${await freePort()} {
+    bind 127.0.0.1
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        manifests ${CLUSTER}
+        pods verified
+        ${options}
+    }
+    ${extra}
+}
+`);
+  return file;
+}
+
+async function serve(options = '', extra = ''): Promise<ServerProcess> {
+  const server = await startServer([], '127.0.0.1', { corefile: await corefile(await tempDir(), options, extra) });
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+const SVC = 'svc.cluster.local.';
+
+/** name, type → status and the EDE dig shows. */
+const CLUSTER_ZONE: ReadonlyArray<readonly [string, string, string, string | undefined]> = [
+  // The wrong namespace: where the service does live.
+  [`cart.default.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (no service "cart" in namespace "default"; found in "shop", "staging")'],
+  // A name nowhere at all.
+  [`nothing.default.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (no service "nothing" in namespace "default")'],
+  // A misspelt namespace, one swap from an existing one; and one far from every namespace.
+  [`cart.defualt.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (namespace "defualt" does not exist (did you mean "default"?))'],
+  [`defualt.${SVC}`, 'AAAA', 'NXDOMAIN', '0 (Other): (namespace "defualt" does not exist (did you mean "default"?))'],
+  [`cart.production.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (namespace "production" does not exist)'],
+  // A headless service whose pods are all failing readiness (spec §2.4.1: NXDOMAIN).
+  [`db.default.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (headless service "db": 0 of 3 endpoints ready)'],
+  [`db-0.db.default.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (headless service "db": 0 of 3 endpoints ready)'],
+  // Endpoint names: unknown, and known but not ready; an unknown port.
+  [`web-7.web.default.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (service "web" has no endpoint named "web-7")'],
+  [`web-1.web.default.${SVC}`, 'A', 'NXDOMAIN', '0 (Other): (endpoint "web-1" of service "web" is not ready)'],
+  [`_grpc._tcp.web.default.${SVC}`, 'SRV', 'NXDOMAIN', '0 (Other): (service "web" has no port "_grpc._tcp")'],
+  // pods verified: an address no pod of the namespace has.
+  ['10-244-9-8.default.pod.cluster.local.', 'A', 'NXDOMAIN', '0 (Other): (no pod with IP 10.244.9.8 in namespace "default" (pods verified))'],
+  // The VIP exists whether or not pods do (spec), but a connection to it will fail.
+  [`orders.default.${SVC}`, 'A', 'NOERROR', '0 (Other): (service "orders" has no ready endpoints: connections to 10.96.200.20 will fail)'],
+  [`_http._tcp.orders.default.${SVC}`, 'SRV', 'NOERROR', '0 (Other): (service "orders" has no ready endpoints: connections to 10.96.200.20 will fail)'],
+  // Healthy names, NODATA and names outside svc/pod say nothing.
+  [`cart.shop.${SVC}`, 'A', 'NOERROR', undefined],
+  [`web-0.web.default.${SVC}`, 'A', 'NOERROR', undefined],
+  [`orders.default.${SVC}`, 'TXT', 'NOERROR', undefined],
+  ['example.org.cluster.local.', 'A', 'NXDOMAIN', undefined],
+  ['20.200.96.10.in-addr.arpa.', 'PTR', 'NOERROR', undefined],
+];
+
+describe('the cluster zone explains its answers', () => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServer([], '127.0.0.1', { corefile: await corefile(await mkdtemp(join(tmpdir(), 'clusterdns-ede-'))) });
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it.each(CLUSTER_ZONE)('%s %s: %s with EDE %s', async (name, type, status, text) => {
+    const result = await dig(server.port, [name, type]);
+    expect(result.status).toBe(status);
+    expect(ede(result)).toEqual(text === undefined ? [] : [text]);
+    if (status === 'NOERROR' && type !== 'TXT') expect(result.answer.length).toBeGreaterThan(0);
+  });
+
+  it('gives a client without OPT (dig +noedns) the same answers and no EDE', async () => {
+    for (const [name, type, status] of CLUSTER_ZONE) {
+      const result = await dig(server.port, [name, type, '+noedns']);
+      expect(result.status).toBe(status);
+      expect(result.raw).not.toContain('OPT PSEUDOSECTION');
+      expect(ede(result)).toEqual([]);
+    }
+  });
+
+  it('says the same over TCP', async () => {
+    expect(ede(await dig(server.port, [`cart.default.${SVC}`, 'A', '+tcp']))).toEqual([
+      '0 (Other): (no service "cart" in namespace "default"; found in "shop", "staging")',
+    ]);
+  });
+});
+
+describe('ede_hints', () => {
+  it('local: no other namespace is named, the rest is still said', async () => {
+    const server = await serve('ede_hints local');
+    expect(ede(await dig(server.port, [`cart.default.${SVC}`]))).toEqual(['0 (Other): (no service "cart" in namespace "default")']);
+    expect(ede(await dig(server.port, [`cart.defualt.${SVC}`]))).toEqual(['0 (Other): (namespace "defualt" does not exist)']);
+    expect(ede(await dig(server.port, [`db.default.${SVC}`]))).toEqual(['0 (Other): (headless service "db": 0 of 3 endpoints ready)']);
+  });
+
+  it('off: no texts at all', async () => {
+    const server = await serve('ede_hints off');
+    for (const name of [`cart.default.${SVC}`, `db.default.${SVC}`, `orders.default.${SVC}`]) {
+      const result = await dig(server.port, [name]);
+      expect(result.status).toBe(name.startsWith('orders') ? 'NOERROR' : 'NXDOMAIN');
+      expect(ede(result)).toEqual([]);
+    }
+  });
+
+  it('anything else stops start-up with an error naming the file and line', async () => {
+    const dir = await tempDir();
+    const file = await corefile(dir, 'ede_hints none');
+    const { code, stderr } = await runCli(['-conf', file]);
+    expect(code).not.toBe(0);
+    expect(stderr).toContain(`${file}:6`);
+    expect(stderr).toMatch(/"none" is not one of all, local, off/);
+  });
+});
+
+describe('before the first sync', () => {
+  it('SERVFAIL says Not Ready (14) and how long it has waited', async () => {
+    const api = new FakeKubeApiServer();
+    await api.start();
+    cleanups.push(() => api.stop());
+    api.create('namespaces', { metadata: { name: 'default' } });
+    api.failAll(503, { resource: 'endpointslices', verb: 'list' });
+    const dir = await tempDir();
+    await writeFile(join(dir, 'kubeconfig'), api.kubeconfigYaml());
+    const server = await startServer(['--kubeconfig', join(dir, 'kubeconfig')]);
+    cleanups.push(() => server.stop());
+    await api.waitForRequests((r) => r.resource === 'endpointslices' && r.verb === 'list', { count: 1 });
+
+    const first = await dig(server.port, [`web.default.${SVC}`]);
+    expect(first.status).toBe('SERVFAIL');
+    expect(ede(first)).toEqual([expect.stringMatching(/^14 \(Not Ready\): \(not yet synced with the Kubernetes API; waiting for \d+ s\)$/)]);
+    // The count goes up with the wait.
+    const seconds = Number(/waiting for (\d+) s/.exec(ede(first)[0]!)![1]);
+    await vi.waitFor(async () => {
+      const later = ede(await dig(server.port, [`web.default.${SVC}`]))[0] ?? '';
+      expect(Number(/waiting for (\d+) s/.exec(later)?.[1])).toBeGreaterThan(seconds);
+    }, { timeout: 5_000, interval: 250 });
+    expect(ede(await dig(server.port, [`web.default.${SVC}`, '+noedns']))).toEqual([]);
+
+    api.clearFaults();
+    await vi.waitFor(async () => expect((await get(server, '/ready')).status).toBe(200), { timeout: 10_000, interval: 50 });
+    const after = await dig(server.port, [`web.default.${SVC}`]);
+    expect(after.status).toBe('NXDOMAIN');
+    expect(ede(after)).toEqual(['0 (Other): (no service "web" in namespace "default")']);
+  });
+});
