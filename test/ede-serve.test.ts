@@ -2,14 +2,18 @@
 // process) serving test/fixtures/ede-cluster.yaml, asked by real `dig` (which sends EDNS by default and prints an
 // EDE as `; EDE: 0 (Other): (text)`). Each row is what a person debugging a Service sees; a client without OPT
 // (`dig +noedns`) gets the same answer and no EDE.
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { encodeEde } from '../src/wire/index.js';
 import { dig, type DigResult } from './support/dig.js';
-import { get } from './support/http.js';
+import { get, metrics, value } from './support/http.js';
 import { FakeKubeApiServer } from './support/k8s-api-server.js';
 import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
+import { TestUpstream } from './support/upstream.js';
 
 const CLUSTER = new URL('./fixtures/ede-cluster.yaml', import.meta.url).pathname;
 
@@ -171,5 +175,96 @@ describe('before the first sync', () => {
     const after = await dig(server.port, [`web.default.${SVC}`]);
     expect(after.status).toBe('NXDOMAIN');
     expect(ede(after)).toEqual(['0 (Other): (no service "web" in namespace "default")']);
+  });
+});
+
+/**
+ * An upstream that answers every query with `rcode` and an OPT record holding `options` (EDE and a cookie), the
+ * way a validating resolver explains its SERVFAIL.
+ */
+async function explainingUpstream(rcode: number, options: Buffer): Promise<string> {
+  const socket = createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  cleanups.push(() => new Promise<void>((done) => socket.close(() => done())));
+  socket.on('message', (query, peer) => {
+    let end = 12;
+    while (query[end] !== 0) end += query[end]! + 1;
+    end += 5;
+    const reply = Buffer.from(query.subarray(0, end));
+    reply.writeUInt16BE(0x8180 | rcode, 2);
+    reply.writeUInt16BE(0, 6);
+    reply.writeUInt16BE(0, 8);
+    reply.writeUInt16BE(1, 10);
+    const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, options.length >> 8, options.length & 0xff]);
+    socket.send(Buffer.concat([reply, opt, options]), peer.port, peer.address);
+  });
+  return `127.0.0.1:${socket.address().port}`;
+}
+
+describe('forwarding explains its failures', () => {
+  async function forwarding(args: readonly string[]): Promise<ServerProcess> {
+    const server = await startServer(['--manifests', CLUSTER, ...args]);
+    cleanups.push(() => server.stop());
+    return server;
+  }
+
+  async function upstream(): Promise<TestUpstream> {
+    const up = await TestUpstream.start({ records: { 'www.example.test': { A: ['192.0.2.10'], ttl: 1 } } });
+    cleanups.push(() => up.stop());
+    return up;
+  }
+
+  it('SERVFAIL after a timeout: 22 (No Reachable Authority) naming the upstream', async () => {
+    const silent = await upstream();
+    silent.behaviour = 'silent';
+    const server = await forwarding(['--upstream', silent.address, '--upstream-timeout', '1']);
+    const result = await dig(server.port, ['www.example.test.', 'A', '+time=5']);
+    expect(result.status).toBe('SERVFAIL');
+    expect(ede(result)).toEqual([`22 (No Reachable Authority): (upstream ${silent.address}: no answer (timeout))`]);
+    expect(ede(await dig(server.port, ['www.example.test.', 'A', '+time=5', '+noedns']))).toEqual([]);
+  });
+
+  it('SERVFAIL after a refusal: 23 (Network Error), and how many upstreams were tried', async () => {
+    const silent = await upstream();
+    silent.behaviour = 'silent';
+    // Nothing listens there: the kernel answers with ICMP port unreachable.
+    const refusing = `127.0.0.1:${await freePort()}`;
+    const server = await forwarding(['--upstream', silent.address, '--upstream', refusing, '--forward-policy', 'sequential', '--upstream-timeout', '1']);
+    const result = await dig(server.port, ['www.example.test.', 'A', '+time=5']);
+    expect(result.status).toBe('SERVFAIL');
+    expect(ede(result)).toEqual([`23 (Network Error): (upstream ${refusing}: connection refused; 2 upstreams tried)`]);
+  });
+
+  it('passes an upstream\'s own EDE through, without its other options', async () => {
+    const cookie = Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const address = await explainingUpstream(2, Buffer.concat([cookie, encodeEde(6, 'signature of example.test. does not validate')]));
+    const server = await forwarding(['--upstream', address]);
+    const result = await dig(server.port, ['www.example.test.']);
+    expect(result.status).toBe('SERVFAIL');
+    expect(ede(result)).toEqual(['6 (DNSSEC Bogus): (signature of example.test. does not validate)']);
+    expect(result.raw).not.toContain('COOKIE');
+  });
+
+  it('serve-stale: the expired answer says 3 (Stale Answer), followed by why the upstream failed', async () => {
+    const up = await upstream();
+    const server = await forwarding(['--upstream', up.address, '--serve-stale', '60', '--upstream-timeout', '1']);
+    expect((await dig(server.port, ['www.example.test.'])).answer).toEqual(['www.example.test. 1 IN A 192.0.2.10']);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    up.behaviour = 'silent';
+    const stale = await dig(server.port, ['www.example.test.', 'A', '+time=5']);
+    expect(stale.status).toBe('NOERROR');
+    expect(stale.answer).toEqual(['www.example.test. 30 IN A 192.0.2.10']);
+    expect(ede(stale)).toEqual([
+      expect.stringMatching(/^3 \(Stale Answer\): \(expired [0-9] s ago; the upstreams did not answer\)$/),
+      `22 (No Reachable Authority): (upstream ${up.address}: no answer (timeout))`,
+    ]);
+  });
+
+  it('REFUSED for a name no zone here holds and nothing forwards: 20 (Not Authoritative)', async () => {
+    const server = await forwarding([]);
+    const result = await dig(server.port, ['www.example.test.']);
+    expect(result.status).toBe('REFUSED');
+    expect(ede(result)).toEqual(['20 (Not Authoritative): (no zone served here holds this name, and nothing forwards it)']);
   });
 });
