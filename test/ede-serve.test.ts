@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeEde } from '../src/wire/index.js';
 import { dig, type DigResult } from './support/dig.js';
-import { get, metrics, value } from './support/http.js';
+import { get, metrics, select } from './support/http.js';
 import { FakeKubeApiServer } from './support/k8s-api-server.js';
 import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
 import { TestUpstream } from './support/upstream.js';
@@ -119,6 +119,25 @@ describe('the cluster zone explains its answers', () => {
   });
 });
 
+/** clusterdns_dns_extended_errors_total for one INFO-CODE, summed over listeners. */
+async function edeCount(server: ServerProcess, code: string): Promise<number> {
+  return select(await metrics(server), 'clusterdns_dns_extended_errors_total', { code }).reduce((sum, sample) => sum + sample.value, 0);
+}
+
+describe('clusterdns_dns_extended_errors_total', () => {
+  it('counts the EDE options sent, by INFO-CODE; none for clients without OPT', async () => {
+    const server = await serve('', 'prometheus 127.0.0.1:0');
+    await dig(server.port, [`cart.default.${SVC}`]);
+    await dig(server.port, [`db.default.${SVC}`, 'A', '+tcp']);
+    await dig(server.port, [`cart.default.${SVC}`, 'A', '+noedns']);
+    await dig(server.port, [`cart.shop.${SVC}`]);
+    await dig(server.port, ['www.example.test.']);
+    expect(await edeCount(server, '0')).toBe(2);
+    expect(await edeCount(server, '20')).toBe(1);
+    expect(select(await metrics(server), 'clusterdns_dns_extended_errors_total').map((sample) => sample.labels.code).sort()).toEqual(['0', '20']);
+  });
+});
+
 describe('ede_hints', () => {
   it('local: no other namespace is named, the rest is still said', async () => {
     const server = await serve('ede_hints local');
@@ -223,6 +242,7 @@ describe('forwarding explains its failures', () => {
     expect(result.status).toBe('SERVFAIL');
     expect(ede(result)).toEqual([`22 (No Reachable Authority): (upstream ${silent.address}: no answer (timeout))`]);
     expect(ede(await dig(server.port, ['www.example.test.', 'A', '+time=5', '+noedns']))).toEqual([]);
+    expect(await edeCount(server, '22')).toBe(1);
   });
 
   it('SERVFAIL after a refusal: 23 (Network Error), and how many upstreams were tried', async () => {
