@@ -112,6 +112,18 @@ describe('the cluster zone explains its answers', () => {
     }
   });
 
+  it('leaves the EDE out, never a record, when a UDP reply has no room for it: no TC', async () => {
+    // +ignore: dig shows the UDP reply itself, not a TCP retry of it.
+    const tight = await dig(server.port, [`wide.default.${SVC}`, 'SRV', '+bufsize=512', '+ignore']);
+    expect(tight.flags).not.toContain('tc');
+    expect(tight.answer).toHaveLength(8);
+    expect(tight.additional).toHaveLength(1);
+    expect(ede(tight)).toEqual([]);
+    const roomy = await dig(server.port, [`wide.default.${SVC}`, 'SRV']);
+    expect(roomy.answer).toHaveLength(8);
+    expect(ede(roomy)).toEqual(['0 (Other): (service "wide" has no ready endpoints: connections to 10.96.200.30 will fail)']);
+  });
+
   it('says the same over TCP', async () => {
     expect(ede(await dig(server.port, [`cart.default.${SVC}`, 'A', '+tcp']))).toEqual([
       '0 (Other): (no service "cart" in namespace "default"; found in "shop", "staging")',
@@ -279,6 +291,21 @@ describe('forwarding explains its failures', () => {
       expect.stringMatching(/^3 \(Stale Answer\): \(expired [0-9] s ago; the upstreams did not answer\)$/),
       `22 (No Reachable Authority): (upstream ${up.address}: no answer (timeout))`,
     ]);
+  });
+
+  it('REFUSED past max_concurrent says so', async () => {
+    const silent = await upstream();
+    silent.behaviour = 'silent';
+    const server = await serve('', `forward . ${silent.address} {
+        max_concurrent 1
+        timeout 2s
+    }`);
+    const waiting = dig(server.port, ['one.example.test.', 'A', '+time=5']);
+    await vi.waitFor(() => expect(silent.queriesFor('one.example.test')).toHaveLength(1), { timeout: 2_000, interval: 20 });
+    const refused = await dig(server.port, ['two.example.test.']);
+    expect(refused.status).toBe('REFUSED');
+    expect(ede(refused)).toEqual(['0 (Other): (too many queries in flight upstream (max_concurrent 1))']);
+    expect((await waiting).status).toBe('SERVFAIL');
   });
 
   it('REFUSED for a name no zone here holds and nothing forwards: 20 (Not Authoritative)', async () => {

@@ -179,7 +179,7 @@ export class Forwarder implements Handler {
   constructor(private readonly options: ForwarderOptions) {
     this.random = options.random ?? Math.random;
     this.busy = {
-      answer: emptyAnswer(Rcode.REFUSED, false, encodeEde(EdeCode.OTHER, `${options.maxConcurrent} queries already in flight upstream (max_concurrent)`)),
+      answer: emptyAnswer(Rcode.REFUSED, false, encodeEde(EdeCode.OTHER, `too many queries in flight upstream (max_concurrent ${options.maxConcurrent})`)),
       plugin: 'forward',
     };
     const byAddress = new Map<string, Upstream>();
