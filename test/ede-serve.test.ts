@@ -76,6 +76,8 @@ const CLUSTER_ZONE: ReadonlyArray<readonly [string, string, string, string | und
   [`_grpc._tcp.web.default.${SVC}`, 'SRV', 'NXDOMAIN', '0 (Other): (service "web" has no port "_grpc._tcp")'],
   // pods verified: an address no pod of the namespace has.
   ['10-244-9-8.default.pod.cluster.local.', 'A', 'NXDOMAIN', '0 (Other): (no pod with IP 10.244.9.8 in namespace "default" (pods verified))'],
+  ['10-244-9-9.default.pod.cluster.local.', 'A', 'NOERROR', undefined],
+  ['client.default.pod.cluster.local.', 'A', 'NXDOMAIN', '0 (Other): ("client" is not a dashed IP address)'],
   // The VIP exists whether or not pods do (spec), but a connection to it will fail.
   [`orders.default.${SVC}`, 'A', 'NOERROR', '0 (Other): (service "orders" has no ready endpoints: connections to 10.96.200.20 will fail)'],
   [`_http._tcp.orders.default.${SVC}`, 'SRV', 'NOERROR', '0 (Other): (service "orders" has no ready endpoints: connections to 10.96.200.20 will fail)'],
@@ -147,6 +149,16 @@ describe('clusterdns_dns_extended_errors_total', () => {
     expect(await edeCount(server, '0')).toBe(2);
     expect(await edeCount(server, '20')).toBe(1);
     expect(select(await metrics(server), 'clusterdns_dns_extended_errors_total').map((sample) => sample.labels.code).sort()).toEqual(['0', '20']);
+  });
+});
+
+describe('pods disabled', () => {
+  it('says pod records are off', async () => {
+    const server = await startServer(['--manifests', CLUSTER, '--pods', 'disabled']);
+    cleanups.push(() => server.stop());
+    const result = await dig(server.port, ['10-244-9-9.default.pod.cluster.local.']);
+    expect(result.status).toBe('NXDOMAIN');
+    expect(ede(result)).toEqual(['0 (Other): (pod records are disabled (pods disabled))']);
   });
 });
 

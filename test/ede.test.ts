@@ -20,6 +20,7 @@ import {
   writeReply,
   type ReplyNotes,
 } from '../src/wire/index.js';
+import { closest, editDistance } from '../src/plugins/kubernetes/explain.js';
 import { query } from './support/query-bytes.js';
 
 function reply(packet: Buffer, answer: ReturnType<typeof emptyAnswer>, limit: number): { bytes: Buffer; notes: ReplyNotes } {
@@ -119,5 +120,26 @@ describe('EDE from another server', () => {
     const message = decodeMessage(upstreamReply(Buffer.from([0, 15, 0, 1, 0])));
     expect(message.ede).toBeUndefined();
     expect(message.rcode).toBe(Rcode.NXDOMAIN);
+  });
+});
+
+describe('did you mean: the namespace within two edits', () => {
+  it.each([
+    ['defualt', 'default', 1], // a swap of neighbours is one edit
+    ['defaul', 'default', 1],
+    ['dfault', 'default', 1],
+    ['deflaut', 'default', 2],
+    ['kube-sytem', 'kube-system', 1],
+    ['prod', 'production', 3], // stops counting past the bound
+  ] as const)('%s → %s: %i', (typed, existing, distance) => {
+    expect(editDistance(typed, existing, 2)).toBe(Math.min(distance, 3));
+  });
+
+  it('offers the closest, the first in sort order on a tie, never the name itself, nothing past the bound', () => {
+    expect(closest('defualt', ['shop', 'default', 'kube-system'], 2)).toBe('default');
+    expect(closest('shpo', ['shop', 'shoe'], 2)).toBe('shop');
+    expect(closest('dev1', ['dev2', 'dev3'], 2)).toBe('dev2');
+    expect(closest('default', ['default'], 2)).toBeUndefined();
+    expect(closest('production', ['default', 'shop'], 2)).toBeUndefined();
   });
 });

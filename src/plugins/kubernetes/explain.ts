@@ -137,7 +137,7 @@ export function editDistance(a: string, b: string, max: number): number {
     before = previous;
     previous = current;
   }
-  return previous[b.length]!;
+  return Math.min(previous[b.length]!, max + 1);
 }
 
 /** A label as the text shows it: quoted, with anything but printable ASCII as `?` (labels are bytes, the text UTF-8). */
