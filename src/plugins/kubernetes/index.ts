@@ -116,7 +116,10 @@ export class ClusterResolver {
   private readonly startedAt: number;
   /** The SERVFAIL before the first sync, prepared once per second waited (its text counts the seconds). */
   private notReady: { seconds: number; answer: PreparedAnswer } | undefined;
-  /** NXDOMAIN answers with their explanation, per name, valid for `missingGeneration`, at most COMPUTED_CACHE_LIMIT. */
+  /**
+   * NXDOMAIN answers with their explanation, per name, valid for `missingGeneration` (a value of `changes`: any
+   * service's change may change a text, "found in" another namespace), at most COMPUTED_CACHE_LIMIT.
+   */
   private missing = new Map<string, PreparedAnswer>();
   private missingGeneration = 0;
   /** Service name → the namespaces holding one (hints `all` only): for "found in". One namespace is a string. */
@@ -366,9 +369,9 @@ export class ClusterResolver {
    */
   private nxdomain(zone: Zone, key: string): PreparedAnswer {
     if (zone !== this.clusterZone || this.hints === 'off') return this.plainNxdomain(zone, key);
-    if (this.missingGeneration !== this.generation || this.missing.size >= COMPUTED_CACHE_LIMIT) {
+    if (this.missingGeneration !== this.changes || this.missing.size >= COMPUTED_CACHE_LIMIT) {
       this.missing = new Map();
-      this.missingGeneration = this.generation;
+      this.missingGeneration = this.changes;
     }
     let answer = this.missing.get(key);
     if (answer === undefined) {
