@@ -21,6 +21,8 @@ import {
   type ReplyNotes,
 } from '../src/wire/index.js';
 import { closest, editDistance } from '../src/plugins/kubernetes/explain.js';
+import { ClusterResolver } from '../src/plugins/kubernetes/index.js';
+import { READY, RecordStore, type EndpointSliceRecord, type ServiceRecord } from '../src/store/index.js';
 import { query } from './support/query-bytes.js';
 
 function reply(packet: Buffer, answer: ReturnType<typeof emptyAnswer>, limit: number): { bytes: Buffer; notes: ReplyNotes } {
@@ -141,5 +143,50 @@ describe('did you mean: the namespace within two edits', () => {
     expect(closest('dev1', ['dev2', 'dev3'], 2)).toBe('dev2');
     expect(closest('default', ['default'], 2)).toBeUndefined();
     expect(closest('production', ['default', 'shop'], 2)).toBeUndefined();
+  });
+});
+
+describe('the cluster zone\'s texts follow the store', () => {
+  const service = (namespace: string, name: string): ServiceRecord => ({
+    namespace, name, kind: 'ClusterIP', clusterIPs: ['10.96.0.10'], ports: [], publishNotReadyAddresses: false, hasSelector: true,
+  });
+
+  it('a service added elsewhere shows up in "found in" at the next query, whatever else was prepared', () => {
+    // A clock that stands still: the SOA serial does not move, so only the change itself can renew the text.
+    const store = new RecordStore(() => 1_000_000);
+    for (const name of ['default', 'shop', 'staging']) store.upsert('namespace', { name });
+    store.upsert('service', service('shop', 'cart'));
+    // Every namespace holds a service already: adding or removing cart changes no namespace (which would renew all).
+    for (const namespace of ['default', 'shop', 'staging']) store.upsert('service', service(namespace, 'api'));
+    store.markSynced();
+    const zone = new ClusterResolver(store, { zone: 'cluster.local', ttl: 5, pods: 'disabled', selfAddresses: [] });
+    const q = { key: nameToKey('cart.default.svc.cluster.local'), qtype: RRType.A, qclass: 1, dnssecOk: false, flags: 0 };
+    expect(decodeEde(zone.resolve(q)!.ede!)).toEqual([[0, 'no service "cart" in namespace "default"; found in "shop"']]);
+    store.upsert('service', service('staging', 'cart'));
+    expect(decodeEde(zone.resolve(q)!.ede!)).toEqual([[0, 'no service "cart" in namespace "default"; found in "shop", "staging"']]);
+    store.remove('service', 'shop', 'cart');
+    store.remove('service', 'staging', 'cart');
+    expect(decodeEde(zone.resolve(q)!.ede!)).toEqual([[0, 'no service "cart" in namespace "default"']]);
+    zone.close();
+  });
+
+  it('a ClusterIP answer says "no ready endpoints" until one is ready, and no longer', () => {
+    const store = new RecordStore(() => 1_000_000);
+    store.upsert('namespace', { name: 'default' });
+    store.upsert('service', service('default', 'orders'));
+    const slice = (ready: boolean): EndpointSliceRecord => ({
+      namespace: 'default', name: 'orders-1', serviceName: 'orders', addressType: 'IPv4', ports: [],
+      endpoints: { ips: ['10.244.0.5'], conditions: [ready ? READY : 0] },
+    });
+    store.upsert('endpointslice', slice(false));
+    store.markSynced();
+    const zone = new ClusterResolver(store, { zone: 'cluster.local', ttl: 5, pods: 'disabled', selfAddresses: [] });
+    const q = { key: nameToKey('orders.default.svc.cluster.local'), qtype: RRType.A, qclass: 1, dnssecOk: false, flags: 0 };
+    expect(decodeEde(zone.resolve(q)!.ede!)).toEqual([[0, 'service "orders" has no ready endpoints: connections to 10.96.0.10 will fail']]);
+    store.upsert('endpointslice', slice(true));
+    expect(zone.resolve(q)!.ede).toBeUndefined();
+    store.upsert('endpointslice', slice(false));
+    expect(zone.resolve(q)!.ede).toBeDefined();
+    zone.close();
   });
 });
