@@ -137,6 +137,22 @@ describe('did you mean: the namespace within two edits', () => {
     expect(editDistance(typed, existing, 2)).toBe(Math.min(distance, 3));
   });
 
+  it('agrees with the whole-matrix distance on every short pair over a small alphabet (the band cuts nothing it needs)', () => {
+    const full = (x: string, y: string): number => {
+      const d = Array.from({ length: x.length + 1 }, (_, i) => Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+      for (let i = 1; i <= x.length; i++) {
+        for (let j = 1; j <= y.length; j++) {
+          d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+          if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+        }
+      }
+      return d[x.length]![y.length]!;
+    };
+    const words = [''];
+    for (const word of words) if (word.length < 4) for (const c of 'abc') words.push(word + c);
+    for (const x of words) for (const y of words) for (const max of [0, 1, 2]) expect(editDistance(x, y, max)).toBe(Math.min(full(x, y), max + 1));
+  });
+
   it('offers the closest, the first in sort order on a tie, never the name itself, nothing past the bound', () => {
     expect(closest('defualt', ['shop', 'default', 'kube-system'], 2)).toBe('default');
     expect(closest('shpo', ['shop', 'shoe'], 2)).toBe('shop');

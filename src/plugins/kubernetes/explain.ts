@@ -115,29 +115,46 @@ export function closest(name: string, candidates: Iterable<string>, max: number)
   return bestDistance <= max ? best : undefined;
 }
 
+/** DNS labels are at most 63 bytes: three rows of 64 cells hold every distance computed here, reused. */
+const ROWS = [new Int32Array(64), new Int32Array(64), new Int32Array(64)] as const;
+
 /**
  * Edits between `a` and `b`, a swap of neighbours counting one ("defualt" is one from "default"): optimal string
- * alignment distance. Returns max + 1 as soon as every alignment needs more than `max`.
+ * alignment distance, or max + 1 when it is more than `max`. Only the diagonal band of width 2·max + 1 is computed
+ * (a cell further out costs more than max), with no allocation: a did-you-mean over a thousand namespaces must not
+ * stall the query that asked for it.
  */
 export function editDistance(a: string, b: string, max: number): number {
-  let before = new Array<number>(b.length + 1).fill(0);
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const far = max + 1;
+  if (Math.abs(a.length - b.length) > max) return far;
+  if (a.length >= ROWS[0].length || b.length >= ROWS[0].length) return far;
+  let before = ROWS[0];
+  let previous = ROWS[1];
+  let current = ROWS[2];
+  for (let j = 0; j <= b.length; j++) previous[j] = Math.min(j, far);
   for (let i = 1; i <= a.length; i++) {
-    const current = new Array<number>(b.length + 1).fill(0);
-    current[0] = i;
-    let rowMin = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+    const low = Math.max(1, i - max);
+    const high = Math.min(b.length, i + max);
+    // Cells left and right of the band read as "too far"; column 0 is i deletions.
+    current[low - 1] = low === 1 ? Math.min(i, far) : far;
+    if (high < b.length) current[high + 1] = far;
+    let rowMin = current[low - 1]!;
+    for (let j = low; j <= high; j++) {
+      const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
       let value = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) value = Math.min(value, before[j - 2]! + 1);
-      current[j] = value;
-      rowMin = Math.min(rowMin, value);
+      if (i > 1 && j > 1 && a.charCodeAt(i - 1) === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === b.charCodeAt(j - 1)) {
+        value = Math.min(value, before[j - 2]! + 1);
+      }
+      current[j] = Math.min(value, far);
+      if (value < rowMin) rowMin = value;
     }
-    if (rowMin > max) return max + 1;
+    if (rowMin > max) return far;
+    const spare = before;
     before = previous;
     previous = current;
+    current = spare;
   }
-  return Math.min(previous[b.length]!, max + 1);
+  return Math.min(previous[b.length]!, far);
 }
 
 /** A label as the text shows it: quoted, with anything but printable ASCII as `?` (labels are bytes, the text UTF-8). */
