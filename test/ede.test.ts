@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeEde,
   decodeMessage,
-  edeCodes,
   emptyAnswer,
   encodeEde,
   MAX_EDE_TEXT,
@@ -47,7 +46,6 @@ describe('the EDE option (RFC 8914 §2)', () => {
     expect(option.readUInt16BE(4)).toBe(0);
     expect(option.subarray(6).toString('utf8')).toBe('no service "cart"');
     expect(decodeEde(Buffer.concat([option, encodeEde(22, '')]))).toEqual([[0, 'no service "cart"'], [22, '']]);
-    expect(edeCodes(Buffer.concat([encodeEde(3, 'stale'), encodeEde(22, 'x')]))).toEqual([3, 22]);
   });
 
   it(`keeps EXTRA-TEXT to ${MAX_EDE_TEXT} bytes, never cutting a UTF-8 character`, () => {

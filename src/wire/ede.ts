@@ -36,16 +36,7 @@ export function encodeEde(code: number, text: string): Buffer {
   return option;
 }
 
-/** The INFO-CODE of every EDE option in `options` (encoded options, back to back). */
-export function edeCodes(options: Buffer): number[] {
-  const codes: number[] = [];
-  for (let offset = 0; offset + 6 <= options.length; offset += 4 + options.readUInt16BE(offset + 2)) {
-    codes.push(options.readUInt16BE(offset + 4));
-  }
-  return codes;
-}
-
-/** Each EDE option as [code, text]: what a test or a log line reads. */
+/** Each EDE option of `options` (encoded options, back to back) as [INFO-CODE, EXTRA-TEXT]. */
 export function decodeEde(options: Buffer): Array<readonly [number, string]> {
   const decoded: Array<readonly [number, string]> = [];
   for (let offset = 0; offset + 6 <= options.length; offset += 4 + options.readUInt16BE(offset + 2)) {

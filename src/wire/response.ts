@@ -4,8 +4,8 @@
  * at most the client's size (capped at MAX_UDP_PAYLOAD) with it; when the answer does not fit, whole answer
  * records are kept while they fit and TC is set, so the client retries over TCP (RFC 1035 §4.2.1, RFC 2181 §9).
  * An additional section that does not fit is dropped without TC: it is optional. The answer's Extended DNS Errors
- * go in the OPT record only for a client that sent one, and only into the room left once the records are placed:
- * an EDE never displaces a record and never makes a reply truncated (RFC 8914 §3 lets it be left out).
+ * go in the OPT record only for a client that sent one (RFC 8914 §3), and only into the room left once the records
+ * are placed: an EDE is advice, so it never displaces a record and never makes a reply truncated.
  */
 import type { PreparedAnswer } from './answer.js';
 import { CLASSIC_UDP_SIZE, HeaderFlag, MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD, RRType } from './constants.js';
