@@ -7,7 +7,7 @@
 import dns2 from 'dns2';
 import { describe, expect, it } from 'vitest';
 import { AnswerCache, type CacheOptions } from '../src/plugins/cache/index.js';
-import { decodeMessage, HeaderFlag, nameToKey, newQuery, parseQuery, replyLimit, writeReply, type PreparedAnswer } from '../src/wire/index.js';
+import { decodeEde, decodeMessage, encodeEde, HeaderFlag, nameToKey, newQuery, parseQuery, replyLimit, writeReply, type PreparedAnswer } from '../src/wire/index.js';
 
 const { Packet } = dns2;
 type Record = { name: string; type: number; class: number; ttl: number } & { [field: string]: unknown };
@@ -133,6 +133,18 @@ describe('AnswerCache', () => {
     off.cache.store(q, upstreamReply('www.example.test', 1, { answers: [a('www.example.test', 10, '192.0.2.1')] }));
     off.clock.ms += 11_000;
     expect(off.cache.stale(q)).toBeUndefined();
+  });
+
+  it('says a stale answer is stale (RFC 8914 3, or 19 for NXDOMAIN), with its age, before why the upstreams failed', () => {
+    const { cache, clock } = cacheWithClock({ serveStale: 60 });
+    const q = question('www.example.test');
+    const gone = question('gone.example.test');
+    cache.store(q, upstreamReply('www.example.test', 1, { answers: [a('www.example.test', 10, '192.0.2.1')] }));
+    cache.store(gone, upstreamReply('gone.example.test', 1, { rcode: 3, soa: { ttl: 10, minimum: 10 } }));
+    clock.ms += 25_000;
+    const why = encodeEde(22, 'upstream 192.0.2.53:53: no answer (timeout)');
+    expect(decodeEde(cache.stale(q, why)!.ede!)).toEqual([[3, 'expired 15 s ago; the upstreams did not answer'], [22, 'upstream 192.0.2.53:53: no answer (timeout)']]);
+    expect(decodeEde(cache.stale(gone)!.ede!)).toEqual([[19, 'expired 15 s ago; the upstreams did not answer']]);
   });
 
   it('asks for a prefetch once, for an entry asked again in the last 10% of its TTL', () => {

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalIp, dashedIp, reverseName, undashIp } from '../src/ip.js';
 import { isInZone, keyToName, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, RRType, writeReply } from '../src/wire/index.js';
+import { query } from './support/query-bytes.js';
 
 describe('names', () => {
   it('round-trips names through wire keys, lower-cased', () => {
@@ -42,15 +43,6 @@ describe('IP forms', () => {
 });
 
 describe('prepared answers', () => {
-  /** A query as dig sends it: RD set, one question, optionally an OPT record. */
-  function query(name: string, type: number, edns?: number): Buffer {
-    const labels = name.split('.').map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)]));
-    const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0]);
-    const question = Buffer.concat([...labels, Buffer.from([0, type >> 8, type & 0xff, 0, 1])]);
-    const opt = edns ? Buffer.from([0, 0, 41, edns >> 8, edns & 0xff, 0, 0, 0x80, 0, 0, 0]) : Buffer.alloc(0);
-    return Buffer.concat([header, question, opt]);
-  }
-
   it('points owners at the question (so they echo its case) and compresses names after the first', () => {
     const key = nameToKey('web.default.svc.cluster.local');
     const prepared = prepareAnswer(key, {

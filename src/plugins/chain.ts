@@ -1,11 +1,15 @@
 /**
  * The chain: handlers composed once, each one's `next` being the ones after it. Past the last handler nobody is
- * authoritative for the name and nothing forwards it: REFUSED, written by the server itself (plugin '').
+ * authoritative for the name and nothing forwards it: REFUSED, written by the server itself (plugin ''), with
+ * Extended DNS Error 20 (Not Authoritative) saying so.
  */
-import { emptyAnswer, Rcode } from '../wire/index.js';
+import { EdeCode, emptyAnswer, encodeEde, Rcode } from '../wire/index.js';
 import type { Handler, Next, Reply } from './plugin.js';
 
-export const NOBODY_ANSWERS: Reply = { answer: emptyAnswer(Rcode.REFUSED), plugin: '' };
+export const NOBODY_ANSWERS: Reply = {
+  answer: emptyAnswer(Rcode.REFUSED, false, encodeEde(EdeCode.NOT_AUTHORITATIVE, 'no zone served here holds this name, and nothing forwards it')),
+  plugin: '',
+};
 
 /** `handlers` as one Next, built once (no closure per query). */
 export function chainOf(handlers: readonly Handler[]): Next {

@@ -6,6 +6,7 @@
  *   coredns_dns_request_duration_seconds{server,zone,view,type}      (histogram)
  *   coredns_dns_request_size_bytes{server,zone,view,proto}           (histogram)
  *   coredns_dns_response_size_bytes{server,zone,view,proto}          (histogram)
+ *   clusterdns_dns_extended_errors_total{server,zone,code}           (ours: EDE options sent, RFC 8914)
  *
  * Why not prom-client's own Counter/Histogram here: their `labels(...).inc()` hashes the label set on every
  * call, which costs more than answering a cluster-zone query. So the query path only bumps slots in typed
@@ -30,6 +31,8 @@ const DURATION_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i);
 /** CoreDNS's plugin.SizeBuckets. */
 const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3];
 const RCODES = 24;
+/** EDE INFO-CODEs counted by number; the rest (unassigned, or private-use ones passed through) as "other". */
+const EDE_CODES = 32;
 const PROTOS = ['udp', 'tcp'] as const;
 
 
@@ -101,6 +104,7 @@ interface Slot {
 export class QueryMetrics {
   private requests: Float64Array;
   private responses: Float64Array;
+  private extendedErrors: Float64Array;
   private readonly duration: Histogram;
   private readonly requestSize: Histogram;
   private readonly responseSize: Histogram;
@@ -120,6 +124,7 @@ export class QueryMetrics {
     this.pluginIndexes = new Map(this.plugins.map((name, index) => [name, index]));
     this.requests = new Float64Array(0);
     this.responses = new Float64Array(0);
+    this.extendedErrors = new Float64Array(0);
     this.duration = new Histogram(0, DURATION_BUCKETS);
     this.requestSize = new Histogram(0, SIZE_BUCKETS);
     this.responseSize = new Histogram(0, SIZE_BUCKETS);
@@ -147,6 +152,7 @@ export class QueryMetrics {
     this.capacity = capacity;
     this.requests = grown(this.requests, capacity * PROTOS.length * TYPE_LABELS.length);
     this.responses = grown(this.responses, capacity * RCODES * this.plugins.length);
+    this.extendedErrors = grown(this.extendedErrors, capacity * (EDE_CODES + 1));
     this.duration.grow(capacity * TYPE_LABELS.length);
     this.requestSize.grow(capacity * PROTOS.length);
     this.responseSize.grow(capacity * PROTOS.length);
@@ -173,6 +179,13 @@ export class QueryMetrics {
     this.duration.observe(slot * TYPE_LABELS.length + type, seconds);
     this.requestSize.observe(slot * PROTOS.length + proto, requestBytes);
     this.responseSize.observe(slot * PROTOS.length + proto, responseBytes);
+  }
+
+  /** The EDE options (wire/ede.ts, back to back) a reply in `slot` carried. On the query path: no allocation. */
+  observeExtendedErrors(slot: number, options: Buffer): void {
+    for (let offset = 0; offset + 6 <= options.length; offset += 4 + options.readUInt16BE(offset + 2)) {
+      this.extendedErrors[slot * (EDE_CODES + 1) + Math.min(options.readUInt16BE(offset + 4), EDE_CODES)]!++;
+    }
   }
 
   /** Adds the collectors to `registry`. */
@@ -203,6 +216,16 @@ export class QueryMetrics {
           const plugin = index % this.plugins.length;
           const rest = Math.floor(index / this.plugins.length);
           return { ...base(Math.floor(rest / RCODES)), rcode: rcodeName(rest % RCODES), plugin: this.plugins[plugin]! };
+        }),
+      },
+      {
+        name: 'clusterdns_dns_extended_errors_total',
+        help: 'Extended DNS Error options (RFC 8914) sent in replies, by INFO-CODE.',
+        type: 'counter',
+        values: () => nonZero(this.extendedErrors, (index) => {
+          const code = index % (EDE_CODES + 1);
+          const { server, zone } = base(Math.floor(index / (EDE_CODES + 1)));
+          return { server: server!, zone: zone!, code: code === EDE_CODES ? 'other' : String(code) };
         }),
       },
       {

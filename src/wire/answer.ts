@@ -53,6 +53,11 @@ export interface PreparedAnswer {
    * service): the chain asks the next steps for it and merges their answer.
    */
   readonly chaseTarget?: string;
+  /**
+   * Extended DNS Error options (ede.ts), encoded, for the reply's OPT record: sent only to clients that sent OPT,
+   * and only where they fit (response.ts).
+   */
+  readonly ede?: Buffer;
 }
 
 /** Our own records, or records passed through from another server. */
@@ -63,6 +68,7 @@ export interface AnswerSections {
   readonly authoritative: boolean;
   readonly recursionAvailable?: boolean;
   readonly chaseTarget?: string;
+  readonly ede?: Buffer;
   readonly answer?: readonly AnyRecord[];
   readonly authority?: readonly AnyRecord[];
   readonly additional?: readonly AnyRecord[];
@@ -70,9 +76,19 @@ export interface AnswerSections {
 
 const EMPTY = Buffer.alloc(0);
 
-/** An answer with no records (SERVFAIL, REFUSED, FORMERR...). */
-export function emptyAnswer(rcode: number, authoritative = false): PreparedAnswer {
-  return { rcode, authoritative, answer: EMPTY, answerEnds: [], authority: EMPTY, authorityCount: 0, additional: EMPTY, additionalCount: 0 };
+/** An answer with no records (SERVFAIL, REFUSED, FORMERR...), with the EDE options that say why, if any. */
+export function emptyAnswer(rcode: number, authoritative = false, ede?: Buffer): PreparedAnswer {
+  return {
+    rcode,
+    authoritative,
+    answer: EMPTY,
+    answerEnds: [],
+    authority: EMPTY,
+    authorityCount: 0,
+    additional: EMPTY,
+    additionalCount: 0,
+    ...(ede !== undefined && { ede }),
+  };
 }
 
 /**
@@ -100,6 +116,7 @@ export function prepareAnswer(qnameKey: string, sections: AnswerSections): Prepa
     authoritative: sections.authoritative,
     ...(sections.recursionAvailable === true && { recursionAvailable: true }),
     ...(sections.chaseTarget !== undefined && { chaseTarget: sections.chaseTarget }),
+    ...(sections.ede !== undefined && { ede: sections.ede }),
     answer,
     answerEnds,
     authority,
@@ -232,13 +249,17 @@ class SectionWriter {
   }
 }
 
-/** The client's answer from another server's message, with each record's TTL given by `ttl`. */
-export function prepareMessage(message: Message, ttl: (record: WireRecord) => number): PreparedAnswer {
+/**
+ * The client's answer from another server's message, with each record's TTL given by `ttl`. Its EDE options pass
+ * through, unless `ede` replaces them (a stale answer says it is stale).
+ */
+export function prepareMessage(message: Message, ttl: (record: WireRecord) => number, ede = message.ede): PreparedAnswer {
   const withTtl = (records: readonly WireRecord[]): WireRecord[] => records.map((record) => ({ ...record, ttl: ttl(record) }));
   return prepareAnswer(message.question?.key ?? '\0', {
     rcode: message.rcode,
     authoritative: false,
     recursionAvailable: true,
+    ede,
     answer: withTtl(message.answer),
     authority: withTtl(message.authority),
     additional: withTtl(message.additional),

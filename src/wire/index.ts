@@ -3,7 +3,7 @@
  *
  * Owns the hot-path query parser (query.ts), prepared answers with name compression (answer.ts), reply assembly
  * with EDNS and truncation (response.ts), whole messages from other servers and queries to them (message.ts),
- * TCP framing (tcp.ts), name keys (names.ts) and the protocol numbers (constants.ts). Knows nothing of
+ * TCP framing (tcp.ts), Extended DNS Errors (ede.ts), name keys (names.ts) and the protocol numbers (constants.ts). Knows nothing of
  * Kubernetes or of the store; plugins hand it records, the server hands it packets. exchange.ts, the client
  * side for `clusterdns resolve`, is imported by path so that serving never loads dns2.
  */
@@ -15,3 +15,4 @@ export * from './answer.js';
 export * from './response.js';
 export * from './message.js';
 export * from './tcp.js';
+export * from './ede.js';

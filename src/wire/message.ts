@@ -11,6 +11,7 @@
  */
 import type { PreparedAnswer } from './answer.js';
 import { HeaderFlag, RRClass, RRType } from './constants.js';
+import { extractEde } from './ede.js';
 
 /** A record from another server: owner as a wire key (names.ts), RDATA with every name expanded. */
 export interface WireRecord {
@@ -31,6 +32,8 @@ export interface Message {
   readonly authority: readonly WireRecord[];
   /** The additional section without the OPT record (which is per hop, not data). */
   readonly additional: readonly WireRecord[];
+  /** The EDE options of its OPT record (ede.ts), which do travel on to our client; undefined when none. */
+  readonly ede?: Buffer;
 }
 
 export class MessageError extends Error {}
@@ -82,12 +85,17 @@ export function decodeMessage(buffer: Buffer): Message {
   const flags = buffer.readUInt16BE(2);
   let rcode = flags & 0xf;
   const additional: WireRecord[] = [];
+  let ede: Buffer | undefined;
   for (const record of additionalWithOpt) {
+    if (record.type !== RRType.OPT) {
+      additional.push(record);
+      continue;
+    }
     // The OPT record's TTL field carries the upper 8 bits of the rcode.
-    if (record.type === RRType.OPT) rcode |= (record.ttl >>> 24) << 4;
-    else additional.push(record);
+    rcode |= (record.ttl >>> 24) << 4;
+    ede = extractEde(record.rdata, 0, record.rdata.length);
   }
-  return { id: buffer.readUInt16BE(0), flags, rcode, question, answer, authority, additional };
+  return { id: buffer.readUInt16BE(0), flags, rcode, question, answer, authority, additional, ...(ede !== undefined && { ede }) };
 }
 
 /** The records a prepared answer carries, as another server's would be: for merging answers behind a CNAME. */

@@ -3,7 +3,9 @@
  * when the query had one (RFC 6891). Fits the reply to the transport: on UDP at most 512 bytes without EDNS and
  * at most the client's size (capped at MAX_UDP_PAYLOAD) with it; when the answer does not fit, whole answer
  * records are kept while they fit and TC is set, so the client retries over TCP (RFC 1035 §4.2.1, RFC 2181 §9).
- * An additional section that does not fit is dropped without TC: it is optional.
+ * An additional section that does not fit is dropped without TC: it is optional. The answer's Extended DNS Errors
+ * go in the OPT record only for a client that sent one (RFC 8914 §3), and only into the room left once the records
+ * are placed: an EDE is advice, so it never displaces a record and never makes a reply truncated.
  */
 import type { PreparedAnswer } from './answer.js';
 import { CLASSIC_UDP_SIZE, HeaderFlag, MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD, RRType } from './constants.js';
@@ -18,8 +20,14 @@ export function replyLimit(q: Query, overTcp: boolean): number {
   return Math.min(Math.max(q.udpSize, CLASSIC_UDP_SIZE), MAX_UDP_PAYLOAD);
 }
 
-/** The reply to `packet` (already parsed into `q`) carrying `answer`. */
-export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, limit: number): Buffer {
+/** What a written reply carried, for the caller's counters (one object may be reused: writeReply is synchronous). */
+export interface ReplyNotes {
+  /** The answer's EDE options went out. */
+  ede: boolean;
+}
+
+/** The reply to `packet` (already parsed into `q`) carrying `answer`; `notes`, when given, says what went in. */
+export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, limit: number, notes?: ReplyNotes): Buffer {
   const questionLength = q.questionEnd - 12;
   const optLength = q.edns ? OPT_LENGTH : 0;
   const fixed = 12 + questionLength + optLength;
@@ -39,7 +47,12 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
     }
   }
 
-  const reply = Buffer.allocUnsafe(fixed + answerLength + authorityLength + additionalLength);
+  const ede = q.edns && answer.ede !== undefined && fixed + answerLength + authorityLength + additionalLength + answer.ede.length <= limit
+    ? answer.ede
+    : undefined;
+  if (notes !== undefined) notes.ede = ede !== undefined;
+
+  const reply = Buffer.allocUnsafe(fixed + answerLength + authorityLength + additionalLength + (ede?.length ?? 0));
   reply.writeUInt16BE(q.id, 0);
   let flags = replyFlags(q.flags, answer.rcode);
   if (answer.authoritative) flags |= HeaderFlag.AA;
@@ -55,7 +68,7 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
   offset += answer.answer.copy(reply, offset, 0, answerLength);
   if (authorityLength > 0) offset += answer.authority.copy(reply, offset);
   if (additionalLength > 0) offset += answer.additional.copy(reply, offset);
-  if (q.edns) writeOpt(reply, offset, answer.rcode, q.dnssecOk);
+  if (q.edns) writeOpt(reply, offset, answer.rcode, q.dnssecOk, ede);
   return reply;
 }
 
@@ -72,7 +85,7 @@ function replyFlags(queryFlags: number, rcode: number): number {
   return HeaderFlag.QR | (queryFlags & HeaderFlag.ECHOED) | (rcode & 0xf);
 }
 
-function writeOpt(reply: Buffer, offset: number, rcode: number, dnssecOk: boolean): void {
+function writeOpt(reply: Buffer, offset: number, rcode: number, dnssecOk: boolean, options: Buffer | undefined): void {
   reply[offset] = 0;
   reply.writeUInt16BE(RRType.OPT, offset + 1);
   reply.writeUInt16BE(MAX_UDP_PAYLOAD, offset + 3);
@@ -80,5 +93,6 @@ function writeOpt(reply: Buffer, offset: number, rcode: number, dnssecOk: boolea
   reply[offset + 6] = 0; // EDNS version 0
   reply[offset + 7] = dnssecOk ? 0x80 : 0; // DO echoed (RFC 3225 §3)
   reply[offset + 8] = 0;
-  reply.writeUInt16BE(0, offset + 9);
+  reply.writeUInt16BE(options?.length ?? 0, offset + 9);
+  options?.copy(reply, offset + OPT_LENGTH);
 }

@@ -8,11 +8,12 @@
  * NODATA) for its SOA's TTL or minimum, whichever is smaller (RFC 2308 §5), each under its cap; a negative
  * answer without an SOA is not cached (RFC 2308 §5); SERVFAIL lives SERVFAIL_SECONDS and never replaces a good
  * answer. The TTLs a client sees count down. A popular entry near its end asks to be fetched again (prefetch),
- * and an expired one can still be served, with a 30 s TTL, when every upstream fails (RFC 8767).
+ * and an expired one can still be served, with a 30 s TTL, when every upstream fails (RFC 8767), saying so in an
+ * Extended DNS Error (RFC 8914: 3 Stale Answer, 19 Stale NXDOMAIN Answer) beside the upstream failure's own.
  * Entries are bounded by count (lru-cache), and time comes from an injected clock so tests step it.
  */
 import { LRUCache } from 'lru-cache';
-import { HeaderFlag, isInZone, prepareMessage, Rcode, RRType, type Message, type PreparedAnswer, type Question } from '../../wire/index.js';
+import { EdeCode, encodeEde, HeaderFlag, isInZone, prepareMessage, Rcode, RRType, type Message, type PreparedAnswer, type Question } from '../../wire/index.js';
 import type { Client, Handler, Next, Reply, Result } from '../plugin.js';
 
 export interface CacheOptions {
@@ -122,15 +123,20 @@ export class AnswerCache {
     return { answer: this.answerOf(entry, Math.floor(age)), prefetch };
   }
 
-  /** An expired answer still inside the serve-stale window, for when every upstream failed. */
-  stale(q: Question): PreparedAnswer | undefined {
+  /**
+   * An expired answer still inside the serve-stale window, for when every upstream failed; `why` (the failure's
+   * own EDE options) goes out after the one that says the answer is stale.
+   */
+  stale(q: Question, why?: Buffer): PreparedAnswer | undefined {
     if (this.options.serveStale === 0) return undefined;
     const entry = this.entries.get(cacheKey(q));
     if (entry === undefined || entry.kind === 'servfail') return undefined;
     const age = (this.options.now() - entry.storedAt) / 1000;
     if (age > entry.ttl + this.options.serveStale) return undefined;
     this.servedStale++;
-    return prepareMessage(entry.message, () => STALE_TTL);
+    const code = entry.message.rcode === Rcode.NXDOMAIN ? EdeCode.STALE_NXDOMAIN_ANSWER : EdeCode.STALE_ANSWER;
+    const stale = encodeEde(code, `expired ${Math.floor(age - entry.ttl)} s ago; the upstreams did not answer`);
+    return prepareMessage(entry.message, () => STALE_TTL, why === undefined ? stale : Buffer.concat([stale, why]));
   }
 
   /**
@@ -255,7 +261,7 @@ export class CacheHandler implements Handler {
   private keep(q: Question, reply: Reply): Reply {
     if (reply.message !== undefined && this.scope.keeps(q.key, reply.message)) return { ...reply, answer: this.cache.store(q, reply.message) };
     if (reply.answer.rcode !== Rcode.SERVFAIL) return reply;
-    const stale = this.cache.stale(q);
+    const stale = this.cache.stale(q, reply.answer.ede);
     return stale === undefined ? reply : { answer: stale, plugin: this.name };
   }
 

@@ -23,7 +23,8 @@ export interface Question {
 }
 
 export class ExchangeError extends Error {
-  constructor(readonly reason: 'timeout' | 'network' | 'malformed', message: string) {
+  /** `code`: the socket error's code (`ECONNREFUSED`...) of a network failure. */
+  constructor(readonly reason: 'timeout' | 'network' | 'malformed', message: string, readonly code?: string) {
     super(message);
   }
 }
@@ -52,7 +53,7 @@ function exchangeUdp(upstream: UpstreamAddress, query: Buffer, id: number, quest
       else resolve(message);
     };
     const timer = setTimeout(() => done(new ExchangeError('timeout', `no answer from ${describe(upstream)} in ${timeoutMs} ms`)), timeoutMs);
-    const failed = (error: Error): void => done(new ExchangeError('network', `${describe(upstream)}: ${error.message}`));
+    const failed = (error: NodeJS.ErrnoException): void => done(new ExchangeError('network', `${describe(upstream)}: ${error.message}`, error.code));
     // A refusal (ECONNREFUSED) arrives here, from the receive that follows the ICMP error.
     socket.on('error', failed);
     socket.on('message', (packet) => {
@@ -71,7 +72,7 @@ function exchangeUdp(upstream: UpstreamAddress, query: Buffer, id: number, quest
 async function exchangeTcp(upstream: UpstreamAddress, query: Buffer, id: number, question: Question, timeoutMs: number): Promise<Message> {
   const outcome = await tcpExchange(upstream, query, timeoutMs);
   if (outcome.kind === 'timeout') throw new ExchangeError('timeout', `no TCP answer from ${describe(upstream)} in ${timeoutMs} ms`);
-  if (outcome.kind === 'error') throw new ExchangeError('network', `${describe(upstream)} over TCP: ${outcome.detail}`);
+  if (outcome.kind === 'error') throw new ExchangeError('network', `${describe(upstream)} over TCP: ${outcome.detail}`, outcome.code);
   const message = accept(outcome.message, id, question);
   if (message === undefined) throw new ExchangeError('malformed', `${describe(upstream)} answered over TCP with a message that does not match the question`);
   return message;

@@ -10,10 +10,27 @@
  * in a row mark the upstream down, and one background probe at a time (`. NS`, every PROBE_INTERVAL_MS)
  * brings it back as soon as it answers anything. Down upstreams are skipped; when all are down, one is still
  * tried. An upstream found to forward back to us (a loop) is never used again, and said so once.
+ *
+ * Its own SERVFAIL and REFUSED say why in an Extended DNS Error (RFC 8914): which upstream failed last and how
+ * (22 No Reachable Authority for a timeout, 23 Network Error for a refusal or a broken answer), or that too many
+ * queries were in flight. An upstream's own EDE options pass through with its answer (wire/).
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { emptyAnswer, HeaderFlag, isInZone, nameToKey, prepareMessage, Rcode, RRClass, RRType, type Message, type Question as ClientQuestion } from '../../wire/index.js';
+import {
+  EdeCode,
+  emptyAnswer,
+  encodeEde,
+  HeaderFlag,
+  isInZone,
+  nameToKey,
+  prepareMessage,
+  Rcode,
+  RRClass,
+  RRType,
+  type Message,
+  type Question as ClientQuestion,
+} from '../../wire/index.js';
 import type { Client, Handler, Next, Reply, Result } from '../plugin.js';
 import { formatHostPort as describe } from '../../ip.js';
 import { exchange, ExchangeError, type Question, type UpstreamAddress } from './exchange.js';
@@ -70,7 +87,30 @@ const PROBE_INTERVAL_MS = 500;
 const LOOP_PROBE_TIMEOUT_MS = 2000;
 const HINFO = 13;
 const SERVFAIL: Reply = { answer: emptyAnswer(Rcode.SERVFAIL), plugin: 'forward' };
-const REFUSED: Reply = { answer: emptyAnswer(Rcode.REFUSED), plugin: 'forward' };
+/** Every upstream left is one found to forward back to us. */
+const ALL_LOOPING: Reply = {
+  answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(EdeCode.NO_REACHABLE_AUTHORITY, 'every upstream forwards back to this server (a loop)')),
+  plugin: 'forward',
+};
+
+/** Why the last try of a question failed. */
+interface Failure {
+  readonly upstream: Upstream;
+  readonly error: ExchangeError;
+  /** Upstreams tried for the question. */
+  readonly tried: number;
+}
+
+/** The SERVFAIL for a question whose every try failed, naming the last upstream and what went wrong. */
+function failedReply(failure: Failure): Reply {
+  const { upstream, error, tried } = failure;
+  const [code, what] = error.reason === 'timeout' ? [EdeCode.NO_REACHABLE_AUTHORITY, 'no answer (timeout)']
+    : error.reason === 'malformed' ? [EdeCode.NETWORK_ERROR, 'an answer that does not match the question']
+    : error.code === 'ECONNREFUSED' ? [EdeCode.NETWORK_ERROR, 'connection refused']
+    : [EdeCode.NETWORK_ERROR, `network error ${error.code ?? ''}`.trim()];
+  const text = `upstream ${upstream.to}: ${what}${tried > 1 ? `; ${tried} upstreams tried` : ''}`;
+  return { answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(code, text)), plugin: 'forward' };
+}
 
 class Upstream {
   readonly to: string;
@@ -133,9 +173,15 @@ export class Forwarder implements Handler {
   private readonly loopProbes = new Map<string, Upstream>();
   private readonly random: () => number;
   private closed = false;
+  /** The REFUSED past max_concurrent, saying so. */
+  private readonly busy: Reply;
 
   constructor(private readonly options: ForwarderOptions) {
     this.random = options.random ?? Math.random;
+    this.busy = {
+      answer: emptyAnswer(Rcode.REFUSED, false, encodeEde(EdeCode.OTHER, `too many queries in flight upstream (max_concurrent ${options.maxConcurrent})`)),
+      plugin: 'forward',
+    };
     const byAddress = new Map<string, Upstream>();
     const upstream = (address: UpstreamAddress): Upstream => upstreamFor(byAddress, address);
     this.defaultGroup = options.upstreams.length > 0 ? new Group(options.upstreams.map(upstream)) : undefined;
@@ -200,7 +246,7 @@ export class Forwarder implements Handler {
     }
     if (this.upstreamQueries >= this.options.maxConcurrent) {
       this.options.observer.rejected();
-      return REFUSED;
+      return this.busy;
     }
     const answer = this.ask(group, question).finally(() => this.inFlight.delete(coalesceKey));
     this.inFlight.set(coalesceKey, answer);
@@ -220,19 +266,26 @@ export class Forwarder implements Handler {
   private async ask(group: Group, question: Question): Promise<Reply> {
     this.upstreamQueries++;
     try {
-      const message = await this.tryUpstreams(group, question);
-      if (message === undefined) return SERVFAIL;
-      return { answer: prepareMessage(message, (record) => record.ttl), plugin: this.name, message };
+      const outcome = await this.tryUpstreams(group, question);
+      if (outcome === undefined) return SERVFAIL;
+      if (outcome === 'looping') return ALL_LOOPING;
+      if ('error' in outcome) return failedReply(outcome);
+      return { answer: prepareMessage(outcome, (record) => record.ttl), plugin: this.name, message: outcome };
     } finally {
       this.upstreamQueries--;
     }
   }
 
-  /** Tries upstreams in policy order until one answers or the deadline passes. */
-  private async tryUpstreams(group: Group, question: Question): Promise<Message | undefined> {
+  /**
+   * Tries upstreams in policy order until one answers or the deadline passes: the answer, or how the last try
+   * failed, or 'looping' when no upstream is left to try, or undefined when the deadline left no time for a try.
+   */
+  private async tryUpstreams(group: Group, question: Question): Promise<Message | Failure | 'looping' | undefined> {
     const deadline = Date.now() + this.options.deadlineMs;
     const order = group.order(this.options.policy, this.random);
+    if (order.length === 0) return 'looping';
     if (order.every((upstream) => upstream.down)) this.options.observer.allDown();
+    let failure: Failure | undefined;
     for (let attempt = 0; attempt < order.length; attempt++) {
       const upstream = order[attempt]!;
       const left = deadline - Date.now();
@@ -245,13 +298,14 @@ export class Forwarder implements Handler {
       } catch (error) {
         if (!(error instanceof ExchangeError)) throw error;
         this.failed(upstream, error);
+        failure = { upstream, error, tried: attempt + 1 };
         continue;
       }
       this.options.observer.response(upstream.to, message.rcode, (performance.now() - started) / 1000);
       upstream.fails = 0;
       return message;
     }
-    return undefined;
+    return failure;
   }
 
   private failed(upstream: Upstream, error: ExchangeError): void {

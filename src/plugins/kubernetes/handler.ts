@@ -55,6 +55,8 @@ export function mergeBehindCname(key: string, qtype: number, first: PreparedAnsw
     rcode: target.rcode,
     authoritative: first.authoritative,
     recursionAvailable: target.recursionAvailable === true,
+    // What the target's server said about it (an upstream's EDE) is still true behind the CNAME.
+    ede: target.ede ?? first.ede,
     answer: [...ours.answer, ...theirs.answer],
     authority: theirs.answer.length === 0 ? theirs.authority : [],
   });

@@ -5,12 +5,15 @@
  * Owns the name table (which names exist), the records each Service contributes (service-entry.ts), the zone's
  * own records (SOA, NS and its glue, dns-version TXT), pod records, and the choice between an answer, NODATA,
  * NXDOMAIN and, before the store's first sync, SERVFAIL. Reads the store; writes nothing but its own table.
- * Answers are prepared when a name is first asked after a change and reused until the next change.
+ * Answers are prepared when a name is first asked after a change and reused until the next change, with the
+ * Extended DNS Error that explains them (explain.ts) prepared alongside.
  */
 import { canonicalIp, ipv6Bytes, undashIp } from '../../ip.js';
 import { serviceKey, splitServiceKey, type ServiceRecord, type StoreChanges, type StoreView } from '../../store/index.js';
 import {
+  EdeCode,
   emptyAnswer,
+  encodeEde,
   firstLabel,
   isInZone,
   nameToKey,
@@ -23,6 +26,7 @@ import {
   type ResourceRecord,
 } from '../../wire/index.js';
 import type { Question } from '../../wire/index.js';
+import { notSynced, whyMissing, type EdeHints, type ZoneFacts } from './explain.js';
 import { ServiceEntry } from './service-entry.js';
 import { NameTable, type NameNode } from './table.js';
 
@@ -54,6 +58,10 @@ export interface ClusterZoneOptions {
    * gives services addresses of its own (`--proxy-vip loopback`): a name that resolves is then reachable.
    */
   readonly virtualIPs?: (service: ServiceRecord) => readonly string[];
+  /** Which Extended DNS Error texts answers carry (explain.ts); `all` by default. */
+  readonly hints?: EdeHints;
+  /** Milliseconds; Date.now by default. Times the wait for the first sync. */
+  readonly now?: () => number;
 }
 
 interface Zone {
@@ -66,7 +74,6 @@ interface Zone {
   nxdomainGeneration: number;
 }
 
-const SERVFAIL = emptyAnswer(Rcode.SERVFAIL);
 /** Names outside the table (endpoint, reverse, pod and unknown names) remembered per generation, at most this many. */
 const COMPUTED_CACHE_LIMIT = 50_000;
 
@@ -104,8 +111,37 @@ export class ClusterResolver {
   /** Names whose prepared answers followed a CNAME to another name of the zone (an ExternalName service). */
   private readonly chased = new Set<NameNode>();
   private readonly unsubscribe: () => void;
+  private readonly hints: EdeHints;
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  /** The SERVFAIL before the first sync, prepared once per second waited (its text counts the seconds). */
+  private notReady: { seconds: number; answer: PreparedAnswer } | undefined;
+  /**
+   * NXDOMAIN answers with their explanation, per name, valid for `missingGeneration` (a value of `changes`: any
+   * service's change may change a text, "found in" another namespace), at most COMPUTED_CACHE_LIMIT.
+   */
+  private missing = new Map<string, PreparedAnswer>();
+  private missingGeneration = 0;
+  /** Service name → the namespaces holding one (hints `all` only): for "found in". One namespace is a string. */
+  private readonly namespacesByName = new Map<string, string | string[]>();
+  private readonly facts: ZoneFacts;
 
   constructor(private readonly store: StoreView, private readonly options: ClusterZoneOptions) {
+    this.hints = options.hints ?? 'all';
+    this.now = options.now ?? Date.now;
+    this.startedAt = this.now();
+    this.facts = {
+      hints: this.hints,
+      pods: options.pods,
+      namespaceExists: (namespace) => store.namespaceExists(namespace),
+      namespaces: () => store.namespaces(),
+      serviceKind: (namespace, name) => this.entries.get(serviceKey(namespace, name))?.service.kind,
+      namespacesWith: (name) => {
+        const found = this.namespacesByName.get(name);
+        return found === undefined ? [] : typeof found === 'string' ? [found] : found;
+      },
+      endpointsOf: (namespace, name) => store.endpointsOf(namespace, name),
+    };
     this.selfAddresses = new Set(options.selfAddresses.map((ip) => canonicalIp(ip) ?? ip));
     this.zones = [[options.zone, undefined] as const, ...REVERSE_ZONES].map(([name, reverse]) => ({
       key: nameToKey(name),
@@ -150,7 +186,7 @@ export class ClusterResolver {
    */
   resolve(q: Question): PreparedAnswer | undefined {
     if (q.qclass !== RRClass.IN && q.qclass !== RRClass.ANY) return undefined;
-    if (!this.store.synced) return this.zoneOf(q.key) === undefined ? undefined : SERVFAIL;
+    if (!this.store.synced) return this.zoneOf(q.key) === undefined ? undefined : this.notReadyAnswer();
     const node = this.table.get(q.key);
     if (node !== undefined) return this.answerAt(node, q.qtype);
     const zone = this.zoneOf(q.key);
@@ -199,10 +235,11 @@ export class ClusterResolver {
     }
     const { namespace, name } = splitServiceKey(key);
     const stored = this.store.getService(namespace, name);
+    if (this.hints === 'all' && (old === undefined) !== (stored === undefined)) this.indexName(name, namespace, stored !== undefined);
     if (stored === undefined) return;
     const virtualIPs = this.options.virtualIPs;
     const service = virtualIPs !== undefined && stored.kind === 'ClusterIP' ? { ...stored, clusterIPs: virtualIPs(stored) } : stored;
-    const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl);
+    const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl, this.hints !== 'off');
     for (const source of entry.contributions) this.table.attach(source.key, source);
     for (const ip of entry.addresses()) {
       const owners = this.byAddress.get(ip);
@@ -211,6 +248,22 @@ export class ClusterResolver {
     }
     this.entries.set(key, entry);
     if (service.clusterIPs.length > 0 && entry.fronts(this.selfAddresses)) this.fronting.add(key);
+  }
+
+  private indexName(name: string, namespace: string, present: boolean): void {
+    const found = this.namespacesByName.get(name);
+    const namespaces = (found === undefined ? [] : typeof found === 'string' ? [found] : found).filter((other) => other !== namespace);
+    if (present) namespaces.push(namespace);
+    if (namespaces.length === 0) this.namespacesByName.delete(name);
+    else this.namespacesByName.set(name, namespaces.length === 1 ? namespaces[0]! : namespaces);
+  }
+
+  private notReadyAnswer(): PreparedAnswer {
+    const seconds = Math.max(0, Math.floor((this.now() - this.startedAt) / 1000));
+    if (this.notReady?.seconds !== seconds) {
+      this.notReady = { seconds, answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(EdeCode.NOT_READY, notSynced(seconds))) };
+    }
+    return this.notReady.answer;
   }
 
   private unindexAddress(ip: string, entry: ServiceEntry): void {
@@ -264,7 +317,9 @@ export class ClusterResolver {
       answer = qtype === RRType.ANY ? records : records.filter((record) => record.data.type === qtype);
     }
     if (answer.length === 0) return this.negative(node.key, Rcode.NOERROR);
-    return prepareAnswer(node.key, { rcode: Rcode.NOERROR, authoritative: true, chaseTarget, answer, additional: this.additionalFor(answer) });
+    // A service address that will not connect says so (explain.ts); its source built the text when it changed.
+    const ede = node.sources.find((source) => source.ede !== undefined)?.ede;
+    return prepareAnswer(node.key, { rcode: Rcode.NOERROR, authoritative: true, chaseTarget, ede, answer, additional: this.additionalFor(answer) });
   }
 
   /**
@@ -303,12 +358,31 @@ export class ClusterResolver {
     return additional;
   }
 
-  private negative(key: string, rcode: number): PreparedAnswer {
+  private negative(key: string, rcode: number, ede?: Buffer): PreparedAnswer {
     const zone = this.zoneOf(key)!;
-    return prepareAnswer(key, { rcode, authoritative: true, authority: this.apexRecords(zone.key).filter((r) => r.data.type === RRType.SOA) });
+    return prepareAnswer(key, { rcode, authoritative: true, ede, authority: this.apexRecords(zone.key).filter((r) => r.data.type === RRType.SOA) });
   }
 
+  /**
+   * NXDOMAIN for `key`. In the cluster zone it says which label failed and what exists instead (explain.ts), worked
+   * out once per name per store change; elsewhere, and for names with nothing to say, one answer per length.
+   */
   private nxdomain(zone: Zone, key: string): PreparedAnswer {
+    if (zone !== this.clusterZone || this.hints === 'off') return this.plainNxdomain(zone, key);
+    if (this.missingGeneration !== this.changes || this.missing.size >= COMPUTED_CACHE_LIMIT) {
+      this.missing = new Map();
+      this.missingGeneration = this.changes;
+    }
+    let answer = this.missing.get(key);
+    if (answer === undefined) {
+      const text = whyMissing(labelsOf(key.slice(0, key.length - zone.key.length)), this.facts);
+      answer = text === undefined ? this.plainNxdomain(zone, key) : this.negative(key, Rcode.NXDOMAIN, encodeEde(EdeCode.OTHER, text));
+      this.missing.set(key, answer);
+    }
+    return answer;
+  }
+
+  private plainNxdomain(zone: Zone, key: string): PreparedAnswer {
     if (zone.nxdomainGeneration !== this.generation) {
       zone.nxdomain = [];
       zone.nxdomainGeneration = this.generation;
@@ -436,6 +510,13 @@ export class ClusterResolver {
     const addresses = fronting.length > 0 ? fronting : [...this.selfAddresses];
     return addresses.map((ip) => ({ owner, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } }));
   }
+}
+
+/** The labels of a run of wire-form labels (no root), leftmost first. */
+function labelsOf(labels: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < labels.length; i += labels.charCodeAt(i) + 1) out.push(labels.slice(i + 1, i + 1 + labels.charCodeAt(i)));
+  return out;
 }
 
 const ownersOf = (owners: ServiceEntry | ServiceEntry[] | undefined): ServiceEntry[] =>

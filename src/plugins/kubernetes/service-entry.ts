@@ -13,8 +13,9 @@
  * no names at all (§2.4.1: NXDOMAIN).
  */
 import { dashedIp } from '../../ip.js';
-import { NO_ENDPOINTS, READY, type EndpointSet, type ServiceRecord, type SlicePort } from '../../store/index.js';
-import { nameToKey, RRType, type ResourceRecord } from '../../wire/index.js';
+import { anyReady, NO_ENDPOINTS, READY, type EndpointSet, type ServiceRecord, type SlicePort } from '../../store/index.js';
+import { EdeCode, encodeEde, nameToKey, RRType, type ResourceRecord } from '../../wire/index.js';
+import { noReadyEndpoints } from './explain.js';
 import type { RecordSource } from './table.js';
 
 /** A table name and what answers there. */
@@ -29,6 +30,10 @@ class PortName implements NamedSource {
   records(owner: string): ResourceRecord[] {
     return this.entry.portRecords(owner, this);
   }
+
+  get ede(): Buffer | undefined {
+    return this.entry.ede;
+  }
 }
 
 export class ServiceEntry implements NamedSource {
@@ -37,16 +42,22 @@ export class ServiceEntry implements NamedSource {
   readonly key: string;
   /** Endpoints DNS answers with: ready ones, or all with publishNotReadyAddresses (then the store's own set). */
   private readonly endpoints: EndpointSet;
+  /** On the answers of a ClusterIP service with no ready endpoint (when `explain`): its address connects nowhere. */
+  readonly ede: Buffer | undefined;
 
   constructor(
     readonly service: ServiceRecord,
     allEndpoints: EndpointSet,
     zoneKey: string,
     private readonly ttl: number,
+    explain = false,
   ) {
     this.key = nameToKey(`${service.name}.${service.namespace}.svc`).slice(0, -1) + zoneKey;
     this.endpoints = service.kind === 'ExternalName' ? NO_ENDPOINTS
       : service.publishNotReadyAddresses ? allEndpoints : readyOnly(allEndpoints);
+    this.ede = explain && service.kind === 'ClusterIP' && !anyReady(allEndpoints)
+      ? encodeEde(EdeCode.OTHER, noReadyEndpoints(service.name, service.clusterIPs))
+      : undefined;
     if (!this.exists) return;
     // Built to size (concat, not push): most services have one or two names, and push() reserves 17 slots.
     const ports = service.kind === 'ExternalName' ? []

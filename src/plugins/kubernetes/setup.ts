@@ -7,6 +7,7 @@
  *     pods disabled|insecure|verified                  ttl SECONDS
  *     fallthrough [ZONES...]   startup_timeout DURATION
  *     manifests PATH           (clusterdns: serve manifest files instead of a cluster)
+ *     ede_hints all|local|off  (clusterdns: which Extended DNS Error texts answers carry; explain.ts)
  *   }
  *
  * ZONES default to the server block's; one of them is the cluster domain, the others may be in-addr.arpa and
@@ -20,6 +21,7 @@ import { nameToKey } from '../../wire/index.js';
 import type { PluginSetup } from '../plugin.js';
 import { choice, durationMs, integer, optionLines, single, zoneCovers, zoneName } from '../setup-values.js';
 import { KubernetesHandler } from './handler.js';
+import { EDE_HINTS, type EdeHints } from './explain.js';
 import { ClusterResolver, type PodMode } from './index.js';
 import { registerKubernetesMetrics } from './metrics.js';
 
@@ -32,13 +34,15 @@ export interface KubernetesConfig {
   readonly pods: PodMode;
   /** Zones whose NXDOMAIN goes on to the next plugin instead. */
   readonly fallthrough: readonly string[];
+  /** Which Extended DNS Error texts the zone's answers carry (`ede_hints`, a clusterdns extension). */
+  readonly hints: EdeHints;
   readonly source:
     | { readonly kind: 'manifests'; readonly path: string }
     | { readonly kind: 'cluster'; readonly kubeconfig: string | undefined; readonly endpoint: string | undefined; readonly namespaces: readonly string[] };
 }
 
 const REVERSE = ['in-addr.arpa.', 'ip6.arpa.'];
-const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests'];
+const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints'];
 const NOT_HONOURED: Readonly<Record<string, string>> = {
   tls: 'client certificates go in a kubeconfig (kubeconfig PATH)',
   labels: 'every service is served',
@@ -71,6 +75,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
     }
     let ttl = 5;
     let pods: PodMode = 'disabled';
+    let hints: EdeHints = 'all';
     let fallthrough: string[] = [];
     let kubeconfig: string | undefined;
     let endpoint: string | undefined;
@@ -88,6 +93,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
         case 'kubeconfig': kubeconfig = args(plugin, line, 1, 1, 'kubeconfig PATH (a CONTEXT is not supported)')[0]; break;
         case 'endpoint': endpoint = args(plugin, line, 1, 1, 'endpoint URL')[0]; break;
         case 'manifests': manifests = args(plugin, line, 1, 1, 'manifests PATH')[0]; break;
+        case 'ede_hints': hints = choice(at, args(plugin, line, 1, 1, 'ede_hints all|local|off')[0]!, EDE_HINTS); break;
         case 'startup_timeout': durationMs(at, args(plugin, line, 1, 1, 'startup_timeout DURATION')[0]!); break;
         case 'namespaces':
           namespaces = [...args(plugin, line, 1, Infinity, 'namespaces NAMESPACE...')];
@@ -104,6 +110,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       zones: Object.freeze(zones),
       ttl,
       pods,
+      hints,
       fallthrough: Object.freeze(fallthrough),
       source: manifests !== undefined
         ? Object.freeze({ kind: 'manifests' as const, path: manifests })
@@ -118,6 +125,8 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       pods: config.pods,
       selfAddresses: context.selfAddresses,
       reverseFallthrough,
+      hints: config.hints,
+      now: context.now,
       ...(context.virtualIPs !== undefined && { virtualIPs: context.virtualIPs }),
     });
     const removeMetrics = registerKubernetesMetrics(context.registry, context.store, () => cluster.nameCount);

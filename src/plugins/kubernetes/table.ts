@@ -15,6 +15,8 @@ const NO_SOURCES: RecordSource[] = [];
 export interface RecordSource {
   /** The records this source owns at `owner`. Called off the hot path, once per name per generation. */
   records(owner: string): readonly ResourceRecord[];
+  /** The Extended DNS Error option its positive answers carry (a service with no ready endpoint), if any. */
+  readonly ede?: Buffer;
 }
 
 export class NameNode {
