@@ -68,6 +68,8 @@ async function doctorAll(reader: ObjectReader, config: DoctorConfig, inCluster: 
       if (!report.ok) reports.push(report);
     }
   }
+  // Sorted as kubectl lists them, so the files' order and the API's give one report.
+  reports.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.service.localeCompare(b.service));
   return { ok: reports.length === 0, checked, services: reports, notes };
 }
 

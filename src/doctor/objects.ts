@@ -7,7 +7,8 @@
  */
 import { resolve } from 'node:path';
 import type { KubeAccess } from '../source/kube-config.js';
-import { listPage, type Json } from '../source/kube-api.js';
+import { ClusterDnsError } from '../errors.js';
+import { describeError, KubeApiError, listPage, type Json } from '../source/kube-api.js';
 import { readManifestObjects } from '../source/manifests.js';
 import { ObjectError, toService } from '../source/objects.js';
 import type { ServiceRecord } from '../store/index.js';
@@ -93,11 +94,18 @@ export function apiReader(access: KubeAccess): ObjectReader {
       const path = `${API_PATHS[kind]}${namespace === undefined ? '' : `/namespaces/${namespace}`}/${kind}`;
       const items: Json[] = [];
       let token: string | undefined;
-      do {
-        const page = await listPage(access, path, { limit: PAGE_SIZE, continue: token }, AbortSignal.timeout(PAGE_TIMEOUT_MS));
-        items.push(...(page.items as Json[]));
-        token = page.continueToken;
-      } while (token !== undefined);
+      try {
+        do {
+          const page = await listPage(access, path, { limit: PAGE_SIZE, continue: token }, AbortSignal.timeout(PAGE_TIMEOUT_MS));
+          items.push(...(page.items as Json[]));
+          token = page.continueToken;
+        } while (token !== undefined);
+      } catch (error) {
+        // Said once, with what was asked of whom: the caller tells a refusal (a status) from a transport failure.
+        const what = `cannot list ${path} from ${access.server} (${access.origin})`;
+        if (error instanceof KubeApiError) throw new KubeApiError(error.status, error.reason, `${what}: ${error.message}`);
+        throw new ClusterDnsError('E_KUBE_API', `${what}: ${describeError(error)}`, { cause: error });
+      }
       return items;
     },
   };
