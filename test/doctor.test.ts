@@ -113,7 +113,7 @@ const SEEDS: readonly Seed[] = [
     mark: '✘',
     finding: 'no Service "cart" in namespace "default"',
     evidence: 'found in namespace shop',
-    fix: "fix: from namespace default, use cart.shop (or cart.shop.svc.<zone>): a short name only finds Services of the caller's own namespace",
+    fix: "fix: from namespace default, use cart.shop (or cart.shop.svc.cluster.local): a short name only finds Services of the caller's own namespace",
   },
   {
     problem: 'a misspelt name',
@@ -178,6 +178,77 @@ describe('the same report from the API as from the files', () => {
       'list /api/v1/namespaces/shop/services',
       'list /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices',
     ]);
+  });
+});
+
+describe('pod states and ports beyond the demo cluster (through the test API server)', () => {
+  let lab: FakeKubeApiServer;
+  let config: string;
+  const pod = (name: string, labels: Record<string, string>, status: Record<string, unknown>, extra: Record<string, unknown> = {}, ports = [{ name: 'http', containerPort: 8080, protocol: 'TCP' }]): KubeObject => ({
+    metadata: { name, namespace: 'lab', labels, ...extra },
+    spec: { containers: [{ name: 'app', image: 'app', ports }] },
+    status,
+  });
+  const running = (ip: string, ready: boolean, container: Record<string, unknown> = {}): Record<string, unknown> => ({
+    phase: 'Running',
+    podIP: ip,
+    conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    containerStatuses: [{ name: 'app', ready, restartCount: 0, state: { running: {} }, ...container }],
+  });
+
+  beforeAll(async () => {
+    lab = new FakeKubeApiServer();
+    await lab.start();
+    cleanups.push(() => lab.stop());
+    config = join(dir, 'lab-kubeconfig');
+    await writeFile(config, lab.kubeconfigYaml());
+    lab.create('namespaces', { metadata: { name: 'lab' } });
+    const service = (name: string, ports: unknown[]): KubeObject => ({ metadata: { name, namespace: 'lab' }, spec: { clusterIP: `10.96.9.${ports.length + name.length}`, selector: { app: name }, ports } });
+    lab.create('services', service('oom', [{ name: 'http', port: 80, targetPort: 8080 }]));
+    lab.create('pods', pod('oom-1', { app: 'oom' }, running('10.244.9.1', false, {
+      restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } },
+    })));
+    lab.create('services', service('pull', [{ name: 'http', port: 80, targetPort: 8080 }]));
+    lab.create('pods', pod('pull-1', { app: 'pull' }, { phase: 'Pending', containerStatuses: [{ name: 'app', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff' } } }] }));
+    lab.create('services', service('rollout', [{ name: 'http', port: 80, targetPort: 'http' }]));
+    lab.create('pods', pod('rollout-old', { app: 'rollout' }, running('10.244.9.3', true), { deletionTimestamp: '2026-01-01T00:00:00Z' }));
+    lab.create('pods', pod('rollout-new', { app: 'rollout' }, running('10.244.9.4', true)));
+    lab.create('endpointslices', {
+      metadata: { name: 'rollout-1', namespace: 'lab', labels: { 'kubernetes.io/service-name': 'rollout' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+      endpoints: [{ addresses: ['10.244.9.3'], conditions: { ready: false, terminating: true } }],
+    });
+    lab.create('services', service('dns', [{ name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }]));
+    lab.create('pods', pod('dns-1', { app: 'dns' }, running('10.244.9.5', true), {}, [{ name: 'dns', containerPort: 5353, protocol: 'TCP' }]));
+  });
+
+  it('OOMKilled in a crash loop: the fix is memory, not logs', async () => {
+    const { stdout } = await doctor('oom.lab', '--kubeconfig', config);
+    expect(stdout).toContain('pod oom-1: Running, not ready, container app CrashLoopBackOff, app restarted 4 times (last: OOMKilled, exit code 137)');
+    expect(stdout).toContain('fix: container app is killed for memory (OOMKilled): raise resources.limits.memory or make it use less');
+  });
+
+  it('a pod that cannot pull its image is not running', async () => {
+    const { stdout } = await doctor('pull.lab', '--kubeconfig', config);
+    expect(checkLine(stdout, '✘', '0 of 1 selected pod ready')).toBeDefined();
+    expect(stdout).toContain('fix: pod pull-1 is not running (ImagePullBackOff): see why in the events of kubectl -n lab describe pod pull-1');
+  });
+
+  it('a rollout: the terminating pod, and a ready pod the EndpointSlice does not list yet', async () => {
+    const { code, stdout } = await doctor('rollout.lab', '--kubeconfig', config);
+    expect(checkLine(stdout, '⚠', '1 of 2 selected pods ready')).toBeDefined();
+    expect(stdout).toContain('pod rollout-old: Running, terminating');
+    expect(stdout).toContain('pod rollout-new is ready but no ready endpoint has its address 10.244.9.4');
+    expect(checkLine(stdout, '✘', '0 of 1 endpoint ready in EndpointSlice rollout-1')).toBeDefined();
+    expect(code).toBe(1);
+  });
+
+  it('protocols that disagree: a UDP Service port on a TCP container port', async () => {
+    const { stdout } = await doctor('dns.lab', '--kubeconfig', config);
+    expect(checkLine(stdout, '✘', 'a Service port does not reach the containers')).toBeDefined();
+    expect(stdout).toContain('port dns 53→5353/UDP: pod dns-1 declares 5353 for another protocol (its ports: 5353/TCP "dns")');
+    expect(stdout).toContain('fix: make the protocols agree on 5353: the Service port says UDP');
   });
 });
 

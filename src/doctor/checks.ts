@@ -34,13 +34,13 @@ export interface Elsewhere {
   readonly unreadable?: string;
 }
 
-export function serviceMissing(name: string, namespace: string, elsewhere: Elsewhere): Check {
+export function serviceMissing(name: string, namespace: string, elsewhere: Elsewhere, zone: string): Check {
   const evidence: string[] = [];
   const fixes: string[] = [];
   if (elsewhere.namespaces.length > 0) {
     evidence.push(`found in namespace${elsewhere.namespaces.length === 1 ? '' : 's'} ${elsewhere.namespaces.join(', ')}`);
     const other = elsewhere.namespaces[0]!;
-    fixes.push(`from namespace ${namespace}, use ${name}.${other} (or ${name}.${other}.svc.<zone>): a short name only finds Services of the caller's own namespace; or create the Service in ${namespace}`);
+    fixes.push(`from namespace ${namespace}, use ${name}.${other} (or ${name}.${other}.svc.${zone}): a short name only finds Services of the caller's own namespace; or create the Service in ${namespace}`);
   }
   if (elsewhere.nearNames.length > 0) {
     evidence.push(`similar names in ${namespace}: ${elsewhere.nearNames.join(', ')}`);
@@ -180,7 +180,10 @@ function portsCheck(service: ServiceView, pods: readonly PodView[]): Check {
       for (const { pod, p } of otherProtocol) evidence.push(`${label}: pod ${pod.name} names "${name}" for ${p.containerPort}/${p.protocol}, not ${port.protocol}`);
       if (lacking.length > 0) {
         worst('fail');
-        fixes.push(`a targetPort name the pod does not have leaves the endpoint without that port, and connections are refused: name the container port "${name}" in the pod template, or set the Service's targetPort to the number the app listens on`);
+        const offered = [...new Set(lacking.flatMap((pod) => containerPorts(pod).filter((p) => p.protocol === port.protocol)
+          .map((p) => (p.name !== undefined ? `${p.containerPort} or "${p.name}"` : String(p.containerPort)))))];
+        const instead = offered.length > 0 ? ` (${offered.join(', ')})` : '';
+        fixes.push(`a targetPort name the pod does not have leaves the endpoint without that port, and connections are refused: name the container port "${name}" in the pod template, or set the Service's targetPort to the port the app listens on${instead}`);
       }
       if (otherProtocol.length > 0) {
         worst('fail');

@@ -47,7 +47,7 @@ async function doctorOne(reader: ObjectReader, config: DoctorConfig, name: strin
   const service = objects.services.find((candidate) => candidate.record.name === name);
   let checks: Check[];
   if (service === undefined) {
-    checks = [serviceMissing(name, namespace, await elsewhere(reader, name, namespace, objects))];
+    checks = [serviceMissing(name, namespace, await elsewhere(reader, name, namespace, objects), config.zone)];
     checks.push(server === undefined ? skip('dns', 'DNS not asked (no --server)') : await missingDnsCheck(server, name, namespace, config.zone));
   } else {
     checks = await checksOf(service, objects, server, config.zone);
