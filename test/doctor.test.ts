@@ -203,7 +203,8 @@ describe('pod states and ports beyond the demo cluster (through the test API ser
     config = join(dir, 'lab-kubeconfig');
     await writeFile(config, lab.kubeconfigYaml());
     lab.create('namespaces', { metadata: { name: 'lab' } });
-    const service = (name: string, ports: unknown[]): KubeObject => ({ metadata: { name, namespace: 'lab' }, spec: { clusterIP: `10.96.9.${ports.length + name.length}`, selector: { app: name }, ports } });
+    let next = 0;
+    const service = (name: string, ports: unknown[]): KubeObject => ({ metadata: { name, namespace: 'lab' }, spec: { clusterIP: `10.96.9.${++next}`, selector: { app: name }, ports } });
     lab.create('services', service('oom', [{ name: 'http', port: 80, targetPort: 8080 }]));
     lab.create('pods', pod('oom-1', { app: 'oom' }, running('10.244.9.1', false, {
       restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { reason: 'OOMKilled', exitCode: 137 } },
@@ -219,6 +220,8 @@ describe('pod states and ports beyond the demo cluster (through the test API ser
       ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
       endpoints: [{ addresses: ['10.244.9.3'], conditions: { ready: false, terminating: true } }],
     });
+    lab.create('services', service('batch', [{ name: 'http', port: 80, targetPort: 8080 }]));
+    lab.create('pods', pod('batch-1', { app: 'batch' }, { phase: 'Failed', reason: 'Evicted' }));
     lab.create('services', service('dns', [{ name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }]));
     lab.create('pods', pod('dns-1', { app: 'dns' }, running('10.244.9.5', true), {}, [{ name: 'dns', containerPort: 5353, protocol: 'TCP' }]));
   });
@@ -242,6 +245,12 @@ describe('pod states and ports beyond the demo cluster (through the test API ser
     expect(stdout).toContain('pod rollout-new is ready but no ready endpoint has its address 10.244.9.4');
     expect(checkLine(stdout, '✘', '0 of 1 endpoint ready in EndpointSlice rollout-1')).toBeDefined();
     expect(code).toBe(1);
+  });
+
+  it('finished pods match the selector but are never endpoints', async () => {
+    const { stdout } = await doctor('batch.lab', '--kubeconfig', config);
+    expect(checkLine(stdout, '✘', 'selector app=batch matches no pod in namespace lab')).toBeDefined();
+    expect(stdout).toContain('matching pods that have finished, which are never endpoints: batch-1 (Failed)');
   });
 
   it('protocols that disagree: a UDP Service port on a TCP container port', async () => {

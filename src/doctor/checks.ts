@@ -58,7 +58,9 @@ export function checkService(service: ServiceView, objects: NamespaceObjects): C
   if (record.kind === 'ExternalName') return checks;
   const slices = objects.slices.get(record.name) ?? [];
   const hasSelector = Object.keys(service.selector).length > 0;
-  const selected = hasSelector ? objects.pods.filter((pod) => selects(service.selector, pod.labels)) : [];
+  // Finished pods (a Job's, an evicted one) match but are never endpoints: they are not what the Service selects.
+  const live = objects.pods.filter((pod) => pod.phase !== 'Succeeded' && pod.phase !== 'Failed');
+  const selected = hasSelector ? live.filter((pod) => selects(service.selector, pod.labels)) : [];
   if (hasSelector) {
     checks.push(selectorCheck(service, objects.pods, selected));
     checks.push(selected.length > 0 ? podsCheck(selected) : skip('pods', 'no pod selected, none to check'));
@@ -94,7 +96,7 @@ function selectorCheck(service: ServiceView, pods: readonly PodView[], selected:
   }, 0);
   const scored = pods
     .map((pod) => ({ pod, score: wanted.filter(([key, value]) => pod.labels[key] === value).length, shared: wanted.some(([key]) => key in pod.labels), distance: distance(pod) }))
-    .filter((entry) => entry.score > 0 || entry.shared)
+    .filter((entry) => (entry.score > 0 || entry.shared) && entry.score < wanted.length)
     .sort((a, b) => b.score - a.score || a.distance - b.distance || a.pod.name.localeCompare(b.pod.name))
     .slice(0, CLOSEST_PODS);
   const evidence = scored.map(({ pod }) => {
@@ -102,6 +104,8 @@ function selectorCheck(service: ServiceView, pods: readonly PodView[], selected:
       .map(([key, value]) => (key in pod.labels ? `${key}=${pod.labels[key]} (the selector wants ${key}=${value})` : `no label ${key} (the selector wants ${key}=${value})`));
     return `closest: pod ${pod.name}: ${differs.join(', ')}`;
   });
+  const finished = pods.filter((pod) => selects(service.selector, pod.labels));
+  if (finished.length > 0) evidence.unshift(`matching pods that have finished, which are never endpoints: ${finished.slice(0, CLOSEST_PODS).map((pod) => `${pod.name} (${pod.phase})`).join(', ')}`);
   if (evidence.length === 0) evidence.push(pods.length === 0 ? `namespace ${namespace} has no pods` : `no pod in ${namespace} has any of the selector's labels (${count(pods.length, 'pod')} there)`);
   return {
     check: 'selector',
