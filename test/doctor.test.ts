@@ -168,6 +168,14 @@ describe('the same report from the API as from the files', () => {
     expect(cluster.code).toBe(files.code);
   });
 
+  it("a SERVICE without a namespace is looked for in the kubeconfig context's namespace, as kubectl does", async () => {
+    const inShop = join(dir, 'shop-kubeconfig');
+    await writeFile(inShop, api.kubeconfigYaml().replace('context: { cluster: fake, user: fake }', 'context: { cluster: fake, user: fake, namespace: shop }'));
+    const { stdout } = await doctor('orders', '--kubeconfig', inShop);
+    expect(stdout.split('\n')[0]).toBe('shop/orders');
+    expect((await doctor('orders', '--kubeconfig', inShop, '--namespace', 'default')).stdout.split('\n')[0]).toBe('default/orders');
+  });
+
   it('reads the objects with list calls only, and only the namespaces it needs', async () => {
     const before = api.requests.length;
     await doctor('payments.shop', '--kubeconfig', kubeconfig);

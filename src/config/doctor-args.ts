@@ -11,7 +11,10 @@ import { parseServer } from './resolve-args.js';
 export interface DoctorConfig {
   /** The Service to check; absent with `all`. */
   readonly service: string | undefined;
-  /** The Service's namespace (or, with `all`, the one to check); absent with `all`: every namespace. */
+  /**
+   * The Service's namespace (or, with `all`, the one to check). Absent: for a Service, the kubeconfig context's
+   * namespace or `default`, as kubectl takes it; with `all`, every namespace.
+   */
   readonly namespace: string | undefined;
   readonly all: boolean;
   /** Where the objects come from: one of these, or neither (the kubeconfig found as kubectl finds it). */
@@ -24,7 +27,7 @@ export interface DoctorConfig {
 }
 
 export const DOCTOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
-  namespace: { type: 'string', value: 'NS', help: 'the Service\'s namespace (default: default); with --all, check only this namespace' },
+  namespace: { type: 'string', value: 'NS', help: 'the Service\'s namespace (default: the kubeconfig context\'s, else default); with --all, check only this namespace' },
   all: { type: 'boolean', help: 'check every Service of --namespace (or of the cluster) and print only those with problems' },
   kubeconfig: { type: 'string', value: 'PATH', help: 'read the objects from the API of this kubeconfig\'s current context (default: $KUBECONFIG, ~/.kube/config, or in-cluster)' },
   manifests: { type: 'string', value: 'PATH', help: 'read the objects from this YAML/JSON file or directory instead of an API' },
@@ -69,7 +72,7 @@ export function parseDoctorArgs(args: readonly string[]): DoctorConfig | undefin
       throw new ConfigError(`${target} names namespace ${inName}, --namespace says ${flagNamespace}: give one`);
     }
     service = name;
-    namespace = inName ?? flagNamespace ?? 'default';
+    namespace = inName ?? flagNamespace;
   }
   const kubeconfig = text('kubeconfig');
   const manifests = text('manifests');

@@ -36,8 +36,11 @@ const MARKS = { pass: '✔', fail: '✘', warn: '⚠', skip: '-' } as const;
 
 export async function runDoctor(config: DoctorConfig): Promise<{ output: string; exitCode: number }> {
   const inCluster = config.manifests === undefined && config.kubeconfig === undefined && process.env.KUBERNETES_SERVICE_HOST !== undefined;
-  const reader = config.manifests !== undefined ? await manifestReader(config.manifests) : apiReader(loadKubeConfig(config.kubeconfig));
-  const report = config.all ? await doctorAll(reader, config, inCluster) : await doctorOne(reader, config, config.service!, config.namespace!, inCluster);
+  const access = config.manifests === undefined ? loadKubeConfig(config.kubeconfig) : undefined;
+  const reader = access === undefined ? await manifestReader(config.manifests!) : apiReader(access);
+  const report = config.all
+    ? await doctorAll(reader, config, inCluster)
+    : await doctorOne(reader, config, config.service!, config.namespace ?? access?.namespace ?? 'default', inCluster);
   return { output: config.json ? JSON.stringify(report, null, 2) : formatReport(report, config.all), exitCode: report.ok ? 0 : 1 };
 }
 
