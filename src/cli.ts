@@ -12,6 +12,7 @@ import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
 execWithHeapFlags(isCoreDnsFlag(process.argv[2]) ? 'serve' : process.argv[2]);
 const { parseServeArgs, serveHelp } = await import('./config/index.js');
 const { parseResolveArgs, resolveHelp } = await import('./config/resolve-args.js');
+const { doctorHelp, parseDoctorArgs } = await import('./config/doctor-args.js');
 const { planFromCorefile, planFromFlags, serve, version } = await import('./main.js');
 const { resolverSetupCommand } = await import('./system-resolver.js');
 const { createLogger } = await import('./telemetry/index.js');
@@ -27,6 +28,7 @@ const USAGE = `Usage: clusterdns <command> [flags]
 Commands:
   serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
   resolve    show each name a pod's resolver tries for NAME and what answered (see 'clusterdns resolve --help')
+  doctor     check a Service end to end: selector, pods, ports, endpoints, DNS (see 'clusterdns doctor --help')
   proxy      only proxy TCP connections to ClusterIP services (see 'clusterdns proxy --help')
   dev        cluster names and services on this machine, next to a cluster such as kind (see 'clusterdns dev --help')
   version    print the version
@@ -100,6 +102,19 @@ async function main(argv: readonly string[]): Promise<void> {
       // Loaded only for this command: it brings dns2, which serving never needs.
       const { runResolve } = await import('./resolve/command.js');
       const { output, exitCode } = await runResolve(config);
+      process.stdout.write(`${output}\n`);
+      process.exitCode = exitCode;
+      return;
+    }
+    case 'doctor': {
+      const config = parseDoctorArgs(args);
+      if (config === undefined) {
+        process.stdout.write(`${doctorHelp()}\n`);
+        return;
+      }
+      // Loaded only for this command, as resolve is: it brings dns2 and the whole-object readers.
+      const { runDoctor } = await import('./doctor/index.js');
+      const { output, exitCode } = await runDoctor(config);
       process.stdout.write(`${output}\n`);
       process.exitCode = exitCode;
       return;

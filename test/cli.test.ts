@@ -60,7 +60,7 @@ describe('help and version', () => {
       'proxy-vip', 'proxy-range', 'proxy-drain', 'proxy-idle-timeout', 'proxy-max-connections', 'help']);
   });
 
-  it.each(['serve', 'dev', 'proxy', 'resolve'])('%s --help: every flag has at least two spaces before its text, in one column', async (command) => {
+  it.each(['serve', 'dev', 'proxy', 'resolve', 'doctor'])('%s --help: every flag has at least two spaces before its text, in one column', async (command) => {
     const { code, stdout } = await runCli([command, '--help']);
     expect(code).toBe(0);
     const rows = stdout.split('\n').filter((line) => line.startsWith('  --')).map((line) => /^( {2}--\S+(?: \S+)?)( {2,})(\S.*)$/.exec(line));
@@ -74,7 +74,7 @@ describe('help and version', () => {
     expect(code).toBe(0);
     expect(stderr).toBe('');
     expect(stdout.split('\n')[0]).toBe('Usage: clusterdns <command> [flags]');
-    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'resolve', 'proxy', 'dev', 'version', 'help']);
+    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'resolve', 'doctor', 'proxy', 'dev', 'version', 'help']);
   });
 
   it('no command at all: usage on stderr, exit 2', async () => {

@@ -72,8 +72,13 @@ export function parseResolveArgs(args: readonly string[]): ResolveConfig | undef
     namespace,
     zone: parseZone(text('zone') ?? RESOLVE_FLAGS.zone!.default!),
     resolvConf: text('resolv-conf') ?? RESOLVE_FLAGS['resolv-conf']!.default!,
-    server: server === undefined ? undefined : isIP(server) !== 0 ? Object.freeze({ host: server, port: 53 }) : parseListen(server, 'server'),
+    server: server === undefined ? undefined : parseServer(server),
     type: type === undefined ? undefined : RRType[type as keyof typeof RRType],
     json: values.json === true,
   });
+}
+
+/** `--server HOST[:PORT]`, as dig and resolv.conf take a server: a bare address means port 53. */
+export function parseServer(value: string): Nameserver {
+  return isIP(value) !== 0 ? Object.freeze({ host: value, port: 53 }) : parseListen(value, 'server');
 }

@@ -49,6 +49,8 @@ export class KubeAccess {
     readonly origin: string,
     readonly cluster: Cluster,
     readonly user: User | undefined,
+    /** The current context's namespace, which kubectl uses when none is given. */
+    readonly namespace?: string,
   ) {}
 
   get server(): string {
@@ -243,7 +245,7 @@ function accessOf(parts: ConfigParts, origin: string): KubeAccess {
   const cluster = context === undefined ? undefined : parts.clusters.find((entry) => entry.name === context.cluster);
   if (cluster === undefined) throw new ConfigError(`kubeconfig from ${origin}: no current context with a cluster`);
   checkCluster(cluster, origin);
-  return new KubeAccess(origin, cluster, parts.users.find((entry) => entry.name === context!.user));
+  return new KubeAccess(origin, cluster, parts.users.find((entry) => entry.name === context!.user), context!.namespace || undefined);
 }
 
 /** Plain http:// to this machine (`kubectl proxy` on 127.0.0.1:8001), which kubectl accepts without insecure-skip-tls-verify. */

@@ -19,9 +19,20 @@ const RELOAD_DELAY_MS = 100;
 
 export type Snapshot = { [K in ResourceKind]: Array<RecordsByKind[K]> };
 
-/** Reads every manifest under `path` into slim records. Throws ManifestError naming the file (and line). */
-export async function loadManifests(path: string, log?: Logger): Promise<Snapshot> {
-  const snapshot: Snapshot = { namespace: [], service: [], endpointslice: [], pod: [] };
+/** One object as written in a manifest file, before any checking: where it came from, for messages. */
+export interface ManifestObject {
+  readonly file: string;
+  /** 1-based position of the YAML document in its file. */
+  readonly document: number;
+  readonly object: unknown;
+}
+
+/**
+ * Every object under `path`, whole, `List`s flattened: what `loadManifests` slims for the store, and what
+ * `clusterdns doctor` reads labels and containers from. Throws ManifestError naming the file (and line).
+ */
+export async function readManifestObjects(path: string): Promise<ManifestObject[]> {
+  const objects: ManifestObject[] = [];
   for (const file of await manifestFiles(path)) {
     let text: string;
     try {
@@ -39,20 +50,28 @@ export async function loadManifests(path: string, log?: Logger): Promise<Snapsho
     }
     documents.forEach((document, index) => {
       for (const object of flattenLists(document)) {
-        if (object === null || object === undefined) continue;
-        try {
-          const slim = toRecord(object);
-          if (slim === undefined) {
-            log?.debug({ file, document: index + 1, kind: (object as { kind?: unknown }).kind }, 'ignoring an object of a kind clusterdns does not use');
-            continue;
-          }
-          (snapshot[slim.kind] as unknown[]).push(slim.record);
-        } catch (error) {
-          if (!(error instanceof ObjectError)) throw error;
-          throw new ManifestError(`${file}: document ${index + 1}: ${error.message}`, { cause: error });
-        }
+        if (object !== null && object !== undefined) objects.push({ file, document: index + 1, object });
       }
     });
+  }
+  return objects;
+}
+
+/** Reads every manifest under `path` into slim records. Throws ManifestError naming the file (and line). */
+export async function loadManifests(path: string, log?: Logger): Promise<Snapshot> {
+  const snapshot: Snapshot = { namespace: [], service: [], endpointslice: [], pod: [] };
+  for (const { file, document, object } of await readManifestObjects(path)) {
+    try {
+      const slim = toRecord(object);
+      if (slim === undefined) {
+        log?.debug({ file, document, kind: (object as { kind?: unknown }).kind }, 'ignoring an object of a kind clusterdns does not use');
+        continue;
+      }
+      (snapshot[slim.kind] as unknown[]).push(slim.record);
+    } catch (error) {
+      if (!(error instanceof ObjectError)) throw error;
+      throw new ManifestError(`${file}: document ${document}: ${error.message}`, { cause: error });
+    }
   }
   return snapshot;
 }
