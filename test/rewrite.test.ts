@@ -288,6 +288,8 @@ describe('rewrite: the whole process, through dig', () => {
     expect(srv.additional).toEqual(lines('10-244-1-1.db.default.corp.internal. 30 IN A 10.244.1.1', '10-244-1-2.db.default.corp.internal. 30 IN A 10.244.1.2'));
     const nope = await dig(server.port, ['nope.default.corp.internal', 'A']);
     expect(nope.status).toBe('NXDOMAIN');
+    // What the answer says about itself (an Extended DNS Error) comes back through the rewrite too.
+    expect(nope.raw).toMatch(/^; EDE: 0 \(Other\): \(no service "nope" in namespace "default"/m);
     expect(nope.authority[0]).toMatch(/^cluster\.local\. 30 IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. \d+ 7200 1800 86400 30$/);
     // The cluster's own names are served as they are.
     expect((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer).toEqual(lines('web.default.svc.cluster.local. 30 IN A 10.96.0.20'));

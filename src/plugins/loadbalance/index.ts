@@ -48,6 +48,7 @@ function rotationsOf(q: Question, answer: PreparedAnswer): readonly PreparedAnsw
       authoritative: answer.authoritative,
       recursionAvailable: answer.recursionAvailable === true,
       ...(answer.chaseTarget !== undefined && { chaseTarget: answer.chaseTarget }),
+      ...(answer.ede !== undefined && { ede: answer.ede }),
       answer: [...fixed, ...rotated],
       authority: message.authority,
       additional: message.additional,

@@ -73,6 +73,8 @@ function mapBack(q: Question, asked: Question, reply: Reply, rules: readonly Res
       authoritative: reply.answer.authoritative,
       recursionAvailable: reply.answer.recursionAvailable === true,
       ...(reply.answer.chaseTarget !== undefined && { chaseTarget: reply.answer.chaseTarget }),
+      // What the answer says about itself (an upstream's EDE, a stale answer's) is the client's too.
+      ...(reply.answer.ede !== undefined && { ede: reply.answer.ede }),
       answer: map(records.answer),
       authority: map(records.authority),
       additional: map(records.additional),
