@@ -8,6 +8,7 @@ import { parseResolvConf, podResolvConf } from '../config/resolv-conf.js';
 import { canonicalIp, formatHostPort, type HostPort } from '../ip.js';
 import { resolveName } from '../resolve/index.js';
 import { RRClass, RRType, rcodeName, typeName } from '../wire/constants.js';
+import { decodeEde } from '../wire/ede.js';
 import { decodeMessage, encodeQuery, type WireRecord } from '../wire/message.js';
 import { keyToName, nameToKey } from '../wire/names.js';
 import { tcpExchange } from '../wire/tcp.js';
@@ -36,7 +37,6 @@ const EDE_NAMES = [
   'NSEC Missing', 'Cached Error', 'Not Ready', 'Blocked', 'Censored', 'Filtered', 'Prohibited', 'Stale NXDOMAIN Answer',
   'Not Authoritative', 'Not Supported', 'No Reachable Authority', 'Network Error', 'Invalid Data',
 ];
-const OPTION_EDE = 15;
 
 /** One question over TCP with EDNS (a reply never truncates there, and EDE needs an OPT in the query). */
 export async function ask(server: HostPort, name: string, type: number): Promise<DnsAnswer> {
@@ -59,7 +59,7 @@ export async function ask(server: HostPort, name: string, type: number): Promise
     answers: message.answer.map(recordLine),
     addresses: message.answer.flatMap((record) => (record.type === RRType.A || record.type === RRType.AAAA ? [rdataText(record)] : [])),
     aliases: message.answer.flatMap((record) => (record.type === RRType.CNAME ? [rdataText(record)] : [])),
-    ede: extendedErrors(outcome.message),
+    ede: message.ede === undefined ? [] : decodeEde(message.ede).map(([code, text]) => ({ code, text })),
   };
 }
 
@@ -187,42 +187,3 @@ function rdataText(record: WireRecord): string {
   return `\\# ${rdata.length}`;
 }
 
-/**
- * The EDE options (RFC 8914 §2: option code 15, a 16-bit INFO-CODE, then UTF-8 EXTRA-TEXT) of the reply's OPT
- * record. Walks the sections itself because decodeMessage keeps the OPT record out of what it returns; a reply it
- * decoded is well formed, so a short read here only means there is nothing to show.
- */
-export function extendedErrors(message: Buffer): Array<{ code: number; text: string }> {
-  const skipName = (offset: number): number => {
-    for (let at = offset; at < message.length;) {
-      const length = message[at]!;
-      if (length === 0) return at + 1;
-      if ((length & 0xc0) === 0xc0) return at + 2;
-      at += 1 + length;
-    }
-    return message.length;
-  };
-  const counts = [4, 6, 8, 10].map((at) => message.readUInt16BE(at));
-  let offset = 12;
-  for (let i = 0; i < counts[0]!; i++) offset = skipName(offset) + 4;
-  const found: Array<{ code: number; text: string }> = [];
-  const records = counts[1]! + counts[2]! + counts[3]!;
-  for (let i = 0; i < records && offset + 10 <= message.length; i++) {
-    offset = skipName(offset);
-    if (offset + 10 > message.length) break;
-    const type = message.readUInt16BE(offset);
-    const length = message.readUInt16BE(offset + 8);
-    const start = offset + 10;
-    offset = start + length;
-    if (type !== RRType.OPT || offset > message.length) continue;
-    for (let at = start; at + 4 <= offset;) {
-      const code = message.readUInt16BE(at);
-      const size = message.readUInt16BE(at + 2);
-      if (code === OPTION_EDE && size >= 2 && at + 4 + size <= offset) {
-        found.push({ code: message.readUInt16BE(at + 4), text: message.toString('utf8', at + 6, at + 4 + size) });
-      }
-      at += 4 + size;
-    }
-  }
-  return found;
-}
