@@ -80,7 +80,7 @@ pick_port() { # VAR: set VAR to a free port not handed out before in this run (s
   die "could not find a free port"
 }
 
-nsd_start() { # port zone zonefile (in $OUT): nsd in the foreground, one server process, pinned to SERVER_CPU
+nsd_start() { # port zone zonefile (in $OUT): nsd in the foreground, NSD_SERVER_COUNT (1) server processes, on SERVER_CPUS (SERVER_CPU)
   local port=$1 zone=$2 zonefile=$3
   cat >"$OUT/nsd.conf" <<EOF
 # written by bench/lib.sh; foreground, one server process, no privileges, everything under $OUT
@@ -89,7 +89,7 @@ server:
   port: $port
   do-ip4: yes
   do-ip6: no
-  server-count: 1
+  server-count: ${NSD_SERVER_COUNT:-1}
   username: ""
   chroot: ""
   zonesdir: "$OUT"
@@ -114,7 +114,7 @@ zone:
 EOF
   rm -f "$OUT/nsd.log" "$OUT/nsd.zonelist" "$OUT/nsd.xfrd.state"
   nsd-checkconf "$OUT/nsd.conf" || die "nsd-checkconf rejected $OUT/nsd.conf"
-  taskset -c "$SERVER_CPU" nsd -d -c "$OUT/nsd.conf" >"$OUT/nsd.stdout" 2>&1 &
+  taskset -c "${SERVER_CPUS:-$SERVER_CPU}" nsd -d -c "$OUT/nsd.conf" >"$OUT/nsd.stdout" 2>&1 &
   PID_OF[nsd]=$!
 }
 
