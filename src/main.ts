@@ -17,6 +17,7 @@ import { formatHostPort, type HostPort } from './ip.js';
 import { chainOf } from './plugins/chain.js';
 import { corefileFromFlags } from './plugins/from-flags.js';
 import type { BindConfig } from './plugins/bind/setup.js';
+import type { BufsizeConfig } from './plugins/bufsize/setup.js';
 import type { HealthConfig } from './plugins/health/setup.js';
 import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
 import { registerSourceMetrics } from './plugins/kubernetes/metrics.js';
@@ -441,9 +442,12 @@ function buildChains(plan: ServePlan, listen: ReadonlyArray<HostPort | undefined
     const hosts = (configs.get('bind') as BindConfig | undefined)?.hosts;
     const logged = configs.get('log') as LogConfig | undefined;
     const logs = logged === undefined ? undefined : queryLogFilter(logged);
+    const maxUdpReply = (configs.get('bufsize') as BufsizeConfig | undefined)?.size;
     listen.forEach((address, index) => {
       if (address === undefined || address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
-      for (const zone of block.zones) routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(logs !== undefined && { logs }) });
+      for (const zone of block.zones) {
+        routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(logs !== undefined && { logs }), ...(maxUdpReply !== undefined && { maxUdpReply }) });
+      }
     });
   }
   return { running, routes, listen };

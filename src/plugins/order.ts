@@ -3,8 +3,10 @@
  * plugins of its server block in this order, whatever order the Corefile lists them in (as in CoreDNS).
  * Adding a plugin is its folder plus one line here.
  */
+import { any } from './any/setup.js';
 import { autopath } from './autopath/setup.js';
 import { bind } from './bind/setup.js';
+import { bufsize } from './bufsize/setup.js';
 import { cache } from './cache/setup.js';
 import { errors } from './errors/setup.js';
 import { forward } from './forward/setup.js';
@@ -28,12 +30,14 @@ import { whoami } from './whoami/setup.js';
 export const PLUGINS: readonly PluginSetup<any>[] = [
   multisocket,
   reload,
+  bufsize,
   bind,
   ready,
   health,
   prometheus,
   errors,
   log,
+  any,
   loadbalance,
   cache,
   rewrite,

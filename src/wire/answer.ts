@@ -18,6 +18,7 @@ export type Rdata =
       readonly target: string;
     }
   | { readonly type: typeof RRType.TXT; readonly texts: readonly string[] }
+  | { readonly type: typeof RRType.HINFO; readonly cpu: string; readonly os: string }
   | {
       readonly type: typeof RRType.SOA;
       readonly mname: string;
@@ -188,11 +189,11 @@ class SectionWriter {
         this.name(data.target, false);
         break;
       case RRType.TXT:
-        for (const text of data.texts) {
-          const bytes = Buffer.from(text, 'utf8');
-          this.u8(bytes.length);
-          this.bytes(bytes);
-        }
+        for (const text of data.texts) this.characterString(text);
+        break;
+      case RRType.HINFO:
+        this.characterString(data.cpu);
+        this.characterString(data.os);
         break;
       case RRType.SOA:
         this.name(data.mname, true);
@@ -246,6 +247,13 @@ class SectionWriter {
     this.ensure(bytes.length);
     bytes.copy(this.buffer, this.used);
     this.used += bytes.length;
+  }
+
+  /** RFC 1035 §3.3: a length octet and at most 255 octets (TXT strings, HINFO's CPU and OS). */
+  private characterString(text: string): void {
+    const bytes = Buffer.from(text, 'utf8');
+    this.u8(bytes.length);
+    this.bytes(bytes);
   }
 }
 

@@ -5,6 +5,7 @@ export const RRType = {
   CNAME: 5,
   SOA: 6,
   PTR: 12,
+  HINFO: 13,
   TXT: 16,
   AAAA: 28,
   SRV: 33,

@@ -13,11 +13,11 @@ import type { Query } from './query.js';
 
 const OPT_LENGTH = 11;
 
-/** The largest reply the client can take on this transport. */
-export function replyLimit(q: Query, overTcp: boolean): number {
+/** The largest reply the client can take on this transport; `maxUdp` is the server's own cap (bufsize). */
+export function replyLimit(q: Query, overTcp: boolean, maxUdp = MAX_UDP_PAYLOAD): number {
   if (overTcp) return MAX_TCP_MESSAGE;
   if (!q.edns) return CLASSIC_UDP_SIZE;
-  return Math.min(Math.max(q.udpSize, CLASSIC_UDP_SIZE), MAX_UDP_PAYLOAD);
+  return Math.min(Math.max(q.udpSize, CLASSIC_UDP_SIZE), maxUdp);
 }
 
 /** What a written reply carried, for the caller's counters (one object may be reused: writeReply is synchronous). */
