@@ -18,6 +18,7 @@ import { chainOf } from './plugins/chain.js';
 import { corefileFromFlags } from './plugins/from-flags.js';
 import type { BindConfig } from './plugins/bind/setup.js';
 import type { BufsizeConfig } from './plugins/bufsize/setup.js';
+import type { NsidConfig } from './plugins/nsid/setup.js';
 import type { HealthConfig } from './plugins/health/setup.js';
 import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
 import { registerSourceMetrics } from './plugins/kubernetes/metrics.js';
@@ -443,10 +444,11 @@ function buildChains(plan: ServePlan, listen: ReadonlyArray<HostPort | undefined
     const logged = configs.get('log') as LogConfig | undefined;
     const logs = logged === undefined ? undefined : queryLogFilter(logged);
     const maxUdpReply = (configs.get('bufsize') as BufsizeConfig | undefined)?.size;
+    const nsid = (configs.get('nsid') as NsidConfig | undefined)?.option;
     listen.forEach((address, index) => {
       if (address === undefined || address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
       for (const zone of block.zones) {
-        routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(logs !== undefined && { logs }), ...(maxUdpReply !== undefined && { maxUdpReply }) });
+        routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(logs !== undefined && { logs }), ...(maxUdpReply !== undefined && { maxUdpReply }), ...(nsid !== undefined && { nsid }) });
       }
     });
   }

@@ -1,5 +1,6 @@
-// bufsize and any through the real process and real dig: the UDP reply cap of a server block (a reply over it is
-// truncated, and dig's +ignore shows the TC), and ANY answered with RFC 8482's one HINFO instead of every record.
+// bufsize, any and nsid through the real process and real dig: the UDP reply cap of a server block (a reply over
+// it is truncated, and dig's +ignore shows the TC), ANY answered with RFC 8482's one HINFO instead of every
+// record, and the server's identifier for the clients that ask (RFC 5001).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,3 +78,25 @@ describe('any', () => {
     expect((await dig(port, ['big.test', 'ANY'])).answer.some((line) => line.includes('HINFO'))).toBe(false);
   });
 });
+
+describe('nsid', () => {
+  it('tells a client that asks (dig +nsid) which server answered, and adds nothing for the others', async () => {
+    const port = await freePort();
+    await start(block(port, '    nsid clusterdns 0'));
+    const asked = await dig(port, ['+nsid', 'big.test', 'A']);
+    expect(asked.raw).toContain('; NSID: 63 6c 75 73 74 65 72 64 6e 73 20 30 ("clusterdns 0")');
+    expect(asked.answer).toHaveLength(40);
+    expect((await dig(port, ['big.test', 'A'])).raw).not.toContain('NSID');
+  });
+
+  it('never pushes a UDP reply into truncation: with no room left it is left out', async () => {
+    const port = await freePort();
+    // 40 A records and the OPT fill 512 bytes but for a few: the identifier does not fit there.
+    await start(block(port, `    bufsize 512\n    nsid ${'x'.repeat(200)}`).replace(/^ {8}10\.0\.0\.(\d+) big\.test$/gm, (line, n: string) => (Number(n) <= 28 ? line : '')));
+    const reply = await dig(port, ['+nsid', '+bufsize=512', '+ignore', 'big.test', 'A']);
+    expect(reply.flags).not.toContain('tc');
+    expect(reply.answer).toHaveLength(28);
+    expect(reply.raw).not.toContain('NSID');
+  });
+});
+

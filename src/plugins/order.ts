@@ -16,6 +16,7 @@ import { kubernetes } from './kubernetes/setup.js';
 import { loadbalance } from './loadbalance/setup.js';
 import { log } from './log/setup.js';
 import { multisocket } from './multisocket/setup.js';
+import { nsid } from './nsid/setup.js';
 import { loop } from './loop/setup.js';
 import type { PluginSetup } from './plugin.js';
 import { prometheus } from './prometheus/setup.js';
@@ -30,6 +31,7 @@ import { whoami } from './whoami/setup.js';
 export const PLUGINS: readonly PluginSetup<any>[] = [
   multisocket,
   reload,
+  nsid,
   bufsize,
   bind,
   ready,

@@ -58,6 +58,8 @@ export interface ZoneRoute {
   readonly logs?: (rcode: number, answers: number) => boolean;
   /** The largest UDP reply to an EDNS client (the block's bufsize); MAX_UDP_PAYLOAD when absent. */
   readonly maxUdpReply?: number;
+  /** The block's NSID option (RFC 5001), encoded, for the clients that ask for it. */
+  readonly nsid?: Buffer;
 }
 
 /** A route as the answerer keeps it: with the metrics slot of its listener and zone. */
@@ -156,7 +158,7 @@ export class QueryAnswerer {
 
   /** `packet` holds at least the question; `requestSize` is the whole query's size, OPT record included. */
   private finish(packet: Buffer, requestSize: number, q: Query, resolved: Reply, route: Route | undefined, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
-    const reply = writeReply(packet, q, resolved.answer, replyLimit(q, arrival.overTcp, route?.maxUdpReply), this.notes);
+    const reply = writeReply(packet, q, resolved.answer, replyLimit(q, arrival.overTcp, route?.maxUdpReply), this.notes, route?.nsid);
     if (this.notes.ede) this.options.metrics.observeExtendedErrors(route?.slot ?? this.unrouted[arrival.listener]!, resolved.answer.ede!);
     this.count(requestSize, q, resolved.answer.rcode, this.options.metrics.pluginIndex(resolved.plugin), reply, route, arrival, client, started);
     send(reply);

@@ -56,13 +56,17 @@ export interface Query extends Question {
   udpSize: number;
   ednsVersion: number;
   dnssecOk: boolean;
+  /** The OPT record asked for the server's NSID (RFC 5001: an NSID option, empty). */
+  nsid: boolean;
 }
 
 export function newQuery(): Query {
-  return { id: 0, flags: 0, key: '', questionEnd: 0, qtype: 0, qclass: 0, edns: false, udpSize: 0, ednsVersion: 0, dnssecOk: false };
+  return { id: 0, flags: 0, key: '', questionEnd: 0, qtype: 0, qclass: 0, edns: false, udpSize: 0, ednsVersion: 0, dnssecOk: false, nsid: false };
 }
 
 const MAX_NAME = 255;
+/** RFC 5001's EDNS option code. */
+export const NSID_OPTION = 3;
 /** A name may take at most this many compression jumps; real messages need a handful. */
 const MAX_POINTERS = 32;
 
@@ -78,6 +82,7 @@ export function parseQuery(packet: Buffer, q: Query): ParseOutcome {
   q.udpSize = 0;
   q.ednsVersion = 0;
   q.dnssecOk = false;
+  q.nsid = false;
   if (((flags >> 11) & 0xf) !== Opcode.QUERY) return ParseOutcome.NotImplemented;
   if (packet.readUInt16BE(4) !== 1) return ParseOutcome.FormErrNoQuestion;
 
@@ -123,6 +128,7 @@ export function parseQuery(packet: Buffer, q: Query): ParseOutcome {
       if (i < skipped || q.edns || packet[ownerStart] !== 0) return ParseOutcome.FormErr;
       for (let o = rdataStart; o < rdataStart + rdataLength; ) {
         if (o + 4 > rdataStart + rdataLength) return ParseOutcome.FormErr;
+        if (packet.readUInt16BE(o) === NSID_OPTION) q.nsid = true;
         o += 4 + packet.readUInt16BE(o + 2);
         if (o > rdataStart + rdataLength) return ParseOutcome.FormErr;
       }

@@ -26,8 +26,11 @@ export interface ReplyNotes {
   ede: boolean;
 }
 
-/** The reply to `packet` (already parsed into `q`) carrying `answer`; `notes`, when given, says what went in. */
-export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, limit: number, notes?: ReplyNotes): Buffer {
+/**
+ * The reply to `packet` (already parsed into `q`) carrying `answer`; `notes`, when given, says what went in.
+ * `nsid`: the server's NSID option (RFC 5001), sent when the query asked for it, where there is room.
+ */
+export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, limit: number, notes?: ReplyNotes, nsid?: Buffer): Buffer {
   const questionLength = q.questionEnd - 12;
   const optLength = q.edns ? OPT_LENGTH : 0;
   const fixed = 12 + questionLength + optLength;
@@ -47,12 +50,15 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
     }
   }
 
-  const ede = q.edns && answer.ede !== undefined && fixed + answerLength + authorityLength + additionalLength + answer.ede.length <= limit
+  const records = fixed + answerLength + authorityLength + additionalLength;
+  const identity = q.nsid && nsid !== undefined && records + nsid.length <= limit ? nsid : undefined;
+  const ede = q.edns && answer.ede !== undefined && records + (identity?.length ?? 0) + answer.ede.length <= limit
     ? answer.ede
     : undefined;
   if (notes !== undefined) notes.ede = ede !== undefined;
+  const options = identity === undefined ? ede : ede === undefined ? identity : Buffer.concat([identity, ede]);
 
-  const reply = Buffer.allocUnsafe(fixed + answerLength + authorityLength + additionalLength + (ede?.length ?? 0));
+  const reply = Buffer.allocUnsafe(records + (options?.length ?? 0));
   reply.writeUInt16BE(q.id, 0);
   let flags = replyFlags(q.flags, answer.rcode);
   if (answer.authoritative) flags |= HeaderFlag.AA;
@@ -68,7 +74,7 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
   offset += answer.answer.copy(reply, offset, 0, answerLength);
   if (authorityLength > 0) offset += answer.authority.copy(reply, offset);
   if (additionalLength > 0) offset += answer.additional.copy(reply, offset);
-  if (q.edns) writeOpt(reply, offset, answer.rcode, q.dnssecOk, ede);
+  if (q.edns) writeOpt(reply, offset, answer.rcode, q.dnssecOk, options);
   return reply;
 }
 
