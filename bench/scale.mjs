@@ -27,6 +27,8 @@ const ROUNDS = Math.max(1, envInt('BENCH_SCALE_ROUNDS', 3));
 const SETTLE_S = envInt('BENCH_SCALE_SETTLE', 10); // RSS is read this long after the first correct answer
 const SERVER_CPU = envInt('BENCH_SERVER_CPU', 1);
 const SNAPSHOT = envInt('BENCH_SCALE_HEAPSNAPSHOT', 0) === 1; // diagnosis: see run() and bench/README.md
+// More serve flags for every run, e.g. BENCH_SCALE_ARGS='--workers 2' for what each worker thread adds.
+const EXTRA_ARGS = (process.env.BENCH_SCALE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== '');
 const PAGE = 500; // what clusterdns asks for (KUBE_DEFAULTS.pageSize)
 const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed'; // what clusterdns sends
 const TARGET = { answerMs: 3000, rssMB: 120, peakMB: 200 };
@@ -118,7 +120,7 @@ async function timeList(path, fieldSelector) {
 // ---- one clusterdns run ----
 async function run(label, { probe, checks, args = [] }) {
   const nodeArgs = SNAPSHOT ? [...NODE_ARGS, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(OUT, 'prof')}`] : NODE_ARGS;
-  const cdns = await startClusterdns({ kubeconfig, cpu: SERVER_CPU, args, nodeArgs, logFile: join(OUT, `scale.${label}.clusterdns.log`) });
+  const cdns = await startClusterdns({ kubeconfig, cpu: SERVER_CPU, args: [...args, ...EXTRA_ARGS], nodeArgs, logFile: join(OUT, `scale.${label}.clusterdns.log`) });
   const client = await new DnsClient(cdns.port).open();
   try {
     // Poll the probe (the last service created) from process start: a query every ~2 ms, one in flight.
