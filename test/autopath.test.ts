@@ -50,6 +50,8 @@ describe('--autopath', () => {
       'api.other.default.svc.cluster.local. 5 IN CNAME api.other.svc.cluster.local.',
       'api.other.svc.cluster.local. 5 IN A 10.96.0.30',
     ]);
+    // The answer says which search-path name it is (the asked one was the first; this, the second).
+    expect(result.raw).toMatch(/^; EDE: 0 \(Other\): \(autopath: "api\.other\.svc\.cluster\.local\." answered \(search path entry 2\)\)$/m);
   });
 
   it('completes an external name through the host search domain and then the name as it is', async () => {

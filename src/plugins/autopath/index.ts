@@ -14,7 +14,7 @@
  */
 import { canonicalIp } from '../../ip.js';
 import type { StoreView } from '../../store/index.js';
-import { firstLabel, isInZone, nameToKey, parentKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, type Message } from '../../wire/index.js';
+import { EdeCode, encodeEde, firstLabel, isInZone, keyToName, nameToKey, parentKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, type Message } from '../../wire/index.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
 
 export interface AutopathOptions {
@@ -73,7 +73,7 @@ export class Autopath implements Handler {
 
   /** The completed answer, or undefined when no candidate exists or one fails. */
   private async walk(q: Question, client: Client, next: Next, stem: string): Promise<Reply | undefined> {
-    for (const suffix of this.suffixes) {
+    for (const [index, suffix] of this.suffixes.entries()) {
       const key = stem + suffix;
       if (key.length > 255) continue;
       const found = await next({ ...q, key }, client);
@@ -81,14 +81,17 @@ export class Autopath implements Handler {
       if (found.answer.rcode !== Rcode.NOERROR) return undefined;
       this.completions++;
       const records = preparedRecords(key, q.qtype, found.answer);
+      // Which name of the pod's search path answered: what `dig` of the long name otherwise leaves a person to guess.
+      const ede = encodeEde(EdeCode.OTHER, `autopath: "${keyToName(key)}" answered (search path entry ${index + 2})`);
       const answer = prepareAnswer(q.key, {
         rcode: Rcode.NOERROR,
         authoritative: false,
         recursionAvailable: found.answer.recursionAvailable === true,
+        ede,
         answer: [{ owner: q.key, ttl: this.ttl, data: { type: RRType.CNAME, target: key } }, ...records.answer],
         authority: records.answer.length === 0 ? records.authority : [],
       });
-      return { answer, plugin: this.name, ...(found.message !== undefined && { message: this.behindCname(q, key, found.message) }) };
+      return { answer, plugin: this.name, ...(found.message !== undefined && { message: { ...this.behindCname(q, key, found.message), ede } }) };
     }
     return undefined;
   }
