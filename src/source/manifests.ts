@@ -29,32 +29,37 @@ export async function loadManifests(path: string, log?: Logger): Promise<Snapsho
     } catch (error) {
       throw new ManifestError(`${file}: cannot read: ${(error as Error).message}`, { cause: error });
     }
-    let documents: unknown[];
-    try {
-      documents = extname(file) === '.json' ? [JSON.parse(text)] : yaml.loadAll(text, undefined, { filename: file });
-    } catch (error) {
-      const where = error instanceof yaml.YAMLException ? `${file}:${error.mark.line + 1}:${error.mark.column + 1}` : file;
-      const reason = error instanceof yaml.YAMLException ? error.reason : (error as Error).message;
-      throw new ManifestError(`${where}: invalid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${reason}`, { cause: error });
-    }
-    documents.forEach((document, index) => {
-      for (const object of flattenLists(document)) {
-        if (object === null || object === undefined) continue;
-        try {
-          const slim = toRecord(object);
-          if (slim === undefined) {
-            log?.debug({ file, document: index + 1, kind: (object as { kind?: unknown }).kind }, 'ignoring an object of a kind clusterdns does not use');
-            continue;
-          }
-          (snapshot[slim.kind] as unknown[]).push(slim.record);
-        } catch (error) {
-          if (!(error instanceof ObjectError)) throw error;
-          throw new ManifestError(`${file}: document ${index + 1}: ${error.message}`, { cause: error });
-        }
-      }
-    });
+    parseManifest(text, file, snapshot, log);
   }
   return snapshot;
+}
+
+/** The objects of one manifest file's text into `snapshot`; `file` names it in errors and decides JSON or YAML. */
+export function parseManifest(text: string, file: string, snapshot: Snapshot, log?: Logger): void {
+  let documents: unknown[];
+  try {
+    documents = extname(file) === '.json' ? [JSON.parse(text)] : yaml.loadAll(text, undefined, { filename: file });
+  } catch (error) {
+    const where = error instanceof yaml.YAMLException ? `${file}:${error.mark.line + 1}:${error.mark.column + 1}` : file;
+    const reason = error instanceof yaml.YAMLException ? error.reason : (error as Error).message;
+    throw new ManifestError(`${where}: invalid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${reason}`, { cause: error });
+  }
+  documents.forEach((document, index) => {
+    for (const object of flattenLists(document)) {
+      if (object === null || object === undefined) continue;
+      try {
+        const slim = toRecord(object);
+        if (slim === undefined) {
+          log?.debug({ file, document: index + 1, kind: (object as { kind?: unknown }).kind }, 'ignoring an object of a kind clusterdns does not use');
+          continue;
+        }
+        (snapshot[slim.kind] as unknown[]).push(slim.record);
+      } catch (error) {
+        if (!(error instanceof ObjectError)) throw error;
+        throw new ManifestError(`${file}: document ${index + 1}: ${error.message}`, { cause: error });
+      }
+    }
+  });
 }
 
 function flattenLists(document: unknown): unknown[] {
