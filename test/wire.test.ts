@@ -84,3 +84,37 @@ describe('prepared answers', () => {
     expect(reply.readUInt16BE(2) & 0xf).toBe(3);
   });
 });
+
+describe('hostile query names (found by fuzzing, fuzz/targets/query.ts)', () => {
+  /** A query for the raw labels given, qtype A. */
+  function rawQuery(labels: readonly Buffer[]): Buffer {
+    const header = Buffer.from([0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    return Buffer.concat([header, ...labels.flatMap((label) => [Buffer.from([label.length]), label]), Buffer.from([0, 0, 1, 0, 1])]);
+  }
+  const key = (labels: readonly Buffer[]): string => `${labels.map((label) => String.fromCharCode(label.length) + label.toString('latin1')).join('')}\0`;
+  const LATIN1_CAPITALS = Buffer.from([0xc0, 0xd0, 0xde]);
+
+  const ROWS: Record<string, { labels: Buffer[]; key: string }> = {
+    // String's toLowerCase folded 0xC0-0xDE too whenever an ASCII capital was in the name: the key was another
+    // name than the client's, and the forwarder asked upstream for it (RFC 4343 §3: only A-Z fold).
+    'ASCII capitals beside latin1 capitals: only A-Z fold': {
+      labels: [Buffer.from('WEB'), LATIN1_CAPITALS, Buffer.from('local')],
+      key: key([Buffer.from('web'), LATIN1_CAPITALS, Buffer.from('local')]),
+    },
+    'latin1 capitals alone stay as they are': { labels: [LATIN1_CAPITALS, Buffer.from('local')], key: key([LATIN1_CAPITALS, Buffer.from('local')]) },
+    'a capital next to bytes 0x5b-0x60 and 0x7b-0x7f, which are not letters': {
+      labels: [Buffer.from('A[`{\x7f')],
+      key: key([Buffer.from('a[`{\x7f')]),
+    },
+  };
+  for (const [name, row] of Object.entries(ROWS)) {
+    it(name, () => {
+      const packet = rawQuery(row.labels);
+      const q = newQuery();
+      expect(parseQuery(packet, q)).toBe(ParseOutcome.Ok);
+      expect(Buffer.from(q.key, 'latin1').toString('hex')).toBe(Buffer.from(row.key, 'latin1').toString('hex'));
+      // The client's own bytes stay untouched: the reply echoes them.
+      expect(packet.subarray(12, q.questionEnd - 4)).toEqual(rawQuery(row.labels).subarray(12, q.questionEnd - 4));
+    });
+  }
+});
