@@ -193,6 +193,44 @@ function build(message: MessagePlan): Buffer {
   return b.bytes();
 }
 
+/**
+ * Replies at the size limits: a question name of 200 to 255 bytes, then one record of a type whose RDATA holds
+ * names, each a pointer to the question, and RDATA bytes that bring the message to 65,000-65,535 bytes (a UDP
+ * payload is at most 65,507, a TCP message 65,535). Expanding the names makes that RDATA longer than it was.
+ */
+export function bigReplies(): fc.Arbitrary<Buffer> {
+  return fc.record({
+    nameLength: fc.integer({ min: 200, max: 255 }),
+    type: fc.constantFrom(2, 5, 6, 12, 14, 15, 17, 26, 33),
+    total: fc.integer({ min: 65_000, max: 65_535 }),
+  }).map(({ nameLength, type, total }) => {
+    const labels: Buffer[] = [];
+    for (let left = nameLength - 1; left > 0; ) {
+      const length = Math.min(63, left - 1);
+      if (length <= 0) break;
+      labels.push(Buffer.alloc(length, 0x61 + labels.length));
+      left -= length + 1;
+    }
+    const b = new Builder();
+    b.push(Uint8Array.of(0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0));
+    b.name({ labels, pointer: undefined, anywhere: false });
+    b.u16(type);
+    b.u16(1);
+    b.u16(0xc00c);
+    b.u16(type);
+    b.u16(1);
+    b.u32(300);
+    const pointers = type === 6 || type === 14 || type === 17 || type === 26 ? 2 : 1;
+    const fixed = (PREFIX.get(type) ?? 0) + (type === 6 ? 20 : 0);
+    const rdata = Math.max(0, Math.min(0xffff, total - b.length - 2));
+    b.u16(rdata);
+    b.push(Buffer.alloc(PREFIX.get(type) ?? 0));
+    for (let i = 0; i < pointers; i++) b.u16(0xc00c);
+    b.push(Buffer.alloc(Math.max(0, rdata - fixed - 2 * pointers)));
+    return b.bytes();
+  });
+}
+
 /** DNS messages: queries (QR clear, mostly) or responses (QR set, mostly). */
 export function dnsMessages(response: boolean): fc.Arbitrary<Buffer> {
   return plan(response).map(build);

@@ -1,7 +1,7 @@
 /** Wire-format building blocks: name keys, zone matching on label boundaries, IP forms, and prepared answers. */
 import { describe, expect, it } from 'vitest';
 import { canonicalIp, dashedIp, reverseName, undashIp } from '../src/ip.js';
-import { isInZone, keyToName, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, RRType, writeReply } from '../src/wire/index.js';
+import { decodeMessage, isInZone, keyToName, MessageError, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, prepareMessage, RRType, writeReply } from '../src/wire/index.js';
 
 describe('names', () => {
   it('round-trips names through wire keys, lower-cased', () => {
@@ -117,4 +117,33 @@ describe('hostile query names (found by fuzzing, fuzz/targets/query.ts)', () => 
       expect(packet.subarray(12, q.questionEnd - 4)).toEqual(rawQuery(row.labels).subarray(12, q.questionEnd - 4));
     });
   }
+});
+
+describe('hostile upstream replies (found by fuzzing, fuzz/targets/reply.ts)', () => {
+  /** A reply whose question name is 255 bytes and whose SOA's two names are pointers to it, `size` bytes in all. */
+  function bigSoaReply(size: number): Buffer {
+    const labels = ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(61)];
+    const qname = Buffer.concat([...labels.flatMap((label) => [Buffer.from([label.length]), Buffer.from(label)]), Buffer.from([0])]);
+    const head = Buffer.concat([Buffer.from([0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]), qname, Buffer.from([0, 6, 0, 1])]);
+    const rdataLength = size - head.length - 12;
+    const fixed = Buffer.alloc(12);
+    fixed.writeUInt16BE(0xc00c, 0);
+    fixed.writeUInt16BE(RRType.SOA, 2);
+    fixed.writeUInt16BE(1, 4);
+    fixed.writeUInt32BE(300, 6);
+    fixed.writeUInt16BE(rdataLength, 10);
+    return Buffer.concat([head, fixed, Buffer.from([0xc0, 12, 0xc0, 12]), Buffer.alloc(rdataLength - 4)]);
+  }
+
+  it('an SOA whose names expand its RDATA past 65,535 bytes (a 65,507-byte UDP reply) is a MessageError', () => {
+    const reply = bigSoaReply(65_507);
+    expect(reply.length).toBe(65_507);
+    expect(() => decodeMessage(reply)).toThrow(new MessageError('type 6 RDATA is longer than 65,535 bytes with its names expanded'));
+  });
+
+  it('the same reply 300 bytes smaller still fits once expanded: decoded, and prepared again without loss', () => {
+    const message = decodeMessage(bigSoaReply(65_207));
+    expect(message.answer[0]!.rdata.length).toBe(65_207 - 12 - 259 - 12 - 4 + 2 * 255);
+    expect(prepareMessage(message, (record) => record.ttl).answerEnds).toHaveLength(1);
+  });
 });

@@ -21,7 +21,7 @@ import {
   type Message,
   type WireRecord,
 } from '../../src/wire/index.js';
-import { dnsMessages } from '../dns-inputs.js';
+import { bigReplies, dnsMessages } from '../dns-inputs.js';
 import { assert, type FuzzTarget } from '../harness.js';
 
 const text = (records: readonly WireRecord[]): string =>
@@ -52,5 +52,5 @@ export const target: FuzzTarget = {
     assert(text(again.authority) === text(message.authority), 'same authority section');
     assert(again.additional.length === 0 || text(again.additional) === text(message.additional), 'same additional section, or none');
   },
-  generators: [dnsMessages(true)],
+  generators: [dnsMessages(true), bigReplies()],
 };
