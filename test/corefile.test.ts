@@ -527,6 +527,10 @@ describe('broken Corefiles', () => {
     'an empty label': { text: 'example..org {\n}\n', error: 'Corefile:1: server key "example..org": empty label in the zone name' },
     'a label over 63 characters': { text: `${'a'.repeat(64)}.org {\n}\n`, error: `Corefile:1: server key "${'a'.repeat(64)}.org": a label of the zone name is longer than 63 characters` },
     'a bad key on a continued line': { text: 'a.test,\nb..test {\n}\n', error: 'Corefile:2: server key "b..test": empty label in the zone name' },
+    // Found by fuzzing (fuzz/targets/corefile.ts): such a zone used to pass here and fail in a plugin's setup
+    // (hosts, cache, forward) with a NameError naming no line.
+    'a NUL byte in the zone': { text: '\0.org {\n    hosts\n}\n', error: 'Corefile:1: server key "\0.org": not a zone name' },
+    'a non-ASCII letter in the zone': { text: 'exämple.org {\n    cache\n}\n', error: 'Corefile:1: server key "exämple.org": not a zone name' },
   };
   for (const [name, row] of Object.entries(ROWS)) {
     it(name, () => {

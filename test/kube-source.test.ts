@@ -19,6 +19,7 @@ import {
   type KubeSourceOptions,
   type WatchState,
 } from '../src/source/kube.js';
+import { parseWatchLine, type WatchLine } from '../src/source/kube-api.js';
 import { RecordStore } from '../src/store/index.js';
 import { nameToKey, newQuery, rcodeName, RRClass, RRType } from '../src/wire/index.js';
 import { FakeKubeApiServer, type FakeKubeApiServerOptions, type KubeObject, type RequestRecord } from './support/k8s-api-server.js';
@@ -351,6 +352,20 @@ describe('watch faults', () => {
     expect(lists(h.server, 'services')).toHaveLength(1);
     expect(stateOf(h.source, 'service')).toMatchObject({ connected: true, relists: 0 });
     expect(warnings(h.logs, 'service')).toHaveLength(0); // a routine close is not a state change
+    expect(violations).toEqual([]);
+    expectSeedAnswers(h.resolver);
+  });
+
+  it('lines that are JSON but no event (null, a number, an array, an object that is not one) are skipped; the watch goes on', async () => {
+    // Found by fuzzing (fuzz/targets/watch-lines.ts): `null` threw out of the stream's data handler, an uncaught
+    // exception that ended the process; an event whose object was a string failed the watch.
+    const h = await setup();
+    const violations = guard(h.store, SEED_KEYS);
+    h.server.sendRaw('null\n5\n[]\n"text"\n{"type":"ADDED","object":"web"}\n{"type":"MODIFIED","object":[1]}\n', { resource: 'services' });
+    h.server.create('services', svc('default', 'after', '10.96.0.33'));
+    await eventually(() => h.store.getService('default', 'after') !== undefined);
+    expect(watches(h.server, 'services')).toHaveLength(1); // the same watch: not failed, not restarted
+    expect(stateOf(h.source, 'service')).toMatchObject({ connected: true, relists: 0 });
     expect(violations).toEqual([]);
     expectSeedAnswers(h.resolver);
   });
@@ -721,4 +736,25 @@ describe('loadKubeConfig', () => {
     writeFileSync(insecure, server.kubeconfigYaml().replace('    insecure-skip-tls-verify: true\n', '').replace('127.0.0.1', '10.0.0.1'));
     expect(() => loadKubeConfig(insecure)).toThrow(/needs insecure-skip-tls-verify/);
   });
+});
+
+describe('hostile watch lines (the decoder, line by line)', () => {
+  const ROWS: Record<string, { line: string; parsed: WatchLine }> = {
+    'an event': { line: '{"type":"ADDED","object":{"metadata":{"name":"a"}}}', parsed: { kind: 'event', type: 'ADDED', object: { metadata: { name: 'a' } } } },
+    'an event without an object': { line: '{"type":"BOOKMARK"}', parsed: { kind: 'event', type: 'BOOKMARK', object: {} } },
+    'a blank keep-alive line': { line: '', parsed: { kind: 'none' } },
+    'half a line': { line: '{"type":"ADD', parsed: { kind: 'none' } },
+    // Found by fuzzing: JSON, but no event object.
+    'null': { line: 'null', parsed: { kind: 'none' } },
+    'a number': { line: '5', parsed: { kind: 'none' } },
+    'an array': { line: '[{"type":"ADDED"}]', parsed: { kind: 'none' } },
+    'an event whose object is a string': { line: '{"type":"ADDED","object":"web"}', parsed: { kind: 'none' } },
+    'an event whose object is an array': { line: '{"type":"ADDED","object":[]}', parsed: { kind: 'none' } },
+    'ERROR 410': { line: '{"type":"ERROR","object":{"kind":"Status","code":410}}', parsed: { kind: 'end', end: { type: 'expired' } } },
+    'ERROR with a Status that is not an object': {
+      line: '{"type":"ERROR","object":"gone"}',
+      parsed: { kind: 'end', end: { type: 'failed', reason: 'ERROR event undefined undefined: undefined' } },
+    },
+  };
+  for (const [name, row] of Object.entries(ROWS)) it(name, () => expect(parseWatchLine(row.line)).toEqual(row.parsed));
 });

@@ -1,7 +1,7 @@
 /** Wire-format building blocks: name keys, zone matching on label boundaries, IP forms, and prepared answers. */
 import { describe, expect, it } from 'vitest';
 import { canonicalIp, dashedIp, reverseName, undashIp } from '../src/ip.js';
-import { isInZone, keyToName, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, RRType, writeReply } from '../src/wire/index.js';
+import { decodeMessage, isInZone, keyToName, MessageError, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, prepareMessage, RRType, writeReply } from '../src/wire/index.js';
 import { query } from './support/query-bytes.js';
 
 describe('names', () => {
@@ -74,5 +74,68 @@ describe('prepared answers', () => {
     expect(opt.readUInt16BE(3)).toBe(1232);
     expect(opt[7]).toBe(0x80);
     expect(reply.readUInt16BE(2) & 0xf).toBe(3);
+  });
+});
+
+describe('hostile query names (found by fuzzing, fuzz/targets/query.ts)', () => {
+  /** A query for the raw labels given, qtype A. */
+  function rawQuery(labels: readonly Buffer[]): Buffer {
+    const header = Buffer.from([0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    return Buffer.concat([header, ...labels.flatMap((label) => [Buffer.from([label.length]), label]), Buffer.from([0, 0, 1, 0, 1])]);
+  }
+  const key = (labels: readonly Buffer[]): string => `${labels.map((label) => String.fromCharCode(label.length) + label.toString('latin1')).join('')}\0`;
+  const LATIN1_CAPITALS = Buffer.from([0xc0, 0xd0, 0xde]);
+
+  const ROWS: Record<string, { labels: Buffer[]; key: string }> = {
+    // String's toLowerCase folded 0xC0-0xDE too whenever an ASCII capital was in the name: the key was another
+    // name than the client's, and the forwarder asked upstream for it (RFC 4343 §3: only A-Z fold).
+    'ASCII capitals beside latin1 capitals: only A-Z fold': {
+      labels: [Buffer.from('WEB'), LATIN1_CAPITALS, Buffer.from('local')],
+      key: key([Buffer.from('web'), LATIN1_CAPITALS, Buffer.from('local')]),
+    },
+    'latin1 capitals alone stay as they are': { labels: [LATIN1_CAPITALS, Buffer.from('local')], key: key([LATIN1_CAPITALS, Buffer.from('local')]) },
+    'a capital next to bytes 0x5b-0x60 and 0x7b-0x7f, which are not letters': {
+      labels: [Buffer.from('A[`{\x7f')],
+      key: key([Buffer.from('a[`{\x7f')]),
+    },
+  };
+  for (const [name, row] of Object.entries(ROWS)) {
+    it(name, () => {
+      const packet = rawQuery(row.labels);
+      const q = newQuery();
+      expect(parseQuery(packet, q)).toBe(ParseOutcome.Ok);
+      expect(Buffer.from(q.key, 'latin1').toString('hex')).toBe(Buffer.from(row.key, 'latin1').toString('hex'));
+      // The client's own bytes stay untouched: the reply echoes them.
+      expect(packet.subarray(12, q.questionEnd - 4)).toEqual(rawQuery(row.labels).subarray(12, q.questionEnd - 4));
+    });
+  }
+});
+
+describe('hostile upstream replies (found by fuzzing, fuzz/targets/reply.ts)', () => {
+  /** A reply whose question name is 255 bytes and whose SOA's two names are pointers to it, `size` bytes in all. */
+  function bigSoaReply(size: number): Buffer {
+    const labels = ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(61)];
+    const qname = Buffer.concat([...labels.flatMap((label) => [Buffer.from([label.length]), Buffer.from(label)]), Buffer.from([0])]);
+    const head = Buffer.concat([Buffer.from([0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]), qname, Buffer.from([0, 6, 0, 1])]);
+    const rdataLength = size - head.length - 12;
+    const fixed = Buffer.alloc(12);
+    fixed.writeUInt16BE(0xc00c, 0);
+    fixed.writeUInt16BE(RRType.SOA, 2);
+    fixed.writeUInt16BE(1, 4);
+    fixed.writeUInt32BE(300, 6);
+    fixed.writeUInt16BE(rdataLength, 10);
+    return Buffer.concat([head, fixed, Buffer.from([0xc0, 12, 0xc0, 12]), Buffer.alloc(rdataLength - 4)]);
+  }
+
+  it('an SOA whose names expand its RDATA past 65,535 bytes (a 65,507-byte UDP reply) is a MessageError', () => {
+    const reply = bigSoaReply(65_507);
+    expect(reply.length).toBe(65_507);
+    expect(() => decodeMessage(reply)).toThrow(new MessageError('type 6 RDATA is longer than 65,535 bytes with its names expanded'));
+  });
+
+  it('the same reply 300 bytes smaller still fits once expanded: decoded, and prepared again without loss', () => {
+    const message = decodeMessage(bigSoaReply(65_207));
+    expect(message.answer[0]!.rdata.length).toBe(65_207 - 12 - 259 - 12 - 4 + 2 * 255);
+    expect(prepareMessage(message, (record) => record.ttl).answerEnds).toHaveLength(1);
   });
 });

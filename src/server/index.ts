@@ -12,7 +12,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/index.js';
 import type { HostPort } from '../ip.js';
-import { frameTcp } from '../wire/index.js';
+import { frameTcp, TcpDeframer } from '../wire/index.js';
 import type { Arrival, Client, QueryAnswerer } from './answer-query.js';
 
 export { QueryAnswerer, type AnswererOptions, type ZoneRoute } from './answer-query.js';
@@ -40,7 +40,6 @@ export function reusePortAvailable(platform = process.platform, nodeVersion = pr
 const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
 /** With port 0, the UDP port picked may be taken for TCP; try a few picks before giving up. */
 const EPHEMERAL_PORT_TRIES = 8;
-const EMPTY: Buffer = Buffer.alloc(0);
 
 /**
  * The UDP sockets' address "lookup": every address they see is an IP already (a validated listen address, or
@@ -177,22 +176,10 @@ export class DnsServer {
         socket.once('drain', () => socket.resume());
       }
     };
-    let pending: Buffer = EMPTY;
+    const deframer = new TcpDeframer();
     socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      let offset = 0;
-      while (pending.length - offset >= 2) {
-        const length = pending.readUInt16BE(offset);
-        if (pending.length - offset - 2 < length) break;
-        const answered = this.answerer.answer(pending.subarray(offset + 2, offset + 2 + length), arrival, client, send);
-        offset += 2 + length;
-        if (!answered) {
-          // Not a query we can answer (no header, or a response): nothing sensible follows on this stream.
-          socket.destroy();
-          return;
-        }
-      }
-      pending = offset === pending.length ? EMPTY : pending.subarray(offset);
+      // false: not a query we can answer (no header, or a response); nothing sensible follows on this stream.
+      if (!deframer.push(chunk, (message) => this.answerer.answer(message, arrival, client, send))) socket.destroy();
     });
   }
 }

@@ -146,6 +146,58 @@ export interface WatchRequest {
   abandon(): void;
 }
 
+/** What one line of a watch stream says. */
+export type WatchLine =
+  | { readonly kind: 'event'; readonly type: string; readonly object: Json }
+  /** An ERROR event: the server ends the stream after it. */
+  | { readonly kind: 'end'; readonly end: WatchEnd }
+  /** Not an event (a blank keep-alive line); the client ignored these too. */
+  | { readonly kind: 'none' };
+
+const NOT_AN_EVENT: WatchLine = { kind: 'none' };
+
+/** One line of newline-delimited JSON events (without its newline). */
+export function parseWatchLine(line: string): WatchLine {
+  let event: { type?: unknown; object?: unknown };
+  try {
+    event = JSON.parse(line) as typeof event;
+  } catch {
+    return NOT_AN_EVENT;
+  }
+  // `null`, a number, an array: JSON, but no event. (Reading `.type` of null threw out of the stream's data
+  // handler, an uncaught exception that ended the process.)
+  if (!isObject(event)) return NOT_AN_EVENT;
+  const type = String(event.type);
+  if (type === 'ERROR') {
+    // A Status in the stream, which is how a real server says 410 to a watch.
+    const status = (event.object ?? {}) as { code?: unknown; reason?: unknown; message?: unknown };
+    if (status.code === 410) return { kind: 'end', end: { type: 'expired' } };
+    return { kind: 'end', end: { type: 'failed', reason: `ERROR event ${String(status.code)} ${String(status.reason)}: ${String(status.message)}` } };
+  }
+  // The stream loop reads `metadata` of the object: an event whose object is not one is no event either.
+  if (event.object !== undefined && event.object !== null && !isObject(event.object)) return NOT_AN_EVENT;
+  return { kind: 'event', type, object: (event.object ?? {}) as Json };
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The lines of a text stream as its chunks arrive: a line may be split across chunks anywhere. */
+export class LineSplitter {
+  private pending = '';
+
+  /** Hands each line that `chunk` completes to `each` (without its newline); stops when `each` returns false. */
+  push(chunk: string, each: (line: string) => boolean): void {
+    let from = 0;
+    for (let newline = chunk.indexOf('\n'); newline >= 0; newline = chunk.indexOf('\n', from)) {
+      const line = this.pending + chunk.slice(from, newline);
+      this.pending = '';
+      from = newline + 1;
+      if (!each(line)) return;
+    }
+    this.pending += chunk.slice(from);
+  }
+}
+
 /**
  * Starts a watch on `path` (newline-delimited JSON events) and reports its events and its end; `abandon()` stops
  * it at any point, before or after the headers, and frees its socket.
@@ -160,24 +212,13 @@ export function startWatch(access: KubeAccess, path: string, query: Readonly<Rec
     callbacks.onEnd(result);
   };
   const onLine = (line: string): void => {
-    let event: { type?: unknown; object?: unknown };
+    const parsed = parseWatchLine(line);
+    if (parsed.kind === 'end') return end(parsed.end);
+    if (parsed.kind === 'none') return;
     try {
-      event = JSON.parse(line) as typeof event;
-    } catch {
-      return; // not an event (a blank keep-alive line); the client ignored these too
-    }
-    const type = String(event.type);
-    if (type === 'ERROR') {
-      // A Status in the stream, which is how a real server says 410 to a watch; it ends the stream after it.
-      const status = (event.object ?? {}) as { code?: unknown; reason?: unknown; message?: unknown };
-      if (status.code === 410) end({ type: 'expired' });
-      else end({ type: 'failed', reason: `ERROR event ${String(status.code)} ${String(status.reason)}: ${String(status.message)}` });
-      return;
-    }
-    try {
-      callbacks.onEvent(type, (event.object ?? {}) as Json);
+      callbacks.onEvent(parsed.type, parsed.object);
     } catch (error) {
-      end({ type: 'failed', reason: `handling a ${type} event: ${(error as Error).message}` });
+      end({ type: 'failed', reason: `handling a ${parsed.type} event: ${(error as Error).message}` });
     }
   };
 
@@ -194,17 +235,14 @@ export function startWatch(access: KubeAccess, path: string, query: Readonly<Rec
     // A peer that vanishes without a FIN is found by TCP keep-alive (the client set the same 30 s).
     response.socket.setKeepAlive(true, 30_000);
     callbacks.onOpen();
-    let pending = '';
+    const lines = new LineSplitter();
     response.setEncoding('utf8');
     response.on('data', (chunk: string) => {
-      let from = 0;
-      for (let newline = chunk.indexOf('\n'); newline >= 0 && live; newline = chunk.indexOf('\n', from)) {
-        const line = pending + chunk.slice(from, newline);
-        pending = '';
-        from = newline + 1;
+      if (!live) return;
+      lines.push(chunk, (line) => {
         onLine(line);
-      }
-      pending += chunk.slice(from);
+        return live;
+      });
     });
     // Node reports a stream cut short (FIN without the last chunk, or a reset) as an 'aborted' error, or only a close.
     const abrupt = (code?: string): void => end({ type: 'failed', reason: `the watch stream ended abruptly${code ? ` (${code})` : ''}` });

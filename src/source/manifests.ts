@@ -40,40 +40,54 @@ export async function readManifestObjects(path: string): Promise<ManifestObject[
     } catch (error) {
       throw new ManifestError(`${file}: cannot read: ${(error as Error).message}`, { cause: error });
     }
-    let documents: unknown[];
-    try {
-      documents = extname(file) === '.json' ? [JSON.parse(text)] : yaml.loadAll(text, undefined, { filename: file });
-    } catch (error) {
-      const where = error instanceof yaml.YAMLException ? `${file}:${error.mark.line + 1}:${error.mark.column + 1}` : file;
-      const reason = error instanceof yaml.YAMLException ? error.reason : (error as Error).message;
-      throw new ManifestError(`${where}: invalid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${reason}`, { cause: error });
-    }
-    documents.forEach((document, index) => {
-      for (const object of flattenLists(document)) {
-        if (object !== null && object !== undefined) objects.push({ file, document: index + 1, object });
-      }
-    });
+    objects.push(...manifestObjects(text, file));
   }
+  return objects;
+}
+
+/** The objects of one manifest file's text; `file` names it in errors and decides JSON or YAML. */
+export function manifestObjects(text: string, file: string): ManifestObject[] {
+  let documents: unknown[];
+  try {
+    documents = extname(file) === '.json' ? [JSON.parse(text)] : yaml.loadAll(text, undefined, { filename: file });
+  } catch (error) {
+    const where = error instanceof yaml.YAMLException ? `${file}:${error.mark.line + 1}:${error.mark.column + 1}` : file;
+    const reason = error instanceof yaml.YAMLException ? error.reason : (error as Error).message;
+    throw new ManifestError(`${where}: invalid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${reason}`, { cause: error });
+  }
+  const objects: ManifestObject[] = [];
+  documents.forEach((document, index) => {
+    for (const object of flattenLists(document)) {
+      if (object !== null && object !== undefined) objects.push({ file, document: index + 1, object });
+    }
+  });
   return objects;
 }
 
 /** Reads every manifest under `path` into slim records. Throws ManifestError naming the file (and line). */
 export async function loadManifests(path: string, log?: Logger): Promise<Snapshot> {
   const snapshot: Snapshot = { namespace: [], service: [], endpointslice: [], pod: [] };
-  for (const { file, document, object } of await readManifestObjects(path)) {
-    try {
-      const slim = toRecord(object);
-      if (slim === undefined) {
-        log?.debug({ file, document, kind: (object as { kind?: unknown }).kind }, 'ignoring an object of a kind clusterdns does not use');
-        continue;
-      }
-      (snapshot[slim.kind] as unknown[]).push(slim.record);
-    } catch (error) {
-      if (!(error instanceof ObjectError)) throw error;
-      throw new ManifestError(`${file}: document ${document}: ${error.message}`, { cause: error });
-    }
-  }
+  for (const object of await readManifestObjects(path)) addToSnapshot(snapshot, object, log);
   return snapshot;
+}
+
+/** The slim records of one manifest file's text into `snapshot` (what the fuzz target drives). */
+export function parseManifest(text: string, file: string, snapshot: Snapshot, log?: Logger): void {
+  for (const object of manifestObjects(text, file)) addToSnapshot(snapshot, object, log);
+}
+
+function addToSnapshot(snapshot: Snapshot, { file, document, object }: ManifestObject, log?: Logger): void {
+  try {
+    const slim = toRecord(object);
+    if (slim === undefined) {
+      log?.debug({ file, document, kind: (object as { kind?: unknown }).kind }, 'ignoring an object of a kind clusterdns does not use');
+      return;
+    }
+    (snapshot[slim.kind] as unknown[]).push(slim.record);
+  } catch (error) {
+    if (!(error instanceof ObjectError)) throw error;
+    throw new ManifestError(`${file}: document ${document}: ${error.message}`, { cause: error });
+  }
 }
 
 function flattenLists(document: unknown): unknown[] {

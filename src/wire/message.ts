@@ -178,7 +178,11 @@ function expandRdata(buffer: Buffer, type: number, start: number, end: number): 
   }
   if (reader.offset > end) throw new MessageError(`type ${type} RDATA is too short`);
   parts.push(buffer.subarray(reader.offset, end));
-  return Buffer.concat(parts);
+  const expanded = Buffer.concat(parts);
+  // Pointers of 2 bytes become names of up to 255: near the size limit, RDATA can outgrow its 16-bit length,
+  // and such a record could never be written again (re-encoding it threw a RangeError).
+  if (expanded.length > 0xffff) throw new MessageError(`type ${type} RDATA is longer than 65,535 bytes with its names expanded`);
+  return expanded;
 }
 
 /** Reads a possibly compressed name at reader.offset into a lower-cased wire key; advances past it. */

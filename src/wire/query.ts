@@ -104,9 +104,9 @@ export function parseQuery(packet: Buffer, q: Query): ParseOutcome {
   }
   offset++;
   if (offset + 4 > length) return ParseOutcome.FormErrNoQuestion;
-  const key = packet.toString('latin1', 12, offset);
-  // ASCII-only lower-casing is what DNS means; latin1 letters above 0x7f never equal an ASCII key either way.
-  q.key = hasUpper ? key.toLowerCase() : key;
+  // ASCII-only lower-casing is what DNS means (RFC 4343 §3): a byte above 0x7f is data, and must stay as it is
+  // (String's toLowerCase would fold latin1 0xC0-0xDE too, so the forwarder would ask upstream another name).
+  q.key = hasUpper ? lowerAsciiKey(packet, 12, offset) : packet.toString('latin1', 12, offset);
   q.qtype = packet.readUInt16BE(offset);
   q.qclass = packet.readUInt16BE(offset + 2);
   offset += 4;
@@ -141,6 +141,16 @@ export function parseQuery(packet: Buffer, q: Query): ParseOutcome {
   }
   if (offset !== length) return ParseOutcome.FormErr;
   return ParseOutcome.Ok;
+}
+
+/** The bytes start..end as a latin1 string with A-Z lower-cased; a copy, so the packet stays as it came. */
+function lowerAsciiKey(packet: Buffer, start: number, end: number): string {
+  const bytes = Buffer.from(packet.subarray(start, end));
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x41 && c <= 0x5a) bytes[i] = c | 0x20;
+  }
+  return bytes.toString('latin1');
 }
 
 /** Offset just past a (possibly compressed) name at `offset`, or -1 if it is malformed. */

@@ -608,6 +608,11 @@ export class FakeKubeApiServer {
     }
   }
 
+  /** Writes `text` as it is on open watches (all, or those on `resource`): bytes no real server sends. */
+  sendRaw(text: string, opts: { resource?: ResourceName } = {}): void {
+    for (const w of this.watchers) if (!w.closed && (!opts.resource || w.def.name === opts.resource)) w.res.write(text);
+  }
+
   /** Sends a BOOKMARK now on every open watch that allowed them (what the periodic timer does). */
   sendBookmarks(opts: { resource?: ResourceName } = {}): void {
     for (const w of this.watchers) {
