@@ -209,7 +209,7 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
       const waiting = kube?.states().filter((state) => !state.synced).map((state) => `${state.kind}s${state.reason ? ` (${state.reason})` : ''}`);
       return `waiting for the first sync of ${waiting?.join(', ') ?? 'the manifests'}`;
     },
-    warnings: () => chains.running.flatMap((plugin) => plugin.warnings?.() ?? []),
+    warnings: () => [...(kube?.warnings() ?? []), ...chains.running.flatMap((plugin) => plugin.warnings?.() ?? [])],
   });
 
   const closeAll = async (): Promise<void> => {

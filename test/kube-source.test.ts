@@ -79,9 +79,10 @@ afterEach(async () => {
   vi.unstubAllEnvs();
 });
 
-/** Test tuning: fast backoff, a watchdog that only the watchdog tests shorten. */
+/** Test tuning: fast backoff and probes, a watchdog that only the watchdog tests shorten. */
 const FAST: Partial<KubeSourceOptions> = {
   backoff: { baseMs: 5, capMs: 40 },
+  probeMs: 40,
   watchdogMs: 10_000,
   requestTimeoutMs: 2_000,
 };
