@@ -465,7 +465,8 @@ describe('watch faults', () => {
   });
 
   it('a silent watch (no event, no bookmark) is aborted by the watchdog and restarted; a hung request times out', async () => {
-    const h = await setup({ server: { bookmarkIntervalMs: 20 }, source: { watchdogMs: 150, requestTimeoutMs: 200 } });
+    // Probes (every watch fails here) give up after 3 × probeMs: longer than requestTimeoutMs, which holds.
+    const h = await setup({ server: { bookmarkIntervalMs: 20 }, source: { watchdogMs: 150, requestTimeoutMs: 200, probeMs: 100 } });
     const violations = guard(h.store, SEED_KEYS);
     await sleep(400); // healthy watches with bookmarks every 20 ms: the watchdog never fires
     expect(watches(h.server, 'services')).toHaveLength(1);
@@ -771,6 +772,21 @@ describe('back to current after an outage', () => {
     expect(lists(h.server, 'services')).toHaveLength(1); // resumed from the resourceVersion, no relist
     expect(violations).toEqual([]);
   }, 30_000);
+
+  it('a black-holed API server (requests lost, never answered): probes give up after 3 × probeMs, so its return is seen at once', async () => {
+    const h = await setup({ source: { backoff: { baseMs: 500, capMs: 30_000 }, probeMs: 200, requestTimeoutMs: 10_000 } });
+    const violations = guard(h.store, SEED_KEYS);
+    h.server.hang(); // every request from now on is held with no answer
+    h.server.closeWatches({ abrupt: true });
+    await eventually(() => h.source.states().every((s) => /no answer to the watch request within 600 ms/.test(s.reason ?? '')), 'probes given up', 5_000);
+    h.server.create('services', svc('default', 'behind-the-hole', '10.96.0.77'));
+    h.server.resume({ answerHeld: false }); // the held requests stay lost; new ones are answered
+    const back = Date.now();
+    await eventually(() => h.source.states().every((s) => s.connected) && h.store.getService('default', 'behind-the-hole') !== undefined, 'current again', 10_000);
+    expect(Date.now() - back).toBeLessThan(2_000);
+    expect(violations).toEqual([]);
+    expectSeedAnswers(h.resolver);
+  });
 });
 
 describe('lifecycle', () => {

@@ -10,7 +10,9 @@
  *   any request answered       → every waiting stream is let go at once, whatever was left of its wait
  *
  * So a down API server sees at most two requests per `probeMs` from one clusterdns, however long it is down, and
- * once it answers again every stream is back within a probe interval, not after a backoff grown for minutes. A
+ * once it answers again every stream is back within a probe interval, not after a backoff grown for minutes.
+ * A probe that gets no answer at all (a black-holed address: no refusal, no reset) is given up after 3 × probeMs,
+ * not the usual request timeout, so the probes go on while the network loses them. A
  * DNS Deployment is a handful of replicas, not the thousands of clients client-go's long backoff protects the
  * API server from.
  */
@@ -56,6 +58,11 @@ export interface ReachMember {
   wait(delayMs: number, signal: AbortSignal): Promise<void>;
   /** When its current wait is expected to end (clock ms), or undefined when it is not waiting. */
   nextTryAt(): number | undefined;
+  /**
+   * How long a request starting now may go unanswered: `usualMs`, or while the server is taken to be down (the
+   * request is a probe) at most 3 × probeMs. A first answer ends that, so later list pages get `usualMs` again.
+   */
+  requestTimeout(usualMs: number): number;
 }
 
 export class Reachability {
@@ -73,6 +80,7 @@ export class Reachability {
       failed: () => this.failed(member),
       wait: (delayMs, signal) => this.wait(member, delayMs, signal),
       nextTryAt: () => this.nextTryAt(member),
+      requestTimeout: (usualMs) => (this.down ? Math.min(usualMs, 3 * this.tuning.probeMs) : usualMs),
     };
     this.failing.set(member, false);
     return member;

@@ -196,12 +196,13 @@ export class CollectionStream<K extends ResourceKind> {
   }
 
   /**
-   * A list page that does not finish within requestTimeoutMs is abandoned. The signal ends the request; the race
+   * A list page that does not finish within requestTimeoutMs (a probe's shorter deadline while the API server is
+   * taken to be down) is abandoned. The signal ends the request; the race
    * also covers what comes before it (an exec credential plugin that hangs).
    */
   private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
-    const timeoutMs = this.tuning.requestTimeoutMs;
+    const timeoutMs = this.reach.requestTimeout(this.tuning.requestTimeoutMs);
     const timer = setTimeout(() => controller.abort(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
     const onClose = (): void => controller.abort(new Error('closing'));
     this.signal.addEventListener('abort', onClose, { once: true });
@@ -271,7 +272,8 @@ export class CollectionStream<K extends ResourceKind> {
       if (this.signal.aborted) return onClose();
       this.signal.addEventListener('abort', onClose, { once: true });
       // A watch whose headers do not come is given up as a list page would be.
-      timer = setTimeout(() => giveUp(`no answer to the watch request within ${this.tuning.requestTimeoutMs} ms`), this.tuning.requestTimeoutMs);
+      const timeoutMs = this.reach.requestTimeout(this.tuning.requestTimeoutMs);
+      timer = setTimeout(() => giveUp(`no answer to the watch request within ${timeoutMs} ms`), timeoutMs);
     });
   }
 
