@@ -5,9 +5,10 @@
  * never its generated API or its informer cache, which would hold every whole API object.
  *
  * Each watched collection runs its own list+watch loop (kube-stream.ts); their retries share one view of whether
- * the API server is reachable (kube-reach.ts), so all of them are back the moment it answers again. Once every one of them has completed its
- * first list the store is marked synced; until then the cluster zone answers SERVFAIL. Nothing here ever clears
- * the store: through API outages, 410s, errors and silent watches, the last known records keep being served.
+ * the API server is reachable (kube-reach.ts), so all of them are back the moment it answers again. Once every
+ * one of them has completed its first list the store is marked synced; until then the cluster zone answers
+ * SERVFAIL. Nothing here ever clears the store: through API outages, 410s, errors and silent watches, the last
+ * known records keep being served.
  *
  * With `namespaces`, Services, EndpointSlices and Pods are watched per namespace on the namespaced paths
  * (`/api/v1/namespaces/<ns>/services`), so the API server does the filtering and a namespace-scoped Role is
@@ -32,7 +33,7 @@ import { toEndpointSlice, toNamespace, toPod, toService } from './objects.js';
 
 export { kubeConfigFromText, loadKubeConfig, type KubeAccess } from './kube-config.js';
 export { backoffDelay } from './kube-stream.js';
-export { REAL_CLOCK, type Clock } from './kube-reach.js';
+export type { Clock } from './kube-reach.js';
 
 /** Finished pods never hold an IP that DNS should vouch for; the server leaves them out. */
 export const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
