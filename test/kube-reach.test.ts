@@ -156,6 +156,33 @@ describe('Reachability', () => {
     expect(bReleased).toBe(true);
   });
 
+  it('streams that each fail right after an answer do not let each other go in a loop: a few tries a second at most', async () => {
+    const clock = new SteppedClock();
+    const reach = new Reachability({ probeMs: 1_000, random: () => 0.5, clock });
+    const controller = new AbortController();
+    const tries: number[] = [];
+    // A proxy that answers every watch with 200 and then breaks it: an answer, then a failure, every time.
+    const loops = [reach.join(), reach.join()].map(async (member) => {
+      let failures = 0;
+      for (let i = 0; i < 2_000 && !controller.signal.aborted; i++) {
+        tries.push(clock.now());
+        member.startRequest(60_000, () => undefined).settle();
+        member.succeeded();
+        member.failed();
+        await member.wait(backoffDelay(++failures, () => 0.5, 500, 30_000), controller.signal);
+      }
+    });
+    await clock.advance(60_000);
+    controller.abort();
+    await Promise.all(loops);
+    reach.close();
+    // At most one release a second (each lets the other go once), and probes while both fail: about 3 a second.
+    expect(tries.length).toBeLessThanOrEqual(4 * 61);
+    for (let second = 0; second < 60; second++) {
+      expect(tries.filter((t) => t >= second * 1000 && t < (second + 1) * 1000).length, `second ${second}`).toBeLessThanOrEqual(4);
+    }
+  });
+
   it('an aborted wait ends at once and leaves no timer behind', async () => {
     const clock = new SteppedClock();
     const reach = new Reachability({ probeMs: 1_000, random: () => 0.5, clock });

@@ -7,7 +7,13 @@
  *   every stream is failing    → the server is taken to be down: no stream retries on its own timer; one at a
  *                                time (the one that has waited longest) is let go as a probe, on a jittered
  *                                schedule of about one per `probeMs`, and the others wait for its verdict
- *   any request answered       → every waiting stream is let go at once, whatever was left of its wait
+ *   any request answered       → every waiting stream is let go at once, whatever was left of its wait; a
+ *                                probe, or a retry 3 × probeMs old, still without an answer is abandoned and
+ *                                made again at once (it may be lost in a connection that will never answer),
+ *                                and a stream whose request fails after that answer came tries again at once.
+ *                                At most once per probeMs (an answer sooner is acted on when that is over):
+ *                                streams that each fail right after an answer (a proxy that breaks every
+ *                                watch) must not let each other go in a tight loop.
  *
  * So a down API server sees at most two requests per `probeMs` from one clusterdns, however long it is down, and
  * once it answers again every stream is back within a probe interval, not after a backoff grown for minutes.
@@ -59,15 +65,30 @@ export interface ReachMember {
   /** When its current wait is expected to end (clock ms), or undefined when it is not waiting. */
   nextTryAt(): number | undefined;
   /**
-   * How long a request starting now may go unanswered: `usualMs`, or while the server is taken to be down (the
-   * request is a probe) at most 3 × probeMs. A first answer ends that, so later list pages get `usualMs` again.
+   * A request of this stream starts now. Its timeout is `usualMs`, or while the server is taken to be down (the
+   * request is a probe) at most 3 × probeMs. A probe, or a retry (the stream has failed since its last answer)
+   * still unanswered after 3 × probeMs, is `abandon`ed when another stream's request is answered. `settle` once it
+   * has its answer or has failed. A first list and the later pages of a list are not retries: never abandoned.
    */
-  requestTimeout(usualMs: number): number;
+  startRequest(usualMs: number, abandon: () => void): { readonly timeoutMs: number; settle(): void };
+}
+
+interface MemberState {
+  /** It has failed since it last got an answer. */
+  failing: boolean;
+  /** The count of releases when its last request began, or when it last released the others itself. */
+  seen: number;
 }
 
 export class Reachability {
-  private readonly failing = new Map<ReachMember, boolean>();
+  private readonly members = new Map<ReachMember, MemberState>();
   private readonly waiters: Waiter[] = [];
+  /** Retries that have no answer yet. */
+  private readonly retries = new Set<{ readonly member: ReachMember; readonly abandon: () => void; readonly probe: boolean; readonly at: number }>();
+  /** Answers that let every waiting stream go, and when the last did. */
+  private releases = 0;
+  private releasedAt = -Infinity;
+  private releaseTimer: unknown;
   private probeTimer: unknown;
   private probeAt: number | undefined;
 
@@ -80,28 +101,56 @@ export class Reachability {
       failed: () => this.failed(member),
       wait: (delayMs, signal) => this.wait(member, delayMs, signal),
       nextTryAt: () => this.nextTryAt(member),
-      requestTimeout: (usualMs) => (this.down ? Math.min(usualMs, 3 * this.tuning.probeMs) : usualMs),
+      startRequest: (usualMs, abandon) => this.startRequest(member, usualMs, abandon),
     };
-    this.failing.set(member, false);
+    this.members.set(member, { failing: false, seen: 0 });
     return member;
   }
 
   /** Every stream has failed since it last got an answer: the API server is taken to be down. */
   get down(): boolean {
-    if (this.failing.size === 0) return false;
-    for (const failing of this.failing.values()) if (!failing) return false;
+    if (this.members.size === 0) return false;
+    for (const state of this.members.values()) if (!state.failing) return false;
     return true;
   }
 
-  private succeeded(member: ReachMember): void {
-    this.failing.set(member, false);
+  /** Ends every wait, probe timer and pending release (the streams' signals end their waits). */
+  close(): void {
     this.stopProbing();
+    if (this.releaseTimer !== undefined) this.tuning.clock.clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+  }
+
+  private succeeded(member: ReachMember): void {
+    this.members.get(member)!.failing = false;
+    this.stopProbing();
+    const sooner = this.releasedAt + this.tuning.probeMs - this.tuning.clock.now();
+    if (sooner <= 0) return this.release(member);
+    this.releaseTimer ??= this.tuning.clock.setTimeout(() => {
+      this.releaseTimer = undefined;
+      this.release(undefined);
+    }, sooner);
+  }
+
+  /** The server answered (`by` that stream): every waiting stream goes, and retries that may be lost are made again. */
+  private release(by: ReachMember | undefined): void {
+    const now = this.tuning.clock.now();
+    this.releasedAt = now;
+    this.releases++;
+    if (by !== undefined) this.members.get(by)!.seen = this.releases;
     for (const waiter of this.waiters.splice(0)) this.finish(waiter);
+    const stale = now - 3 * this.tuning.probeMs;
+    for (const retry of [...this.retries]) {
+      if (retry.member === by || (!retry.probe && retry.at > stale)) continue;
+      this.retries.delete(retry);
+      retry.abandon();
+    }
   }
 
   private failed(member: ReachMember): void {
-    if (this.failing.get(member) === true) return;
-    this.failing.set(member, true);
+    const state = this.members.get(member)!;
+    if (state.failing) return;
+    state.failing = true;
     if (!this.down) return;
     // Down now: the waits already under way end with a probe, not with their own timers.
     for (const waiter of this.waiters) this.clearOwn(waiter);
@@ -109,7 +158,12 @@ export class Reachability {
   }
 
   private wait(member: ReachMember, delayMs: number, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
+    const state = this.members.get(member)!;
+    // Another stream's answer let the waiting go since this one's request began: the server is back, whatever
+    // that request met.
+    const answered = state.seen !== this.releases;
+    state.seen = this.releases;
+    if (signal.aborted || (answered && !this.down)) return Promise.resolve();
     return new Promise((resolve) => {
       const onAbort = (): void => {
         const index = this.waiters.indexOf(waiter);
@@ -138,6 +192,17 @@ export class Reachability {
         this.finish(waiter);
       }, delayMs);
     });
+  }
+
+  private startRequest(member: ReachMember, usualMs: number, abandon: () => void): { timeoutMs: number; settle(): void } {
+    const state = this.members.get(member)!;
+    state.seen = this.releases;
+    const probe = this.down;
+    const timeoutMs = probe ? Math.min(usualMs, 3 * this.tuning.probeMs) : usualMs;
+    if (!state.failing) return { timeoutMs, settle: () => undefined };
+    const retry = { member, abandon, probe, at: this.tuning.clock.now() };
+    this.retries.add(retry);
+    return { timeoutMs, settle: () => this.retries.delete(retry) };
   }
 
   private nextTryAt(member: ReachMember): number | undefined {

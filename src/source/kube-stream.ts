@@ -84,6 +84,9 @@ export function backoffDelay(attempt: number, random: () => number, baseMs: numb
   return Math.floor(random() * ceiling);
 }
 
+/** Why a probe still without an answer was given up: it may be lost, and the server is known to answer again. */
+const ABANDONED = 'abandoned: the API server answered another request first; trying again';
+
 /** Items on the first page of a list, before anything is known of their size (an EndpointSlice can be 30 KB). */
 const FIRST_PAGE_ITEMS = 50;
 
@@ -202,7 +205,8 @@ export class CollectionStream<K extends ResourceKind> {
    */
   private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
-    const timeoutMs = this.reach.requestTimeout(this.tuning.requestTimeoutMs);
+    const request = this.reach.startRequest(this.tuning.requestTimeoutMs, () => controller.abort(new Error(ABANDONED)));
+    const timeoutMs = request.timeoutMs;
     const timer = setTimeout(() => controller.abort(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
     const onClose = (): void => controller.abort(new Error('closing'));
     this.signal.addEventListener('abort', onClose, { once: true });
@@ -215,6 +219,7 @@ export class CollectionStream<K extends ResourceKind> {
       return await Promise.race([work, abandoned]);
     } finally {
       clearTimeout(timer);
+      request.settle();
       this.signal.removeEventListener('abort', onClose);
     }
   }
@@ -225,10 +230,12 @@ export class CollectionStream<K extends ResourceKind> {
       let sinceCheck = 0;
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
+      let probe: ReturnType<ReachMember['startRequest']> | undefined;
       const finish = (end: WatchEnd): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        probe?.settle();
         this.signal.removeEventListener('abort', onClose);
         resolve({ end, events });
       };
@@ -250,6 +257,7 @@ export class CollectionStream<K extends ResourceKind> {
       const request = startWatch(this.access, this.spec.path, query, {
         onOpen: () => {
           clearTimeout(timer);
+          probe?.settle();
           this.reach.succeeded();
           if (!this.needsEvent) this.connected();
           timer = setTimeout(check, this.tuning.watchdogMs);
@@ -272,7 +280,8 @@ export class CollectionStream<K extends ResourceKind> {
       if (this.signal.aborted) return onClose();
       this.signal.addEventListener('abort', onClose, { once: true });
       // A watch whose headers do not come is given up as a list page would be.
-      const timeoutMs = this.reach.requestTimeout(this.tuning.requestTimeoutMs);
+      probe = this.reach.startRequest(this.tuning.requestTimeoutMs, () => giveUp(ABANDONED));
+      const { timeoutMs } = probe;
       timer = setTimeout(() => giveUp(`no answer to the watch request within ${timeoutMs} ms`), timeoutMs);
     });
   }

@@ -217,6 +217,7 @@ export class KubeSource {
     if (this.closed) return;
     this.closed = true;
     this.controller.abort();
+    this.reach.close();
     await Promise.all(this.loops);
     this.rejectSynced(new ClusterDnsError('E_CLOSED', 'the Kubernetes source closed before its first sync'));
   }
