@@ -18,9 +18,8 @@
  * So a down API server sees at most two requests per `probeMs` from one clusterdns, however long it is down, and
  * once it answers again every stream is back within a probe interval, not after a backoff grown for minutes.
  * A probe that gets no answer at all (a black-holed address: no refusal, no reset) is given up after 3 × probeMs,
- * not the usual request timeout, so the probes go on while the network loses them. A
- * DNS Deployment is a handful of replicas, not the thousands of clients client-go's long backoff protects the
- * API server from.
+ * not the usual request timeout, so the probes go on while the network loses them. A DNS Deployment is a
+ * handful of replicas, not the thousands of clients client-go's long backoff protects the API server from.
  */
 
 /** Time and timers, injected so tests can step them. */
