@@ -703,13 +703,22 @@ describe('back to current after an outage', () => {
 
   const KINDS = ['namespace', 'service', 'endpointslice', 'pod'] as const;
   const outages = {
-    'refused (the API server is gone)': { begin: (server: FakeKubeApiServer) => server.stop(), end: (server: FakeKubeApiServer) => server.start() },
+    'refused (the API server is gone)': { begin: (server: FakeKubeApiServer) => server.stop(), end: (server: FakeKubeApiServer) => server.start(), relist: false },
     'HTTP 503 to every request': {
       begin: async (server: FakeKubeApiServer) => {
         server.failAll(503);
         server.closeWatches({ abrupt: true });
       },
       end: async (server: FakeKubeApiServer) => server.clearFaults(),
+      relist: false,
+    },
+    'refused, and its history compacted meanwhile (410 Gone: every kind lists again)': {
+      begin: (server: FakeKubeApiServer) => server.stop(),
+      end: async (server: FakeKubeApiServer) => {
+        server.compact();
+        await server.start();
+      },
+      relist: true,
     },
   };
 
@@ -769,7 +778,8 @@ describe('back to current after an outage', () => {
     expect(ask(h.resolver, 'while-down.default.svc.cluster.local').ips).toEqual(['10.96.0.99']);
     expect(h.source.warnings()).toEqual([]);
     for (const state of h.source.states()) expect(state).toMatchObject({ retryingSince: undefined, nextTryAt: undefined });
-    expect(lists(h.server, 'services')).toHaveLength(1); // resumed from the resourceVersion, no relist
+    // Resumed from the resourceVersion, or (history gone) listed once more and reconciled by difference.
+    expect(lists(h.server, 'services')).toHaveLength(outages[outage].relist ? 2 : 1);
     expect(violations).toEqual([]);
   }, 30_000);
 
