@@ -270,7 +270,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
   };
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
     notReadyReason: notReady,
-    warnings: () => chains.running.flatMap((plugin) => plugin.warnings?.() ?? []),
+    warnings: () => [...(kube?.warnings() ?? []), ...chains.running.flatMap((plugin) => plugin.warnings?.() ?? [])],
   }, async () => (pool === undefined ? registry.metrics() : pool.metrics(await registry.getMetricsAsJSON())));
 
   const closeAll = async (): Promise<void> => {

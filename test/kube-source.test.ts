@@ -16,6 +16,7 @@ import {
   kubeConfigFromText,
   loadKubeConfig,
   POD_FIELD_SELECTOR,
+  type Clock,
   type KubeSourceOptions,
   type WatchState,
 } from '../src/source/kube.js';
@@ -80,9 +81,10 @@ afterEach(async () => {
   vi.unstubAllEnvs();
 });
 
-/** Test tuning: fast backoff, a watchdog that only the watchdog tests shorten. */
+/** Test tuning: fast backoff and probes, a watchdog that only the watchdog tests shorten. */
 const FAST: Partial<KubeSourceOptions> = {
   backoff: { baseMs: 5, capMs: 40 },
+  probeMs: 40,
   watchdogMs: 10_000,
   requestTimeoutMs: 2_000,
 };
@@ -478,7 +480,8 @@ describe('watch faults', () => {
   });
 
   it('a silent watch (no event, no bookmark) is aborted by the watchdog and restarted; a hung request times out', async () => {
-    const h = await setup({ server: { bookmarkIntervalMs: 20 }, source: { watchdogMs: 150, requestTimeoutMs: 200 } });
+    // Probes (every watch fails here) give up after 3 × probeMs: longer than requestTimeoutMs, which holds.
+    const h = await setup({ server: { bookmarkIntervalMs: 20 }, source: { watchdogMs: 150, requestTimeoutMs: 200, probeMs: 100 } });
     const violations = guard(h.store, SEED_KEYS);
     await sleep(400); // healthy watches with bookmarks every 20 ms: the watchdog never fires
     expect(watches(h.server, 'services')).toHaveLength(1);
@@ -666,6 +669,150 @@ describe('scope', () => {
     expect(h.store.getService('team', 'old')).toBeUndefined();
     expect(ask(h.resolver, WEB).ips).toEqual(['10.96.0.10']);
     expect(violations).toEqual([]);
+  });
+});
+
+describe('back to current after an outage', () => {
+  /**
+   * Real time that the test can also jump ahead: timers run on their own, and those a jump passes fire as it
+   * passes them, in due order, with a little real time between steps for the requests they start to fail.
+   */
+  class JumpClock implements Clock {
+    private offset = 0;
+    private readonly timers = new Map<number, { at: number; callback: () => void; real: NodeJS.Timeout }>();
+    private ids = 0;
+
+    now(): number {
+      return Date.now() + this.offset;
+    }
+
+    setTimeout(callback: () => void, ms: number): unknown {
+      const id = ++this.ids;
+      const real = setTimeout(() => {
+        this.timers.delete(id);
+        callback();
+      }, ms);
+      this.timers.set(id, { at: this.now() + ms, callback, real });
+      return id;
+    }
+
+    clearTimeout(handle: unknown): void {
+      const timer = this.timers.get(handle as number);
+      if (timer === undefined) return;
+      clearTimeout(timer.real);
+      this.timers.delete(handle as number);
+    }
+
+    async jump(ms: number, stepMs = 100): Promise<void> {
+      for (let passed = 0; passed < ms; passed += stepMs) {
+        this.offset += stepMs;
+        for (const [id, timer] of [...this.timers].sort(([, a], [, b]) => a.at - b.at)) {
+          if (timer.at > this.now() || !this.timers.has(id)) continue;
+          this.clearTimeout(id);
+          timer.callback();
+        }
+        await sleep(3);
+      }
+    }
+  }
+
+  const KINDS = ['namespace', 'service', 'endpointslice', 'pod'] as const;
+  const outages = {
+    'refused (the API server is gone)': { begin: (server: FakeKubeApiServer) => server.stop(), end: (server: FakeKubeApiServer) => server.start(), relist: false },
+    'HTTP 503 to every request': {
+      begin: async (server: FakeKubeApiServer) => {
+        server.failAll(503);
+        server.closeWatches({ abrupt: true });
+      },
+      end: async (server: FakeKubeApiServer) => server.clearFaults(),
+      relist: false,
+    },
+    'refused, and its history compacted meanwhile (410 Gone: every kind lists again)': {
+      begin: (server: FakeKubeApiServer) => server.stop(),
+      end: async (server: FakeKubeApiServer) => {
+        server.compact();
+        await server.start();
+      },
+      relist: true,
+    },
+  };
+
+  it.each(Object.keys(outages) as Array<keyof typeof outages>)('%s for 60 s: at most 2 tries a second, and every kind is current within 2 s of the return', async (outage) => {
+    const clock = new JumpClock();
+    // The production schedule: backoff 0.5 s doubling to 30 s, probes 0.5 to 1 s apart.
+    const h = await setup({
+      source: { clock, backoff: { baseMs: 500, capMs: 30_000 }, probeMs: 1_000, watchPods: true },
+      fill: (server) => {
+        seed(server);
+        server.create('pods', pod('default', 'runner', '10.244.0.10'));
+      },
+    });
+    const violations = guard(h.store, ['default/web', 'default/db']);
+    const tries = (): number => h.logs.filter((l) => l.msg === 'backing off').length;
+    const before = tries();
+    const downAt = clock.now();
+    await outages[outage].begin(h.server);
+    await eventually(() => h.source.states().every((s) => !s.connected), 'every watch retrying');
+    await clock.jump(60_000);
+
+    // Each failed try backs off once: the first failure of each kind, then one probe per 0.5 to 1 s.
+    expect(tries() - before).toBeLessThanOrEqual(KINDS.length + 2 * 61);
+    expect(tries() - before).toBeGreaterThan(60);
+    for (const state of h.source.states()) {
+      expect(state.connected).toBe(false);
+      expect(state.retryingSince! - downAt, state.kind).toBeLessThan(1_000);
+    }
+    const next = h.source.states().map((s) => s.nextTryAt).filter((at) => at !== undefined);
+    expect(next.length).toBeGreaterThan(0);
+    for (const at of next) expect(at - clock.now()).toBeLessThanOrEqual(1_000);
+    const warnings = h.source.warnings();
+    expect(warnings).toHaveLength(KINDS.length);
+    for (const [index, kind] of KINDS.entries()) {
+      expect(warnings[index]).toMatch(new RegExp(`^watch of ${kind}s: retrying for 6\\d\\.\\d s \\(.+\\), (next try in [01]\\.\\d s|trying now); serving the last known records$`));
+    }
+    expectSeedAnswers(h.resolver);
+
+    // Meanwhile, at the API server (etcd goes on):
+    h.server.create('namespaces', ns('fresh'));
+    h.server.create('services', svc('default', 'while-down', '10.96.0.99'));
+    h.server.delete('services', { metadata: { name: 'kube-dns', namespace: 'kube-system' } });
+    h.server.update('endpointslices', slice('default', 'db-1', 'db', ['10.244.1.1', '10.244.1.2', '10.244.1.3']));
+    h.server.create('pods', pod('default', 'second', '10.244.0.11'));
+
+    await outages[outage].end(h.server);
+    const back = Date.now();
+    const current = (): boolean => h.source.states().every((s) => s.connected)
+      && h.store.namespaceExists('fresh')
+      && h.store.getService('default', 'while-down') !== undefined
+      && h.store.getService('kube-system', 'kube-dns') === undefined
+      && h.store.endpointsOf('default', 'db').ips.length === 3
+      && h.store.podsByIP('10.244.0.11').length === 1;
+    await eventually(current, 'every kind connected and current', 5_000);
+    expect(Date.now() - back).toBeLessThan(2_000);
+    expect(ask(h.resolver, DB).ips).toEqual(['10.244.1.1', '10.244.1.2', '10.244.1.3']);
+    expect(ask(h.resolver, 'while-down.default.svc.cluster.local').ips).toEqual(['10.96.0.99']);
+    expect(h.source.warnings()).toEqual([]);
+    for (const state of h.source.states()) expect(state).toMatchObject({ retryingSince: undefined, nextTryAt: undefined });
+    // Resumed from the resourceVersion, or (history gone) listed once more and reconciled by difference.
+    expect(lists(h.server, 'services')).toHaveLength(outages[outage].relist ? 2 : 1);
+    expect(violations).toEqual([]);
+  }, 30_000);
+
+  it('a black-holed API server (requests lost, never answered): probes give up after 3 × probeMs, and its return is seen at once', async () => {
+    const h = await setup({ source: { backoff: { baseMs: 500, capMs: 30_000 }, probeMs: 200, requestTimeoutMs: 10_000 } });
+    const violations = guard(h.store, SEED_KEYS);
+    h.server.hang(); // every request from now on is held with no answer
+    h.server.closeWatches({ abrupt: true });
+    await eventually(() => h.source.states().some((s) => /no answer to the watch request within 600 ms/.test(s.reason ?? '')), 'a probe given up', 5_000);
+    await sleep(1_000);
+    expect(h.source.states().every((s) => !s.connected)).toBe(true);
+    h.server.create('services', svc('default', 'behind-the-hole', '10.96.0.77'));
+    h.server.resume({ answerHeld: false }); // the held requests stay lost; new ones are answered
+    const back = Date.now();
+    await eventually(() => h.source.states().every((s) => s.connected) && h.store.getService('default', 'behind-the-hole') !== undefined, 'current again', 15_000);
+    expect(Date.now() - back).toBeLessThan(2_000);
+    expect(violations).toEqual([]);
+    expectSeedAnswers(h.resolver);
   });
 });
 

@@ -280,6 +280,68 @@ describe('serve --kubeconfig: API faults while querying', () => {
   }, 90_000);
 });
 
+describe('serve --kubeconfig: back to current after an API outage', () => {
+  it('answers what changed during a 12 s outage within 2 s of the return; /ready and the metrics show each retrying watch', async () => {
+    const api = await startApi((a) => {
+      seedWeb(a);
+      a.create('services', headless('default', 'db'));
+      a.create('endpointslices', slice('default', 'db-1', 'db', ['10.244.1.1', '10.244.1.2']));
+      a.create('services', svc('default', 'old', '10.96.0.20'));
+    });
+    const server = await serveCluster(api);
+    await waitReady(server);
+    for (const resource of WATCHED) await api.waitForWatch(resource);
+
+    await api.stop();
+    // Long enough for each watch's own backoff (0.5 s doubling) to have grown past 8 s: before the watches
+    // shared their retries, the last of them came back up to tens of seconds after the API server.
+    await sleep(12_000);
+    const ready = await get(server, '/ready');
+    expect(ready.status).toBe(200);
+    for (const kind of WATCHED) {
+      expect(ready.body).toMatch(new RegExp(`^warning: watch of ${kind}: retrying for 1\\d\\.\\d s \\(.*ECONNREFUSED.*\\), (next try in [01]\\.\\d s|trying now); serving the last known records$`, 'm'));
+    }
+    const during = await metrics(server);
+    for (const resource of ['namespace', 'service', 'endpointslice']) {
+      expect(value(during, 'clusterdns_watch_connected', { resource })).toBe(0);
+      expect(value(during, 'clusterdns_watch_retrying_seconds', { resource })).toBeGreaterThan(10);
+      expect(value(during, 'clusterdns_watch_next_try_seconds', { resource })).toBeLessThanOrEqual(1);
+    }
+    expect((await query(server, WEB)).answer).toEqual(WEB_ANSWER);
+
+    // Changes at the API server while clusterdns cannot see it, to every watched kind:
+    api.create('namespaces', ns('fresh'));
+    api.create('services', svc('default', 'late', '10.96.0.30'));
+    api.update('endpointslices', slice('default', 'db-1', 'db', ['10.244.1.2', '10.244.1.3']));
+    api.delete('services', { metadata: { name: 'old', namespace: 'default' } });
+    const DB = 'db.default.svc.cluster.local.';
+    const right = async (): Promise<boolean> => {
+      const [db, late, old, fresh] = await Promise.all([
+        query(server, DB), query(server, 'late.default.svc.cluster.local.'), query(server, 'old.default.svc.cluster.local.'),
+        query(server, 'fresh.svc.cluster.local.'),
+      ]);
+      return JSON.stringify(db.answer) === JSON.stringify(lines(`${DB} 5 IN A 10.244.1.2`, `${DB} 5 IN A 10.244.1.3`))
+        && JSON.stringify(late.answer) === JSON.stringify([`late.default.svc.cluster.local. 5 IN A 10.96.0.30`])
+        && old.status === 'NXDOMAIN' && fresh.status === 'NOERROR';
+    };
+    expect(await right()).toBe(false);
+
+    await api.start();
+    const back = Date.now();
+    let rightAt: number | undefined;
+    while (rightAt === undefined && Date.now() - back < 10_000) {
+      if (await right()) rightAt = Date.now();
+    }
+    expect(rightAt, 'every answer right again').toBeDefined();
+    expect(rightAt! - back).toBeLessThan(2_000);
+    const after = await get(server, '/ready');
+    expect(after).toEqual({ status: 200, body: 'OK' });
+    for (const resource of ['namespace', 'service', 'endpointslice']) {
+      expect(value(await metrics(server), 'clusterdns_watch_retrying_seconds', { resource })).toBe(0);
+    }
+  }, 40_000);
+});
+
 describe('serve --kubeconfig: metrics', () => {
   it('counts exactly the queries made, with CoreDNS names and labels, and reports the watch state', async () => {
     const api = await startApi((a) => {

@@ -46,11 +46,11 @@ const answerer = new QueryAnswerer([[{
       additional: [{ owner: q.key, ttl: 5, data: { type: RRType.TXT, texts: ['fuzz'] } }],
     }),
   }),
+  // Builds each query's log line (name text from the key and all) even though nothing is written.
+  logs: () => true,
 }]], {
   metrics: new QueryMetrics([{ server: 'dns://:53', family: 1 }], ['fuzz']),
   log: pino({ level: 'silent' }),
-  // Builds each query's log line (name text from the key and all) even though nothing is written.
-  logQueries: true,
 });
 
 /** Answers `packet` as the server does on this transport; returns the replies sent (the chain never waits). */

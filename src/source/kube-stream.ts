@@ -8,6 +8,10 @@
  *   clean end → watch again from the last resourceVersion          410 Gone → list again, reconcile
  *   any other failure, or silence for a watchdog period → back off (full jitter), watch again from there
  *
+ * Its waits go through the source's shared reachability (kube-reach.ts): told of every answered and failed
+ * request, it lets the stream go early once any stream reaches the API server, and while every stream fails it
+ * sends one probe at a time instead of each stream's own retries.
+ *
  * The store is only ever written, never cleared: whatever goes wrong, the last known records keep being served.
  * Owns its state (connected, relists, last event) and logs each change of it once; knows nothing of DNS.
  */
@@ -15,6 +19,7 @@ import type { Logger } from 'pino';
 import { serviceKey, type RecordsByKind, type RecordStore, type ResourceKind } from '../store/index.js';
 import { describeError, isExpiredList, listPage, startWatch, type Json, type WatchEnd } from './kube-api.js';
 import type { KubeAccess } from './kube-config.js';
+import type { ReachMember } from './kube-reach.js';
 import { ObjectError } from './objects.js';
 
 export interface CollectionSpec<K extends ResourceKind> {
@@ -53,6 +58,8 @@ export interface StreamState {
   listed: boolean;
   /** Why the stream is not connected, while it is not. */
   reason: string | undefined;
+  /** Since when (per `now`) it has been retrying, while it is not connected after a failure. */
+  retryingSince: number | undefined;
 }
 
 /** Where a stream's records go: the whole kind, or (with `namespace`) one namespace's share of it. */
@@ -77,13 +84,16 @@ export function backoffDelay(attempt: number, random: () => number, baseMs: numb
   return Math.floor(random() * ceiling);
 }
 
+/** Why a probe still without an answer was given up: it may be lost, and the server is known to answer again. */
+const ABANDONED = 'abandoned: the API server answered another request first; trying again';
+
 /** Items on the first page of a list, before anything is known of their size (an EndpointSlice can be 30 KB). */
 const FIRST_PAGE_ITEMS = 50;
 
 type WatchResult = { readonly end: WatchEnd; readonly events: number };
 
 export class CollectionStream<K extends ResourceKind> {
-  readonly state: StreamState = { connected: false, relists: 0, lastEventAt: undefined, listed: false, reason: undefined };
+  readonly state: StreamState = { connected: false, relists: 0, lastEventAt: undefined, listed: false, reason: undefined, retryingSince: undefined };
   private resourceVersion: string | undefined;
   /** Objects already reported as unusable (`namespace/name`), so each is logged once, not on every change. */
   private reported = new Set<string>();
@@ -98,6 +108,7 @@ export class CollectionStream<K extends ResourceKind> {
     private readonly log: Logger,
     private readonly tuning: StreamTuning,
     private readonly signal: AbortSignal,
+    private readonly reach: ReachMember,
     /** Told of every change of `state` but lastEventAt (which callers read when they need it). */
     private readonly changed: () => void,
   ) {}
@@ -165,6 +176,7 @@ export class CollectionStream<K extends ResourceKind> {
     do {
       const query = { limit: String(limit), continue: token, fieldSelector: this.spec.fieldSelector };
       const page = await this.withDeadline((signal) => listPage(this.access, this.spec.path, query, signal));
+      this.reach.succeeded();
       limit = Math.max(1, Math.min(this.tuning.pageSize, Math.floor((limit * this.tuning.pageBytes) / Math.max(page.size, 1))));
       for (const item of page.items) {
         const record = this.convert(item as Json, bad);
@@ -187,12 +199,14 @@ export class CollectionStream<K extends ResourceKind> {
   }
 
   /**
-   * A list page that does not finish within requestTimeoutMs is abandoned. The signal ends the request; the race
+   * A list page that does not finish within requestTimeoutMs (a probe's shorter deadline while the API server is
+   * taken to be down) is abandoned. The signal ends the request; the race
    * also covers what comes before it (an exec credential plugin that hangs).
    */
   private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
-    const timeoutMs = this.tuning.requestTimeoutMs;
+    const request = this.reach.startRequest(this.tuning.requestTimeoutMs, () => controller.abort(new Error(ABANDONED)));
+    const timeoutMs = request.timeoutMs;
     const timer = setTimeout(() => controller.abort(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
     const onClose = (): void => controller.abort(new Error('closing'));
     this.signal.addEventListener('abort', onClose, { once: true });
@@ -205,6 +219,7 @@ export class CollectionStream<K extends ResourceKind> {
       return await Promise.race([work, abandoned]);
     } finally {
       clearTimeout(timer);
+      request.settle();
       this.signal.removeEventListener('abort', onClose);
     }
   }
@@ -215,10 +230,12 @@ export class CollectionStream<K extends ResourceKind> {
       let sinceCheck = 0;
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
+      let probe: ReturnType<ReachMember['startRequest']> | undefined;
       const finish = (end: WatchEnd): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        probe?.settle();
         this.signal.removeEventListener('abort', onClose);
         resolve({ end, events });
       };
@@ -240,6 +257,8 @@ export class CollectionStream<K extends ResourceKind> {
       const request = startWatch(this.access, this.spec.path, query, {
         onOpen: () => {
           clearTimeout(timer);
+          probe?.settle();
+          this.reach.succeeded();
           if (!this.needsEvent) this.connected();
           timer = setTimeout(check, this.tuning.watchdogMs);
         },
@@ -261,7 +280,9 @@ export class CollectionStream<K extends ResourceKind> {
       if (this.signal.aborted) return onClose();
       this.signal.addEventListener('abort', onClose, { once: true });
       // A watch whose headers do not come is given up as a list page would be.
-      timer = setTimeout(() => giveUp(`no answer to the watch request within ${this.tuning.requestTimeoutMs} ms`), this.tuning.requestTimeoutMs);
+      probe = this.reach.startRequest(this.tuning.requestTimeoutMs, () => giveUp(ABANDONED));
+      const { timeoutMs } = probe;
+      timer = setTimeout(() => giveUp(`no answer to the watch request within ${timeoutMs} ms`), timeoutMs);
     });
   }
 
@@ -332,10 +353,12 @@ export class CollectionStream<K extends ResourceKind> {
     if (this.state.connected) return;
     this.state.connected = true;
     this.state.reason = undefined;
+    this.state.retryingSince = undefined;
     this.changed();
   }
 
   private retrying(reason: string): void {
+    this.reach.failed();
     if (this.logged !== 'retrying') {
       this.log.warn({ reason }, 'cannot watch; retrying with backoff, serving the last known records meanwhile');
       this.logged = 'retrying';
@@ -343,22 +366,17 @@ export class CollectionStream<K extends ResourceKind> {
     if (!this.state.connected && this.state.reason === reason) return;
     this.state.connected = false;
     this.state.reason = reason;
+    this.state.retryingSince ??= this.tuning.now();
     this.changed();
   }
 
-  /** Waits out the backoff for the `attempt`-th consecutive failure, or until close. */
+  /**
+   * Waits out the backoff for the `attempt`-th consecutive failure (or, while the API server is taken to be down,
+   * its turn as the probe), until any stream reaches the server, or until close.
+   */
   private pause(attempt: number): Promise<void> {
     const delay = backoffDelay(attempt, this.tuning.random, this.tuning.backoffBaseMs, this.tuning.backoffCapMs);
     this.log.debug({ attempt, delayMs: delay, reason: this.state.reason }, 'backing off');
-    if (delay <= 0 || this.signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, delay);
-      this.signal.addEventListener('abort', done, { once: true });
-    });
+    return this.reach.wait(delay, this.signal);
   }
 }

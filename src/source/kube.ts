@@ -4,9 +4,11 @@
  * clusterdns that imports @kubernetes/client-node: its kubeconfig schema and credential plugins (kube-config.ts),
  * never its generated API or its informer cache, which would hold every whole API object.
  *
- * Each watched collection runs its own list+watch loop (kube-stream.ts). Once every one of them has completed its
- * first list the store is marked synced; until then the cluster zone answers SERVFAIL. Nothing here ever clears
- * the store: through API outages, 410s, errors and silent watches, the last known records keep being served.
+ * Each watched collection runs its own list+watch loop (kube-stream.ts); their retries share one view of whether
+ * the API server is reachable (kube-reach.ts), so all of them are back the moment it answers again. Once every
+ * one of them has completed its first list the store is marked synced; until then the cluster zone answers
+ * SERVFAIL. Nothing here ever clears the store: through API outages, 410s, errors and silent watches, the last
+ * known records keep being served.
  *
  * With `namespaces`, Services, EndpointSlices and Pods are watched per namespace on the namespaced paths
  * (`/api/v1/namespaces/<ns>/services`), so the API server does the filtering and a namespace-scoped Role is
@@ -26,10 +28,12 @@ import {
 } from './kube-stream.js';
 import type { Json } from './kube-api.js';
 import { checkCluster, isPlainLoopback, type KubeAccess } from './kube-config.js';
+import { Reachability, REAL_CLOCK, type Clock, type ReachMember } from './kube-reach.js';
 import { toEndpointSlice, toNamespace, toPod, toService } from './objects.js';
 
 export { kubeConfigFromText, loadKubeConfig, type KubeAccess } from './kube-config.js';
 export { backoffDelay } from './kube-stream.js';
+export type { Clock } from './kube-reach.js';
 
 /** Finished pods never hold an IP that DNS should vouch for; the server leaves them out. */
 export const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
@@ -45,6 +49,8 @@ export const KUBE_DEFAULTS = {
   requestTimeoutMs: 60_000,
   backoffBaseMs: 500,
   backoffCapMs: 30_000,
+  /** While every watch fails, one probe of the API server about every 0.75 s (0.5 to 1 s apart). */
+  probeMs: 1_000,
 } as const;
 
 export interface KubeSourceOptions {
@@ -59,10 +65,12 @@ export interface KubeSourceOptions {
   readonly requestTimeoutMs?: number;
   /** Retry delays: full jitter over base × 2^(n−1), at most cap. */
   readonly backoff?: { readonly baseMs: number; readonly capMs: number };
+  /** While every watch fails, the probes of the API server are 0.5 to 1 times this apart. */
+  readonly probeMs?: number;
   /** Random source in [0, 1) for the jitter. */
   readonly random?: () => number;
-  /** Clock for `lastEventAt`. */
-  readonly now?: () => number;
+  /** Time and timers for the waits between retries, `lastEventAt` and `retryingSince`. */
+  readonly clock?: Clock;
   /**
    * Told when a watched EndpointSlice change is in the store, with the time the change was triggered (the
    * `endpoints.kubernetes.io/last-change-trigger-time` annotation), for the DNS programming latency metric.
@@ -83,6 +91,10 @@ export interface WatchState {
   readonly synced: boolean;
   /** Why it is not connected, while it is not. */
   readonly reason: string | undefined;
+  /** Since when (clock ms) a watch of the kind has been retrying, while one is. */
+  readonly retryingSince: number | undefined;
+  /** When (clock ms) the next try of a retrying watch of the kind is due; undefined while each is trying. */
+  readonly nextTryAt: number | undefined;
 }
 
 export type WatchStateListener = (state: WatchState) => void;
@@ -115,7 +127,7 @@ export const WATCHED_RESOURCES: ReadonlyArray<{ readonly group: string; readonly
 
 
 export class KubeSource {
-  private readonly streams: Array<{ readonly kind: ResourceKind; readonly state: StreamState; readonly run: () => Promise<void> }> = [];
+  private readonly streams: Array<{ readonly kind: ResourceKind; readonly state: StreamState; readonly reach: ReachMember; readonly run: () => Promise<void> }> = [];
   private readonly kinds: ResourceKind[];
   private readonly controller = new AbortController();
   private readonly listeners = new Set<WatchStateListener>();
@@ -128,6 +140,8 @@ export class KubeSource {
   private resolveSynced!: () => void;
   private rejectSynced!: (error: Error) => void;
   private startedAt = 0;
+  private readonly clock: Clock;
+  private readonly reach: Reachability;
 
   constructor(
     private readonly access: KubeAccess,
@@ -135,6 +149,8 @@ export class KubeSource {
     private readonly log: Logger,
     private readonly options: KubeSourceOptions,
   ) {
+    this.clock = options.clock ?? REAL_CLOCK;
+    this.reach = new Reachability({ probeMs: options.probeMs ?? KUBE_DEFAULTS.probeMs, random: options.random ?? Math.random, clock: this.clock });
     this.kinds = ['namespace', 'service', 'endpointslice', ...(options.watchPods ? ['pod' as const] : [])];
     this.syncedPromise = new Promise<void>((resolve, reject) => {
       this.resolveSynced = resolve;
@@ -178,6 +194,18 @@ export class KubeSource {
     return this.kinds.map((kind) => this.stateOf(kind));
   }
 
+  /**
+   * A line per watched kind that is not connected, for /ready's warnings: since when it retries, why, and when
+   * it tries next.
+   */
+  warnings(): string[] {
+    const now = this.clock.now();
+    return this.states().filter((state) => !state.connected && state.retryingSince !== undefined).map((state) => {
+      const next = state.nextTryAt === undefined ? 'trying now' : `next try in ${seconds(state.nextTryAt - now)}`;
+      return `watch of ${state.kind}s: retrying for ${seconds(now - state.retryingSince!)} (${state.reason ?? 'failed'}), ${next}; serving the last known records`;
+    });
+  }
+
   /** Told of each change of a kind's state: connected, synced, relists, reason (not of every event). */
   onStateChange(listener: WatchStateListener): () => void {
     this.listeners.add(listener);
@@ -189,6 +217,7 @@ export class KubeSource {
     if (this.closed) return;
     this.closed = true;
     this.controller.abort();
+    this.reach.close();
     await Promise.all(this.loops);
     this.rejectSynced(new ClusterDnsError('E_CLOSED', 'the Kubernetes source closed before its first sync'));
   }
@@ -211,14 +240,15 @@ export class KubeSource {
       backoffBaseMs: this.options.backoff?.baseMs ?? KUBE_DEFAULTS.backoffBaseMs,
       backoffCapMs: this.options.backoff?.capMs ?? KUBE_DEFAULTS.backoffCapMs,
       random: this.options.random ?? Math.random,
-      now: this.options.now ?? Date.now,
+      now: () => this.clock.now(),
     };
     const allowed = keepNames === undefined ? undefined : new Set(keepNames);
     const keep = allowed === undefined ? undefined : (record: RecordsByKind[K]): boolean => allowed.has(record.name);
     const add = (spec: CollectionSpec<K>, sink: RecordSink<K>): void => {
       const log = this.log.child({ kind: def.kind, ...(spec.namespace !== undefined && { namespace: spec.namespace }) });
-      const stream = new CollectionStream(this.access, spec, sink, log, tuning, this.controller.signal, () => this.changed(def.kind));
-      this.streams.push({ kind: def.kind, state: stream.state, run: () => stream.run() });
+      const reach = this.reach.join();
+      const stream = new CollectionStream(this.access, spec, sink, log, tuning, this.controller.signal, reach, () => this.changed(def.kind));
+      this.streams.push({ kind: def.kind, state: stream.state, reach, run: () => stream.run() });
     };
     const observe = def.kind === 'endpointslice' && this.options.onEndpointsProgrammed !== undefined
       ? (object: Json): void => this.endpointsProgrammed(object)
@@ -240,11 +270,10 @@ export class KubeSource {
   }
 
   private stateOf(kind: ResourceKind): WatchState {
-    const streams = this.streams.filter((entry) => entry.kind === kind).map((entry) => entry.state);
-    let lastEventAt: number | undefined;
-    for (const state of streams) {
-      if (state.lastEventAt !== undefined && (lastEventAt === undefined || state.lastEventAt > lastEventAt)) lastEventAt = state.lastEventAt;
-    }
+    const entries = this.streams.filter((entry) => entry.kind === kind);
+    const streams = entries.map((entry) => entry.state);
+    const lastEventAt = extreme(streams.map((state) => state.lastEventAt), Math.max);
+    const retrying = entries.filter((entry) => !entry.state.connected && entry.state.retryingSince !== undefined);
     return {
       kind,
       connected: streams.length > 0 && streams.every((state) => state.connected),
@@ -252,12 +281,14 @@ export class KubeSource {
       lastEventAt,
       synced: streams.length > 0 && streams.every((state) => state.listed),
       reason: streams.find((state) => state.reason !== undefined)?.reason,
+      retryingSince: extreme(retrying.map((entry) => entry.state.retryingSince), Math.min),
+      nextTryAt: extreme(retrying.map((entry) => entry.reach.nextTryAt()), Math.min),
     };
   }
 
   private changed(kind: ResourceKind): void {
     const state = this.stateOf(kind);
-    const { lastEventAt: _ignored, ...compared } = state;
+    const { lastEventAt: _event, nextTryAt: _next, ...compared } = state;
     const signature = JSON.stringify(compared);
     if (this.lastStates.get(kind) !== signature) {
       this.lastStates.set(kind, signature);
@@ -277,3 +308,12 @@ export class KubeSource {
     }
   }
 }
+
+/** The extreme (by `pick`, Math.min or Math.max) of the defined values, or undefined when none is. */
+function extreme(values: ReadonlyArray<number | undefined>, pick: (...numbers: number[]) => number): number | undefined {
+  const defined = values.filter((value) => value !== undefined);
+  return defined.length === 0 ? undefined : pick(...defined);
+}
+
+/** `1.2 s`, never negative (a due time just past reads as 0 s). */
+const seconds = (ms: number): string => `${(Math.max(ms, 0) / 1000).toFixed(1)} s`;

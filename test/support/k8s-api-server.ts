@@ -72,7 +72,8 @@
 // forwardPorts((namespace, pod, port) => {host, port} | undefined);
 // create/update/upsert/delete(resource, obj), get(), resourceVersion, compact(rv?);
 // closeWatches({abrupt?: true | 'reset', resource?}), expireWatches(), sendBookmarks();
-// failNext(n, code, {resource?, verb?}), failAll(code, filter?), clearFaults(); hang({sendWatchHeaders?}), resume();
+// failNext(n, code, {resource?, verb?}), failAll(code, filter?), clearFaults(); hang({sendWatchHeaders?}),
+// resume({answerHeld?});
 // requests[], requestCount(path | predicate), openWatches(resource?), waitForWatch(resource, {count?}),
 // waitForRequests(predicate, {count?}), waitUntil(cond, what).
 
@@ -572,14 +573,17 @@ export class FakeKubeApiServer {
     this.hanging = { sendWatchHeaders: opts.sendWatchHeaders ?? false };
   }
 
-  /** Ends hang(): queued watch lines are flushed, then held requests are answered. */
-  resume(): void {
+  /** Ends hang(): queued watch lines are flushed, then held requests are answered. With `answerHeld: false`
+   * they are not, ever (until the client gives up or stop()): a network that lost them, as a black-holed
+   * address does; only requests made from now on are served. */
+  resume(opts: { answerHeld?: boolean } = {}): void {
     if (!this.hanging) return;
     this.hanging = undefined;
     for (const w of [...this.watchers]) {
       for (const line of w.pending.splice(0)) w.res.write(line);
       if (w.endAtResume) this.endWatch(w, false);
     }
+    if (opts.answerHeld === false) return;
     for (const h of this.held.splice(0)) {
       if (!h.res.destroyed) this.dispatch(h.req, h.res, h.url, h.record);
     }

@@ -12,6 +12,10 @@ export interface WatchStateView {
   readonly connected: boolean;
   readonly relists: number;
   readonly lastEventAt: number | undefined;
+  /** Since when (ms since the epoch) a watch of the kind has been retrying, while one is. */
+  readonly retryingSince: number | undefined;
+  /** When its next try is due, while it waits for one. */
+  readonly nextTryAt: number | undefined;
 }
 
 export type ServiceKindLabel = 'cluster_ip' | 'headless_with_selector' | 'headless_without_selector';
@@ -79,6 +83,26 @@ export function registerSourceMetrics(registry: Registry, watchStates: () => rea
     collect() {
       this.reset();
       for (const state of watchStates()) this.inc({ resource: state.kind }, state.relists);
+    },
+  });
+  new Gauge({
+    name: 'clusterdns_watch_retrying_seconds',
+    help: 'Seconds the watch of a resource has been retrying, 0 while it is established.',
+    labelNames: ['resource'],
+    registers: [registry],
+    collect() {
+      const now = Date.now();
+      for (const state of watchStates()) this.set({ resource: state.kind }, state.retryingSince === undefined ? 0 : Math.max(now - state.retryingSince, 0) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'clusterdns_watch_next_try_seconds',
+    help: 'Seconds until a retrying watch of a resource tries again, 0 while it is established or trying.',
+    labelNames: ['resource'],
+    registers: [registry],
+    collect() {
+      const now = Date.now();
+      for (const state of watchStates()) this.set({ resource: state.kind }, state.nextTryAt === undefined ? 0 : Math.max(state.nextTryAt - now, 0) / 1000);
     },
   });
   new Gauge({
