@@ -32,13 +32,13 @@ import { DnsServer, QueryAnswerer, type BoundAddress, type ZoneRoute } from './s
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { RecordStore } from './store/index.js';
-import { createTelemetry, Registry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
+import { createTelemetry, FailureTop, Registry, TelemetryEndpoints, TOP_DEFAULTS, type Listener, type Logger } from './telemetry/index.js';
 import type { LogLevel } from './config/index.js';
 import { nameToKey } from './wire/index.js';
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
-  /** Where /health, /ready and /metrics listen. */
+  /** Where /health, /ready, /metrics and /debug/top listen. */
   readonly http: ReadonlyMap<string, HostPort>;
   /** Lame duck for the health plugin's `lameduck` (answering DNS, /ready 503), then close. */
   shutdown(): Promise<void>;
@@ -189,7 +189,9 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
   });
   const logQueries = pluginConfigs(plan, 'log').length > 0;
-  const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries });
+  // Failing names are counted where they can be read: beside /metrics, for the life of the process (reloads too).
+  const failures = plan.answersDns && addressesOf(plan).metrics !== undefined ? new FailureTop({ ...TOP_DEFAULTS, now: Date.now }) : undefined;
+  const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries, ...(failures !== undefined && { failures }) });
   const proxy = plan.proxy === undefined ? undefined : new ServiceProxy(store, {
     ...plan.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
@@ -210,7 +212,7 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
       return `waiting for the first sync of ${waiting?.join(', ') ?? 'the manifests'}`;
     },
     warnings: () => chains.running.flatMap((plugin) => plugin.warnings?.() ?? []),
-  });
+  }, failures);
 
   const closeAll = async (): Promise<void> => {
     await server?.close();

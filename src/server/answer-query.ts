@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { NOBODY_ANSWERS } from '../plugins/chain.js';
 import type { Client, Next, Reply, Result } from '../plugins/plugin.js';
-import type { QueryMetrics } from '../telemetry/index.js';
+import type { FailureTop, QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
   isInZone,
@@ -40,6 +40,8 @@ export interface AnswererOptions {
   readonly log: Logger;
   /** Log every query (--log-queries). */
   readonly logQueries: boolean;
+  /** Where NXDOMAIN and SERVFAIL answers are counted by name and client (/debug/top); absent without a metrics endpoint. */
+  readonly failures?: FailureTop;
 }
 
 const SERVFAIL: Reply = { answer: emptyAnswer(Rcode.SERVFAIL), plugin: '' };
@@ -148,6 +150,8 @@ export class QueryAnswerer {
   private count(requestSize: number, q: Query, rcode: number, plugin: number, reply: Buffer, arrival: Arrival, client: Client, started: number): void {
     const seconds = (performance.now() - started) / 1000;
     this.options.metrics.observe(arrival.listener, arrival.overTcp, q.qtype, rcode, plugin, requestSize, reply.length, seconds);
+    // Two comparisons for any other rcode: the sketch's work (bounded) is for failures only.
+    this.options.failures?.record(q.key, rcode, client.address);
     if (this.options.logQueries) this.logQuery(q, arrival, client, rcode, reply.length, seconds);
   }
 
