@@ -138,8 +138,8 @@ describe('FailureTop: the sliding window, stepped with an injected clock', () =>
     expect(report.clients).toEqual([{ client: '10.0.0.2', count: 2, error: 0 }, { client: '10.0.0.1', count: 1, error: 0 }]);
     expect(report.pairs).toEqual([
       { client: '10.0.0.1', name: 'gone.default.svc.cluster.local.', rcode: 'NXDOMAIN', count: 1, error: 0 },
-      { client: '10.0.0.2', name: 'slow.example.com.', rcode: 'SERVFAIL', count: 1, error: 0 },
       { client: '10.0.0.2', name: 'gone.default.svc.cluster.local.', rcode: 'NXDOMAIN', count: 1, error: 0 },
+      { client: '10.0.0.2', name: 'slow.example.com.', rcode: 'SERVFAIL', count: 1, error: 0 },
     ]);
     expect(report.window).toEqual({ seconds: 30, intervalSeconds: 10, since: new Date(1_700_000_010_000).toISOString() });
   });

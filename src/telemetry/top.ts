@@ -233,12 +233,12 @@ export class FailureTop {
     const current = Math.floor(this.options.now() / intervalMs);
     const live = this.ring.filter((interval) => interval.epoch > current - intervals && interval.epoch <= current);
     const oldest = Math.min(current, ...live.map((interval) => interval.epoch));
-    const names = merged(live, (interval) => interval.names, rows).map(({ key, count, error }) => ({ ...nameOf(key), count, error }));
-    const clients = merged(live, (interval) => interval.clients, rows).map(({ key, count, error }) => ({ client: key, count, error }));
-    const pairs = merged(live, (interval) => interval.pairs, rows).map(({ key, count, error }) => {
+    const names = largest(merged(live, (interval) => interval.names).map(({ key, count, error }) => ({ ...nameOf(key), count, error })), rows);
+    const clients = largest(merged(live, (interval) => interval.clients).map(({ key, count, error }) => ({ client: key, count, error })), rows);
+    const pairs = largest(merged(live, (interval) => interval.pairs).map(({ key, count, error }) => {
       const at = key.indexOf(PAIR_SEPARATOR);
       return { client: key.slice(0, at), ...nameOf(key.slice(at + 1)), count, error };
-    });
+    }), rows);
     return {
       window: { seconds: (intervals * intervalMs) / 1000, intervalSeconds: intervalMs / 1000, since: new Date(oldest * intervalMs).toISOString() },
       capacity,
@@ -250,12 +250,18 @@ export class FailureTop {
   }
 }
 
+/** The `rows` largest counts; equal counts in the order a person looks them up (client, then name, then rcode). */
+function largest<Row extends { count: number; client?: string; name?: string; rcode?: string }>(all: Row[], rows: number): Row[] {
+  const text = (row: Row): string => `${row.client ?? ''} ${row.name ?? ''} ${row.rcode ?? ''}`;
+  return all.sort((a, b) => b.count - a.count || (text(a) < text(b) ? -1 : text(a) > text(b) ? 1 : 0)).slice(0, rows);
+}
+
 /**
- * One table's counters summed over the intervals, largest first. A key that an interval's full sketch does not hold
+ * One table's counters summed over the intervals. A key that an interval's full sketch does not hold
  * may have had up to that sketch's floor there: those floors join the key's error, so what it really had stays
  * within `error` of `count` (space-saving's own counts can only be high, a missed interval's only low).
  */
-function merged(intervals: readonly Interval[], table: (interval: Interval) => SpaceSaving, rows: number): Array<{ key: string; count: number; error: number }> {
+function merged(intervals: readonly Interval[], table: (interval: Interval) => SpaceSaving): Array<{ key: string; count: number; error: number }> {
   const sums = new Map<string, { key: string; count: number; error: number }>();
   for (const interval of intervals) {
     table(interval).forEach((key, count, error) => {
@@ -271,7 +277,7 @@ function merged(intervals: readonly Interval[], table: (interval: Interval) => S
   for (const sum of sums.values()) {
     for (const sketch of full) if (!sketch.has(sum.key)) sum.error += sketch.floor;
   }
-  return [...sums.values()].sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1)).slice(0, rows);
+  return [...sums.values()];
 }
 
 /** A recorded name key (rcode character, then the wire key) as its rcode and presentation text. */
