@@ -52,8 +52,8 @@ async function refresh() {
     if (!response.ok) throw new Error(source + ': HTTP ' + response.status);
     const report = await response.json();
     document.getElementById('summary').textContent = report.failures + ' NXDOMAIN and SERVFAIL answers in the last '
-      + report.window.seconds + ' s (since ' + report.window.since + '; ' + report.capacity + ' counters per table and '
-      + report.window.intervalSeconds + ' s interval)';
+      + report.window.seconds + ' s (since ' + report.window.since + '; ' + report.capacity + ' counters per table, '
+      + report.window.intervalSeconds + ' s intervals)';
     for (const id of Object.keys(tables)) fill(id, report[id]);
     document.getElementById('error').textContent = '';
     document.body.dataset.loaded = 'true';
