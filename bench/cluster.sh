@@ -4,12 +4,13 @@
 # round-trip floor of the same run. `scale`: 10k services / 100k endpoints (then + 100k pods): time to a correct
 # answer, RSS, peak RSS, memory per endpoint and per pod, against an empty cluster of the same run. `churn`:
 # cluster-zone QPS while 200 EndpointSlice updates a second touch 1% of the services, against no updates.
+# `reload`: queries lost and p99 at a fixed 20k QPS while the Corefile is reloaded 10 times, against no reload.
 #
 # Owns: bench/out/ (the compiled test API server in bench/out/fake/, logs, figures) and the processes it starts.
 # Must not touch: anything else; it builds nothing of clusterdns (run `npm run build` first) and stops only its
 # own PIDs. Every step is bounded. See bench/README.md, "Live cluster: propagation and scale".
 #
-# Usage: bash bench/cluster.sh [propagation|scale|churn|all]     (default: all)
+# Usage: bash bench/cluster.sh [propagation|scale|churn|reload|all]     (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +22,7 @@ DEADLINE=${BENCH_DEADLINE:-1200}    # seconds, per benchmark
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-case $WHAT in propagation | scale | churn | all) ;; *) die "usage: bash bench/cluster.sh [propagation|scale|churn|all]" ;; esac
+case $WHAT in propagation | scale | churn | reload | all) ;; *) die "usage: bash bench/cluster.sh [propagation|scale|churn|reload|all]" ;; esac
 for v in SERVER_CPU CLIENT_CPU DEADLINE; do [[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a non-negative integer"; done
 command -v node >/dev/null || die "node is required"
 command -v taskset >/dev/null || die "taskset is required: apt-get install -y util-linux"
@@ -66,4 +67,5 @@ run() { # script: the driver pinned to CLIENT_CPU, bounded; its output also in b
 [[ $WHAT == all || $WHAT == propagation ]] && run propagation
 [[ $WHAT == all || $WHAT == scale ]] && run scale
 [[ $WHAT == all || $WHAT == churn ]] && run churn
+[[ $WHAT == all || $WHAT == reload ]] && run reload
 exit 0

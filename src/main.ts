@@ -20,6 +20,7 @@ import type { BindConfig } from './plugins/bind/setup.js';
 import type { HealthConfig } from './plugins/health/setup.js';
 import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
 import { registerSourceMetrics } from './plugins/kubernetes/metrics.js';
+import { queryLogFilter, type LogConfig } from './plugins/log/setup.js';
 import { PLUGINS } from './plugins/order.js';
 import type { Handler, RunningPlugin } from './plugins/plugin.js';
 import type { PrometheusConfig } from './plugins/prometheus/setup.js';
@@ -178,27 +179,27 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
 
   // Subscribed before the plugins, so an address is released before anything can ask for it again.
   const vips = plan.proxy?.vip === 'loopback' ? new LoopbackVips(store, plan.proxy.range) : undefined;
-  const listen = plan.answersDns ? listenAddresses(plan.blocks) : [];
-  const parts = { store, registry, log, resolvConf: { path: plan.resolvConf, search }, selfAddresses: selfAddresses(listen), ...(vips !== undefined && { vips }) };
+  // Listen addresses by listener index; a reload may add some (new indexes) and remove some (left undefined).
+  let listen: Array<HostPort | undefined> = plan.answersDns ? listenAddresses(plan.blocks) : [];
+  let parts: ChainParts = { store, registry, log, resolvConf: { path: plan.resolvConf, search }, selfAddresses: selfAddresses(listen), ...(vips !== undefined && { vips }) };
   let chains = buildChains(plan, listen, parts);
   let server: DnsServer | undefined;
   const telemetry = createTelemetry(registry, {
     version: version(),
-    listeners: listen.map(listenerLabels),
+    listeners: listen.map((address) => listenerLabels(address!)),
     plugins: PLUGINS.map((setup) => setup.name),
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
   });
-  const logQueries = pluginConfigs(plan, 'log').length > 0;
   // Failing names are counted where they can be read: beside /metrics, for the life of the process (reloads too).
   const failures = plan.answersDns && addressesOf(plan).metrics !== undefined ? new FailureTop({ ...TOP_DEFAULTS, now: Date.now }) : undefined;
-  const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), logQueries, ...(failures !== undefined && { failures }) });
+  const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), ...(failures !== undefined && { failures }) });
   const proxy = plan.proxy === undefined ? undefined : new ServiceProxy(store, {
     ...plan.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
     ...(dialer !== undefined && { dialer }),
   }, log.child({ part: 'proxy' }));
   if (proxy !== undefined) registerProxyMetrics(telemetry.registry, proxy);
-  server = new DnsServer(answerer, { listen, tcpIdleTimeoutMs: plan.tcpIdleTimeoutMs, maxTcpConnections: plan.maxTcpConnections }, log.child({ part: 'server' }));
+  server = new DnsServer(answerer, { listen: listen.map((address) => address!), tcpIdleTimeoutMs: plan.tcpIdleTimeoutMs, maxTcpConnections: plan.maxTcpConnections }, log.child({ part: 'server' }));
   const health = processWide<HealthConfig>(plan, 'health');
   let lameDuck = false;
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
@@ -233,37 +234,68 @@ export async function serve(plan: ServePlan, log: Logger): Promise<RunningServer
     let next: ServePlan;
     try {
       next = planFromCorefile(current.corefile!.path, current.logLevel, text);
-      const unchanged = sameRuntime(current, next, listen);
+      const unchanged = sameRuntime(current, next);
       if (unchanged !== undefined) throw new CorefileError({ file: current.corefile!.path, line: 1 }, `${unchanged} changed: that needs a restart; the running configuration stays`);
     } catch (error) {
       reloadMetrics?.failed();
       log.error({ corefile: current.corefile!.path }, `reload failed, still serving the previous Corefile: ${(error as Error).message}`);
       return;
     }
+    // Addresses kept keep their sockets and listener index; new ones are bound as new listeners; the ones gone
+    // are closed after the grace below, answering through the old chains until then.
+    const wanted = new Map(listenAddresses(next.blocks).map((address) => [formatHostPort(address), address]));
+    const kept = listen.map((address) => (address !== undefined && wanted.has(formatHostPort(address)) ? address : undefined));
+    const added = [...wanted.values()].filter((address) => !kept.some((have) => have !== undefined && formatHostPort(have) === formatHostPort(address)));
+    const nextListen = [...kept, ...added];
+    const removed = listen.flatMap((address, index) => (address !== undefined && kept[index] === undefined ? [index] : []));
     const old = chains;
-    const fresh = buildChains(next, listen, parts);
+    const nextParts = { ...parts, selfAddresses: selfAddresses(nextListen) };
+    const fresh = buildChains(next, nextListen, nextParts);
+    const boundNow: BoundAddress[] = [];
     try {
       for (const plugin of fresh.running) await plugin.start?.();
+      for (const [offset, address] of added.entries()) {
+        const index = listen.length + offset;
+        const bound = await server!.listen(address, index);
+        boundNow.push(bound);
+        telemetry.queries.describeListener(index, listenerLabels(bound));
+      }
     } catch (error) {
       for (const plugin of fresh.running) await plugin.close?.();
+      for (const offset of boundNow.keys()) await server!.release(listen.length + offset);
       reloadMetrics?.failed();
-      log.error({ err: error }, 'reload failed, still serving the previous Corefile');
+      log.error({ err: error, corefile: current.corefile!.path }, `reload failed, still serving the previous Corefile: ${(error as Error).message}`);
       return;
     }
+    for (const index of removed) fresh.routes[index] = old.routes[index]!;
     chains = fresh;
     current = next;
+    listen = nextListen;
+    parts = nextParts;
     answerer.setRoutes(fresh.routes);
     reloadMetrics?.loaded(hash);
-    log.info({ corefile: next.corefile!.path, hash: hash.slice(0, 16) }, 'reloaded the Corefile: new queries use it');
-    // Queries already inside the old chains (waiting on an upstream) finish there before it goes.
-    setTimeout(() => void Promise.all(old.running.map((plugin) => plugin.close?.())), OLD_CHAIN_GRACE_MS).unref();
+    log.info({
+      corefile: next.corefile!.path,
+      hash: hash.slice(0, 16),
+      ...(boundNow.length > 0 && { listening: boundNow.map(formatHostPort) }),
+      ...(removed.length > 0 && { closing: removed.map((index) => formatHostPort(old.listen[index]!)) }),
+    }, 'reloaded the Corefile: new queries use it');
+    // Queries already inside the old chains (waiting on an upstream) finish there before it goes, and so do the
+    // listeners the new Corefile has no more.
+    setTimeout(() => {
+      for (const index of removed) {
+        void server!.release(index);
+        fresh.routes[index] = [];
+      }
+      void Promise.all(old.running.map((plugin) => plugin.close?.()));
+    }, OLD_CHAIN_GRACE_MS).unref();
   };
   let reloading: CorefileWatch | undefined;
   let addresses: BoundAddress[];
   try {
     for (const plugin of chains.running) await plugin.start?.();
     addresses = await server.start();
-    telemetry.queries.describeListeners(addresses.map(listenerLabels));
+    addresses.forEach((address, index) => telemetry.queries.describeListener(index, listenerLabels(address)));
     const { health: healthAt, ready: readyAt, metrics: metricsAt } = addressesOf(plan);
     await endpoints.start({
       ...(healthAt !== undefined && { health: healthAt }),
@@ -317,7 +349,7 @@ interface ChainParts {
 }
 
 /** Every block's plugins created over the one store, and the zones each listener routes to their chains. */
-function buildChains(plan: ServePlan, listen: readonly HostPort[], parts: ChainParts): { running: RunningPlugin[]; routes: ZoneRoute[][] } {
+function buildChains(plan: ServePlan, listen: ReadonlyArray<HostPort | undefined>, parts: ChainParts): Chains {
   const running: RunningPlugin[] = [];
   const routes: ZoneRoute[][] = listen.map(() => []);
   for (const block of plan.blocks) {
@@ -338,12 +370,22 @@ function buildChains(plan: ServePlan, listen: readonly HostPort[], parts: ChainP
     running.push(...plugins);
     const chain = chainOf(plugins.flatMap((plugin): Handler[] => (plugin.handler === undefined ? [] : [plugin.handler])));
     const hosts = (configs.get('bind') as BindConfig | undefined)?.hosts;
+    const logged = configs.get('log') as LogConfig | undefined;
+    const logs = logged === undefined ? undefined : queryLogFilter(logged);
     listen.forEach((address, index) => {
-      if (address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
-      for (const zone of block.zones) routes[index]!.push({ zoneKey: nameToKey(zone), chain });
+      if (address === undefined || address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
+      for (const zone of block.zones) routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(logs !== undefined && { logs }) });
     });
   }
-  return { running, routes };
+  return { running, routes, listen };
+}
+
+/** The running plugins of a plan, and per listener index the routes into their chains. */
+interface Chains {
+  readonly running: RunningPlugin[];
+  readonly routes: ZoneRoute[][];
+  /** The listen addresses the routes are for, by listener index. */
+  readonly listen: ReadonlyArray<HostPort | undefined>;
 }
 
 /** Pods are watched when a pod record must be verified or autopath must know a client's namespace. */
@@ -352,9 +394,7 @@ function watchesPods(plan: ServePlan): boolean {
 }
 
 /** What a reload cannot change in a running process, or undefined when `next` keeps all of it. */
-function sameRuntime(current: ServePlan, next: ServePlan, listen: readonly HostPort[]): string | undefined {
-  const described = (addresses: readonly HostPort[]): string => addresses.map(formatHostPort).sort().join(' ');
-  if (described(listenAddresses(next.blocks)) !== described(listen)) return 'the addresses listened on';
+function sameRuntime(current: ServePlan, next: ServePlan): string | undefined {
   const source = (plan: ServePlan): string => JSON.stringify(pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0]?.source);
   if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, manifests or namespaces)';
   if (!watchesPods(current) && watchesPods(next)) return 'watching pods (pods verified or autopath, newly asked for)';
@@ -381,9 +421,11 @@ function listenerLabels(address: HostPort): Listener {
 }
 
 /** The addresses clients reach us on: the listen addresses, or every interface address for a wildcard. */
-function selfAddresses(listen: readonly HostPort[]): string[] {
+function selfAddresses(listen: ReadonlyArray<HostPort | undefined>): string[] {
   const interfaces = Object.values(networkInterfaces()).flat().filter((entry) => entry !== undefined);
-  return listen.flatMap(({ host }) => {
+  return listen.flatMap((address) => {
+    if (address === undefined) return [];
+    const { host } = address;
     if (host === '0.0.0.0') return interfaces.filter((entry) => entry.family === 'IPv4').map((entry) => entry.address);
     if (host === '::') return interfaces.filter((entry) => entry.family === 'IPv6').map((entry) => entry.address);
     return [host];

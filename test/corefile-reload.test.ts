@@ -120,11 +120,34 @@ describe('reload: a changed Corefile, without a lost query', () => {
     expect(await ttlOf(server)).toBe(30);
     expect(value(await metrics(server), 'coredns_reload_failed_total')).toBe(1);
     expect((await get(server, '/ready')).status).toBe(200);
-    // A change that needs a restart is refused the same way.
-    await writeFile(path, corefile(port + 1, 30));
-    await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('the addresses listened on changed'), 8000);
+    // A change that needs a restart is refused the same way: another source for the store.
+    await writeFile(path, corefile(port, 30).replace(DEMO, `${DEMO}.elsewhere`));
+    await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('the kubernetes source (kubeconfig, endpoint, manifests or namespaces) changed'), 8000);
     expect(await ttlOf(server)).toBe(30);
   });
+
+  it('binds a listen address the new Corefile adds, keeps the ones it keeps, and closes the ones it drops after the grace', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'Corefile');
+    const [first, second] = [await freePort(), await freePort()];
+    await writeFile(path, corefile(first, 30));
+    const server = await start(path);
+    const client = steadyClient(first);
+    // A second block on a new port, then the first port gone: the steady client on it is answered throughout
+    // the grace (by the old chains), and the new port at once.
+    await writeFile(path, `${corefile(first, 30)}whoami.test:${second} {\n    bind 127.0.0.1\n    whoami\n}\n`);
+    await vi.waitFor(async () => expect((await dig(second, ['whoami.test', 'A'])).additional[0]).toBe('whoami.test. 0 IN A 127.0.0.1'), { timeout: 8000, interval: 100 });
+    expect((await dig(second, ['web.default.svc.cluster.local', 'A'])).status, 'the new port serves only its own block').toBe('REFUSED');
+    await writeFile(path, corefile(second, 45));
+    await vi.waitFor(async () => expect((await dig(second, ['web.default.svc.cluster.local', 'A'])).answer[0]).toMatch(/ 45 IN A /), { timeout: 8000, interval: 100 });
+    const { lost, notNoerror } = await client.stop();
+    expect(lost).toBe(0);
+    expect(notNoerror).toBe(0);
+    expect(server.logs.some((line) => Array.isArray(line.closing) && line.closing.includes(`127.0.0.1:${first}`))).toBe(true);
+    // After the grace the dropped port is closed: dig gets no answer there (it exits with an error).
+    await vi.waitFor(() => expect(dig(first, ['web.default.svc.cluster.local', 'A'])).rejects.toThrow(/Command failed/), { timeout: 20_000, interval: 500 });
+    expect((await get(server, '/ready')).status).toBe(200);
+  }, 40_000);
 
   it('picks up a ConfigMap edit (the kubelet swaps ..data) at once, long before the next poll', async () => {
     const dir = await tempDir();

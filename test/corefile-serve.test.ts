@@ -149,6 +149,11 @@ describe('clusterdns -conf: the kubeadm Corefile', () => {
     expect(corp.queriesFor('intranet.corp.example')).toHaveLength(1);
     expect(upstream.queriesFor('intranet.corp.example')).toHaveLength(0);
     expect((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).status).toBe('NOERROR');
+    // Each block's queries are counted under its own zone, as CoreDNS labels them.
+    const requests = select(await metrics(server), 'coredns_dns_requests_total');
+    const byZone = (zone: string): number => requests.filter((s) => s.labels.zone === zone).reduce((sum, s) => sum + s.value, 0);
+    expect(byZone('corp.example.')).toBe(1);
+    expect(byZone('.')).toBeGreaterThanOrEqual(1);
   });
 });
 

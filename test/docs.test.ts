@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PLUGINS as ORDER } from '../src/plugins/order.js';
 import { dig } from './support/dig.js';
 import { get, parseMetrics } from './support/http.js';
 import { FakeKubeApiServer } from './support/k8s-api-server.js';
@@ -88,6 +89,22 @@ function section(markdown: string, title: string): string {
   const end = rest.search(/^## /m);
   return end < 0 ? rest : rest.slice(0, end);
 }
+
+describe('the README\'s "Running from a Corefile" against src/plugins/order.ts', () => {
+  const readme = read('README.md');
+  const corefileSection = readme.slice(readme.indexOf('## Running from a Corefile'), readme.indexOf('\n## ', readme.indexOf('## Running from a Corefile') + 3));
+
+  it('the chain order it shows is the declared one', () => {
+    const shown = /### Chain order[\s\S]*?```\n(.*)\n```/.exec(corefileSection)?.[1];
+    expect(shown?.split(', ')).toEqual(ORDER.map((setup) => setup.name));
+  });
+
+  it('its plugin table links every plugin, in name order', () => {
+    const rows = [...corefileSection.matchAll(/^\| \[([a-z0-9_]+)\]\(src\/plugins\/([a-z0-9_]+)\/README\.md\) \|/gm)];
+    for (const [, name, folder] of rows) expect(folder).toBe(name);
+    expect(rows.map((row) => row[1])).toEqual(ORDER.map((setup) => setup.name).sort());
+  });
+});
 
 describe('every plugin folder has a README in CoreDNS\'s layout', () => {
   it('finds the plugin folders', () => expect(PLUGINS).toContain('kubernetes'));

@@ -174,3 +174,38 @@ describe('ClusterResolver under endpoint churn', () => {
     expect(addresses(resolver, ALIAS)).toEqual(['10.96.0.2']);
   });
 });
+
+describe('RecordStore: mirrored to a replica (a worker)', () => {
+  it('a replica fed the mirrored writes, after a snapshot, equals the primary and hears the same changes', () => {
+    const primary = new RecordStore();
+    primary.upsert('namespace', { name: 'default' });
+    primary.upsert('service', service('web', '10.96.0.1'));
+    primary.upsert('endpointslice', slice('web-1', 'web', [['10.0.0.1', true]]));
+    primary.upsert('pod', { namespace: 'default', name: 'web-0', ips: ['10.0.0.1'] });
+    primary.markSynced();
+
+    const replica = new RecordStore();
+    replica.apply(primary.snapshot());
+    const heard: string[][] = [];
+    replica.subscribe((changes) => heard.push([...changes.services]));
+    let at = 0;
+    primary.mirror((writes, atMs) => {
+      at = atMs;
+      // As across a thread: structured-cloned.
+      replica.apply(structuredClone(writes));
+    });
+
+    primary.batch(() => {
+      primary.upsert('service', service('db', '10.96.0.2'));
+      primary.remove('pod', 'default', 'web-0');
+    });
+    primary.replaceAll('endpointslice', [slice('web-1', 'web', [['10.0.0.2', true]]), slice('db-1', 'db', [['10.0.0.3', false]])]);
+    primary.upsert('service', service('web', '10.96.0.1')); // no change: nothing mirrored, nothing heard
+
+    expect(replica.synced).toBe(true);
+    expect(replica.snapshot()).toEqual(primary.snapshot());
+    expect(rows(replica.endpointsOf('default', 'db'))).toEqual([['10.0.0.3', false]]);
+    expect(heard.map((keys) => keys.sort())).toEqual([['default/db'], ['default/db', 'default/web']]);
+    expect(at).toBe(primary.lastChangeMs);
+  });
+});

@@ -18,6 +18,8 @@ import type { PluginSetup } from './plugin.js';
 import { prometheus } from './prometheus/setup.js';
 import { ready } from './ready/setup.js';
 import { reload } from './reload/setup.js';
+import { rewrite } from './rewrite/setup.js';
+import { template } from './template/setup.js';
 import { whoami } from './whoami/setup.js';
 
 // Each setup's config type is its own; the list holds them all (a config only ever meets its own setup).
@@ -32,7 +34,9 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   log,
   loadbalance,
   cache,
+  rewrite,
   autopath,
+  template,
   hosts,
   kubernetes,
   loop,

@@ -38,8 +38,6 @@ export type { Client } from '../plugins/plugin.js';
 export interface AnswererOptions {
   readonly metrics: QueryMetrics;
   readonly log: Logger;
-  /** Log every query (--log-queries). */
-  readonly logQueries: boolean;
   /** Where NXDOMAIN and SERVFAIL answers are counted by name and client (/debug/top); absent without a metrics endpoint. */
   readonly failures?: FailureTop;
 }
@@ -57,11 +55,20 @@ export interface ZoneRoute {
   /** Wire key of the zone (the root for `.`). */
   readonly zoneKey: string;
   readonly chain: Next;
+  /** Which of its queries get a log line, by rcode and answer count (the block's query log); none when absent. */
+  readonly logs?: (rcode: number, answers: number) => boolean;
+}
+
+/** A route as the answerer keeps it: with the metrics slot of its listener and zone. */
+interface Route extends ZoneRoute {
+  readonly slot: number;
 }
 
 export class QueryAnswerer {
   private lastPluginErrorLog = -Infinity;
-  private routes: ReadonlyArray<readonly ZoneRoute[]> = [];
+  private routes: ReadonlyArray<readonly Route[]> = [];
+  /** Per listener, the metrics slot of what no block takes (zone "."): bad packets and REFUSED names. */
+  private unrouted: readonly number[] = [];
 
   /**
    * `routes`: per listener (Arrival.listener), the zones served there; a query goes to the most specific zone
@@ -73,11 +80,15 @@ export class QueryAnswerer {
 
   /** New chains (a reloaded Corefile) for the next query on; a query already inside a chain finishes there. */
   setRoutes(routes: ReadonlyArray<readonly ZoneRoute[]>): void {
-    this.routes = routes.map((zones) => [...zones].sort((a, b) => b.zoneKey.length - a.zoneKey.length));
+    const { metrics } = this.options;
+    this.routes = routes.map((zones, listener) => [...zones]
+      .sort((a, b) => b.zoneKey.length - a.zoneKey.length)
+      .map((route) => ({ ...route, slot: metrics.slot(listener, keyToName(route.zoneKey)) })));
+    this.unrouted = routes.map((_, listener) => metrics.slot(listener, '.'));
   }
 
-  private chainFor(listener: number, key: string): Next | undefined {
-    for (const route of this.routes[listener] ?? []) if (isInZone(key, route.zoneKey)) return route.chain;
+  private routeFor(listener: number, key: string): Route | undefined {
+    for (const route of this.routes[listener] ?? []) if (isInZone(key, route.zoneKey)) return route;
     return undefined;
   }
 
@@ -111,12 +122,12 @@ export class QueryAnswerer {
         break;
       default: {
         let resolved: Result = NOBODY_ANSWERS;
+        const route = this.routeFor(arrival.listener, q.key);
         if (q.edns && q.ednsVersion !== 0) resolved = BADVERS;
         else if (q.qtype === RRType.OPT) resolved = FORMERR;
-        else if (!TRANSFER_TYPES.has(q.qtype)) {
+        else if (!TRANSFER_TYPES.has(q.qtype) && route !== undefined) {
           try {
-            const chain = this.chainFor(arrival.listener, q.key);
-            if (chain !== undefined) resolved = chain(q, client);
+            resolved = route.chain(q, client);
           } catch (error) {
             resolved = this.pluginFailed(error, q);
           }
@@ -126,33 +137,35 @@ export class QueryAnswerer {
           const requestSize = packet.length;
           const question = Buffer.from(packet.subarray(0, q.questionEnd));
           resolved.then(
-            (late) => this.finish(question, requestSize, q, late, arrival, client, started, send),
-            (error: unknown) => this.finish(question, requestSize, q, this.pluginFailed(error, q), arrival, client, started, send),
+            (late) => this.finish(question, requestSize, q, late, route, arrival, client, started, send),
+            (error: unknown) => this.finish(question, requestSize, q, this.pluginFailed(error, q), route, arrival, client, started, send),
           );
           return true;
         }
-        this.finish(packet, packet.length, q, resolved, arrival, client, started, send);
+        this.finish(packet, packet.length, q, resolved, route, arrival, client, started, send);
         return true;
       }
     }
-    this.count(packet.length, q, rcode, 0, reply, arrival, client, started);
+    this.count(packet.length, q, rcode, 0, reply, undefined, arrival, client, started);
     send(reply);
     return true;
   }
 
   /** `packet` holds at least the question; `requestSize` is the whole query's size, OPT record included. */
-  private finish(packet: Buffer, requestSize: number, q: Query, resolved: Reply, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
+  private finish(packet: Buffer, requestSize: number, q: Query, resolved: Reply, route: Route | undefined, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
     const reply = writeReply(packet, q, resolved.answer, replyLimit(q, arrival.overTcp));
-    this.count(requestSize, q, resolved.answer.rcode, this.options.metrics.pluginIndex(resolved.plugin), reply, arrival, client, started);
+    this.count(requestSize, q, resolved.answer.rcode, this.options.metrics.pluginIndex(resolved.plugin), reply, route, arrival, client, started);
     send(reply);
   }
 
-  private count(requestSize: number, q: Query, rcode: number, plugin: number, reply: Buffer, arrival: Arrival, client: Client, started: number): void {
+  private count(requestSize: number, q: Query, rcode: number, plugin: number, reply: Buffer, route: Route | undefined, arrival: Arrival, client: Client, started: number): void {
     const seconds = (performance.now() - started) / 1000;
-    this.options.metrics.observe(arrival.listener, arrival.overTcp, q.qtype, rcode, plugin, requestSize, reply.length, seconds);
-    // Two comparisons for any other rcode: the sketch's work (bounded) is for failures only.
+    const slot = route?.slot ?? this.unrouted[arrival.listener]!;
+    this.options.metrics.observe(slot, arrival.overTcp, q.qtype, rcode, plugin, requestSize, reply.length, seconds);
+    // A call and two comparisons for any other rcode: the sketch's work (bounded) is for failures only.
     this.options.failures?.record(q.key, rcode, client.address);
-    if (this.options.logQueries) this.logQuery(q, arrival, client, rcode, reply.length, seconds);
+    // ANCOUNT of the reply: a NOERROR without answers is a denial (NODATA), as CoreDNS classifies it.
+    if (route?.logs?.(rcode, reply.readUInt16BE(6)) === true) this.logQuery(q, arrival, client, rcode, reply.length, seconds);
   }
 
   private logQuery(q: Query, arrival: Arrival, client: Client, rcode: number, size: number, seconds: number): void {

@@ -41,9 +41,10 @@ function passThrough(address: string, _options: LookupOneOptions, callback: (err
 }
 
 export class DnsServer {
-  private readonly udpSockets: UdpSocket[] = [];
-  private readonly tcpServers: Server[] = [];
-  private readonly connections = new Set<Socket>();
+  /** Each listen address's sockets, by its index (Arrival.listener); an index is never reused. */
+  private readonly bound = new Map<number, { readonly udp: UdpSocket; readonly tcp: Server }>();
+  /** Open TCP connections, and the listener each came in on. */
+  private readonly connections = new Map<Socket, number>();
   /** TCP connections closed at once because the cap was reached. */
   rejectedConnections = 0;
 
@@ -56,16 +57,34 @@ export class DnsServer {
   /** Binds every listen address; resolves with the bound addresses (the real port when 0 was asked). */
   async start(): Promise<BoundAddress[]> {
     const bound: BoundAddress[] = [];
-    for (const [index, address] of this.options.listen.entries()) bound.push(await this.bind(address, index));
+    for (const [index, address] of this.options.listen.entries()) bound.push(await this.listen(address, index));
     return bound;
   }
 
-  async close(): Promise<void> {
-    for (const socket of this.connections) socket.destroy();
+  /**
+   * Binds one more listen address (a reloaded Corefile's), as listener `index`: a new index, after the others.
+   * Resolves with the bound address; a failure (the port is taken) leaves nothing bound.
+   */
+  listen(address: ListenAddress, index: number): Promise<BoundAddress> {
+    if (this.bound.has(index)) throw new Error(`listener ${index} is bound already`);
+    return this.bind(address, index);
+  }
+
+  /** Closes listener `index`: its sockets stop taking queries and its TCP connections close. */
+  async release(index: number): Promise<void> {
+    const sockets = this.bound.get(index);
+    if (sockets === undefined) return;
+    this.bound.delete(index);
+    for (const [socket, listener] of this.connections) if (listener === index) socket.destroy();
     await Promise.all([
-      ...this.udpSockets.map((socket) => new Promise<void>((done) => socket.close(() => done()))),
-      ...this.tcpServers.map((server) => new Promise<void>((done) => server.close(() => done()))),
+      new Promise<void>((done) => sockets.udp.close(() => done())),
+      new Promise<void>((done) => sockets.tcp.close(() => done())),
     ]);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.bound.keys()].map((index) => this.release(index)));
+    for (const socket of this.connections.keys()) socket.destroy();
   }
 
   private async bind(address: ListenAddress, listener: number): Promise<BoundAddress> {
@@ -74,8 +93,7 @@ export class DnsServer {
       const port = udp.address().port;
       try {
         const tcp = await this.bindTcp(address.host, port, listener);
-        this.udpSockets.push(udp);
-        this.tcpServers.push(tcp);
+        this.bound.set(listener, { udp, tcp });
         return { host: address.host, port };
       } catch (error) {
         await new Promise<void>((done) => udp.close(() => done()));
@@ -135,7 +153,7 @@ export class DnsServer {
       socket.destroy();
       return;
     }
-    this.connections.add(socket);
+    this.connections.set(socket, arrival.listener);
     socket.setTimeout(this.options.tcpIdleTimeoutMs, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));

@@ -32,6 +32,19 @@ export interface StoreChanges {
 
 export type StoreListener = (changes: StoreChanges) => void;
 
+/**
+ * One write as a source made it, replayable on another store: what a worker's replica is kept equal with
+ * (workers/). Records are the slim plain objects of records.ts, so a write crosses a thread as it is.
+ */
+export type StoreWrite =
+  | { readonly op: 'upsert'; readonly kind: ResourceKind; readonly record: RecordsByKind[ResourceKind] }
+  | { readonly op: 'remove'; readonly kind: ResourceKind; readonly namespace: string; readonly name: string }
+  | { readonly op: 'replaceAll'; readonly kind: ResourceKind; readonly records: ReadonlyArray<RecordsByKind[ResourceKind]>; readonly scope?: { readonly namespace: string } }
+  | { readonly op: 'synced' };
+
+/** Gets each batch of writes that changed something, with the time of the change (the SOA serial's source). */
+export type WriteSink = (writes: readonly StoreWrite[], atMs: number) => void;
+
 export interface StoreView {
   readonly synced: boolean;
   /** Milliseconds since the epoch of the last change that touched any record. */
@@ -83,6 +96,10 @@ export class RecordStore implements StoreView {
   private readonly listeners = new Set<StoreListener>();
 
   private batchDepth = 0;
+  /** Where writes are mirrored to, if anywhere; writes inside a write (replaceAll's upserts) are not recorded. */
+  private writeSink: WriteSink | undefined;
+  private writeDepth = 0;
+  private pendingWrites: StoreWrite[] = [];
   private pendingServices = new Set<string>();
   private pendingNamespaces = new Set<string>();
   /** Something not listed per service or namespace changed (pods, the sync state). */
@@ -163,15 +180,60 @@ export class RecordStore implements StoreView {
     }
   }
 
+  /** Every later batch of writes that changes something also goes to `sink` (one sink: the workers' pool). */
+  mirror(sink: WriteSink): void {
+    this.writeSink = sink;
+  }
+
+  /** The writes that make an empty store equal to this one: what a new replica starts from. */
+  snapshot(): StoreWrite[] {
+    const pods = [...this.podRecords].map(([key, ips]) => ({ ...splitServiceKey(key), ips: listOf(ips) }));
+    const writes: StoreWrite[] = [
+      { op: 'replaceAll', kind: 'namespace', records: [...this.namespaceRecords.values()] },
+      { op: 'replaceAll', kind: 'service', records: [...this.serviceRecords.values()] },
+      { op: 'replaceAll', kind: 'endpointslice', records: [...this.sliceRecords.values()] },
+      { op: 'replaceAll', kind: 'pod', records: pods },
+    ];
+    if (this.synced) writes.push({ op: 'synced' });
+    return writes;
+  }
+
+  /** Replays writes another store made (see mirror), as one batch. */
+  apply(writes: readonly StoreWrite[]): void {
+    this.batch(() => {
+      for (const write of writes) {
+        switch (write.op) {
+          case 'upsert': this.upsert(write.kind, write.record); break;
+          case 'remove': this.remove(write.kind, write.namespace, write.name); break;
+          case 'replaceAll': this.replaceAll(write.kind, write.records, write.scope); break;
+          case 'synced': this.markSynced(); break;
+        }
+      }
+    });
+  }
+
+  /** Runs a public write, recording it for the mirror unless it is part of another write. */
+  private write(recorded: StoreWrite, run: () => void): void {
+    if (this.writeSink !== undefined && this.writeDepth === 0) this.pendingWrites.push(recorded);
+    this.writeDepth++;
+    try {
+      this.batch(run);
+    } finally {
+      this.writeDepth--;
+    }
+  }
+
   /** The source has delivered a complete first view; until then the cluster zone answers SERVFAIL. */
   markSynced(): void {
     if (this.synced) return;
-    this.synced = true;
-    this.batch(() => (this.pendingOther = true));
+    this.write({ op: 'synced' }, () => {
+      this.synced = true;
+      this.pendingOther = true;
+    });
   }
 
   upsert<K extends ResourceKind>(kind: K, record: RecordsByKind[K]): void {
-    this.batch(() => {
+    this.write({ op: 'upsert', kind, record }, () => {
       switch (kind) {
         case 'namespace': return this.putNamespace(record as NamespaceRecord);
         case 'service': return this.putService(record as ServiceRecord);
@@ -183,7 +245,7 @@ export class RecordStore implements StoreView {
 
   /** Remove one record; `namespace` is ignored for namespaces. Removing what is not there is a no-op. */
   remove(kind: ResourceKind, namespace: string, name: string): void {
-    this.batch(() => {
+    this.write({ op: 'remove', kind, namespace, name }, () => {
       switch (kind) {
         case 'namespace': return this.dropNamespace(name);
         case 'service': return this.dropService(serviceKey(namespace, name));
@@ -199,11 +261,12 @@ export class RecordStore implements StoreView {
    * With `scope.namespace`, only that namespace's records of the kind are replaced (a per-namespace watch).
    */
   replaceAll<K extends ResourceKind>(kind: K, records: Iterable<RecordsByKind[K]>, scope?: { namespace: string }): void {
-    this.batch(() => {
+    const list = [...records];
+    this.write({ op: 'replaceAll', kind, records: list, ...(scope !== undefined && { scope }) }, () => {
       const existing = this.recordsOf(kind);
       const seen = new Set<string>();
       const inScope = (key: string): boolean => scope === undefined || key.startsWith(`${scope.namespace}/`);
-      for (const record of records) {
+      for (const record of list) {
         const key = kind === 'namespace' ? record.name : serviceKey((record as ServiceRecord).namespace, record.name);
         seen.add(key);
         // An unchanged record is not touched: upsert ignores it.
@@ -362,6 +425,8 @@ export class RecordStore implements StoreView {
   }
 
   private flush(): void {
+    const writes = this.pendingWrites;
+    this.pendingWrites = [];
     if (this.pendingServices.size === 0 && this.pendingNamespaces.size === 0 && !this.pendingOther) return;
     const changes: StoreChanges = { services: this.pendingServices, namespaces: this.pendingNamespaces };
     this.pendingServices = new Set();
@@ -369,6 +434,8 @@ export class RecordStore implements StoreView {
     this.pendingOther = false;
     this.lastChangeMs = this.now();
     for (const listener of this.listeners) listener(changes);
+    // Only writes that changed something: a replica equal before is equal after without the rest.
+    if (writes.length > 0) this.writeSink?.(writes, this.lastChangeMs);
   }
 }
 

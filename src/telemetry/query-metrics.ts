@@ -10,7 +10,9 @@
  * Why not prom-client's own Counter/Histogram here: their `labels(...).inc()` hashes the label set on every
  * call, which costs more than answering a cluster-zone query. So the query path only bumps slots in typed
  * arrays (`observe`), and these collectors turn the arrays into Prometheus series when /metrics is scraped.
- * `zone` is "." and `view` is empty, as for kubeadm's single CoreDNS server block `.:53`.
+ * A series is counted per slot: one listen address and one zone of the server blocks it serves (`zone` is the
+ * block's zone that answered, "." for kubeadm's single block `.:53` and for queries no block takes); `view` is
+ * empty. Slots are added as listeners and zones appear (a reloaded Corefile may add both); they are never reused.
  */
 import type { Registry } from 'prom-client';
 import { rcodeName } from '../wire/index.js';
@@ -39,12 +41,19 @@ export interface Listener {
 }
 
 class Histogram {
-  readonly counts: Float64Array;
-  readonly sums: Float64Array;
+  counts: Float64Array;
+  sums: Float64Array;
 
-  constructor(readonly series: number, readonly buckets: readonly number[]) {
+  constructor(public series: number, readonly buckets: readonly number[]) {
     this.counts = new Float64Array(series * (buckets.length + 1));
     this.sums = new Float64Array(series);
+  }
+
+  /** Room for `series` series, the counts so far kept. */
+  grow(series: number): void {
+    this.counts = grown(this.counts, series * (this.buckets.length + 1));
+    this.sums = grown(this.sums, series);
+    this.series = series;
   }
 
   observe(series: number, value: number): void {
@@ -76,36 +85,71 @@ class Histogram {
   }
 }
 
+/** A copy of `array` with room for `length` values. */
+function grown(array: Float64Array, length: number): Float64Array {
+  const copy = new Float64Array(length);
+  copy.set(array);
+  return copy;
+}
+
+/** Slots per (listen address, zone), and their labels. */
+interface Slot {
+  readonly listener: number;
+  readonly zone: string;
+}
+
 export class QueryMetrics {
-  private readonly requests: Float64Array;
-  private readonly responses: Float64Array;
+  private requests: Float64Array;
+  private responses: Float64Array;
   private readonly duration: Histogram;
   private readonly requestSize: Histogram;
   private readonly responseSize: Histogram;
 
-  /** Labels of each listen address; set once the server has bound (port 0 becomes a real port). */
-  private listeners: readonly Listener[];
+  /** Labels of each listen address by index; set again once the server has bound (port 0 becomes a real port). */
+  private readonly listeners: Listener[] = [];
+  private readonly slots: Slot[] = [];
+  private readonly slotIndexes = new Map<string, number>();
+  private capacity = 0;
   /** The `plugin` label values: '' (the server itself wrote the response), then each plugin's own name. */
   private readonly plugins: readonly string[];
   private readonly pluginIndexes: ReadonlyMap<string, number>;
 
   /** `plugins`: the names of the plugins that may write responses, as each names itself. */
   constructor(listeners: readonly Listener[], plugins: readonly string[]) {
-    this.listeners = listeners;
     this.plugins = ['', ...new Set(plugins.filter((name) => name !== ''))];
     this.pluginIndexes = new Map(this.plugins.map((name, index) => [name, index]));
-    const n = listeners.length;
-    this.requests = new Float64Array(n * PROTOS.length * TYPE_LABELS.length);
-    this.responses = new Float64Array(n * RCODES * this.plugins.length);
-    this.duration = new Histogram(n * TYPE_LABELS.length, DURATION_BUCKETS);
-    this.requestSize = new Histogram(n * PROTOS.length, SIZE_BUCKETS);
-    this.responseSize = new Histogram(n * PROTOS.length, SIZE_BUCKETS);
+    this.requests = new Float64Array(0);
+    this.responses = new Float64Array(0);
+    this.duration = new Histogram(0, DURATION_BUCKETS);
+    this.requestSize = new Histogram(0, SIZE_BUCKETS);
+    this.responseSize = new Histogram(0, SIZE_BUCKETS);
+    listeners.forEach((labels, index) => this.describeListener(index, labels));
   }
 
-  /** Replaces the listeners' labels (same count and order), e.g. with the ports actually bound. */
-  describeListeners(listeners: readonly Listener[]): void {
-    if (listeners.length !== this.listeners.length) throw new Error('describeListeners: the number of listeners cannot change');
-    this.listeners = listeners;
+  /** Sets (or replaces) the labels of listen address `index`: its bound port, or a listener a reload added. */
+  describeListener(index: number, labels: Listener): void {
+    this.listeners[index] = labels;
+  }
+
+  /** The metrics slot of queries to listener `listener` answered by the block of `zone` (`.`, `corp.example.`). */
+  slot(listener: number, zone: string): number {
+    const key = `${listener}\0${zone}`;
+    let slot = this.slotIndexes.get(key);
+    if (slot !== undefined) return slot;
+    slot = this.slots.length;
+    this.slots.push({ listener, zone });
+    this.slotIndexes.set(key, slot);
+    if (slot >= this.capacity) this.grow(Math.max(4, this.capacity * 2));
+    return slot;
+  }
+
+  private grow(capacity: number): void {
+    this.capacity = capacity;
+    this.requests = grown(this.requests, capacity * PROTOS.length * TYPE_LABELS.length);
+    this.responses = grown(this.responses, capacity * RCODES * this.plugins.length);
+    this.duration.grow(capacity * TYPE_LABELS.length);
+    this.requestSize.grow(capacity * PROTOS.length);
+    this.responseSize.grow(capacity * PROTOS.length);
   }
 
   /** The slot of a plugin's name for observe(); 0 (the server's own) for a name not given to the constructor. */
@@ -113,40 +157,44 @@ export class QueryMetrics {
     return this.pluginIndexes.get(name) ?? 0;
   }
 
-  /** One answered query. Called on the hot path: arithmetic on typed arrays only. */
-  observe(listener: number, overTcp: boolean, qtype: number, rcode: number, plugin: number, requestBytes: number, responseBytes: number, seconds: number): void {
+  /** One answered query, in `slot` (see slot()). Called on the hot path: arithmetic on typed arrays only. */
+  observe(slot: number, overTcp: boolean, qtype: number, rcode: number, plugin: number, requestBytes: number, responseBytes: number, seconds: number): void {
     const proto = overTcp ? 1 : 0;
     const type = qtype < 256 ? typeIndex[qtype]! : OTHER_TYPE;
-    this.requests[(listener * PROTOS.length + proto) * TYPE_LABELS.length + type]!++;
-    this.responses[(listener * RCODES + Math.min(rcode, RCODES - 1)) * this.plugins.length + plugin]!++;
-    this.duration.observe(listener * TYPE_LABELS.length + type, seconds);
-    this.requestSize.observe(listener * PROTOS.length + proto, requestBytes);
-    this.responseSize.observe(listener * PROTOS.length + proto, responseBytes);
+    this.requests[(slot * PROTOS.length + proto) * TYPE_LABELS.length + type]!++;
+    this.responses[(slot * RCODES + Math.min(rcode, RCODES - 1)) * this.plugins.length + plugin]!++;
+    this.duration.observe(slot * TYPE_LABELS.length + type, seconds);
+    this.requestSize.observe(slot * PROTOS.length + proto, requestBytes);
+    this.responseSize.observe(slot * PROTOS.length + proto, responseBytes);
   }
 
   /** Adds the collectors to `registry`. */
   register(registry: Registry): void {
-    const base = (listener: number): Record<string, string> => ({ server: this.listeners[listener]!.server, zone: '.', view: '' });
+    const base = (slot: number): Record<string, string> => {
+      const { listener, zone } = this.slots[slot]!;
+      return { server: this.listeners[listener]!.server, zone, view: '' };
+    };
+    const familyOf = (slot: number): string => String(this.listeners[this.slots[slot]!.listener]!.family);
     const perProto = (series: number): Record<string, string> => ({ ...base(Math.floor(series / PROTOS.length)), proto: PROTOS[series % PROTOS.length]! });
     const collectors: ArrayCollector[] = [
       {
         name: 'coredns_dns_requests_total',
         help: 'Counter of DNS requests made per zone, protocol and family.',
         type: 'counter',
-        values: () => nonZero(this.requests, (slot) => {
-          const type = slot % TYPE_LABELS.length;
-          const rest = Math.floor(slot / TYPE_LABELS.length);
-          const listener = Math.floor(rest / PROTOS.length);
-          return { ...base(listener), proto: PROTOS[rest % PROTOS.length]!, family: String(this.listeners[listener]!.family), type: TYPE_LABELS[type]! };
+        values: () => nonZero(this.requests, (index) => {
+          const type = index % TYPE_LABELS.length;
+          const rest = Math.floor(index / TYPE_LABELS.length);
+          const slot = Math.floor(rest / PROTOS.length);
+          return { ...base(slot), proto: PROTOS[rest % PROTOS.length]!, family: familyOf(slot), type: TYPE_LABELS[type]! };
         }),
       },
       {
         name: 'coredns_dns_responses_total',
         help: 'Counter of response status codes.',
         type: 'counter',
-        values: () => nonZero(this.responses, (slot) => {
-          const plugin = slot % this.plugins.length;
-          const rest = Math.floor(slot / this.plugins.length);
+        values: () => nonZero(this.responses, (index) => {
+          const plugin = index % this.plugins.length;
+          const rest = Math.floor(index / this.plugins.length);
           return { ...base(Math.floor(rest / RCODES)), rcode: rcodeName(rest % RCODES), plugin: this.plugins[plugin]! };
         }),
       },

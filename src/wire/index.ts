@@ -8,6 +8,7 @@
  * side for `clusterdns resolve`, is imported by path so that serving never loads dns2.
  */
 export * from './constants.js';
+export * from './mnemonics.js';
 export * from './names.js';
 export * from './query.js';
 export * from './answer.js';

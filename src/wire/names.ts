@@ -60,3 +60,48 @@ export function isInZone(key: string, zoneKey: string): boolean {
   for (let i = 0; i <= boundary; i += key.charCodeAt(i) + 1) if (i === boundary) return true;
   return false;
 }
+
+/**
+ * Presentation-format name (as keyToName writes it and zone files hold it: `\.` and `\\` inside a label, `\DDD`
+ * for any byte) → wire key, with or without the trailing dot. The inverse of keyToName. Throws NameError.
+ */
+export function presentationToKey(text: string): string {
+  if (text === '.' || text === '') {
+    if (text === '') throw new NameError('empty name');
+    return ROOT_KEY;
+  }
+  let key = '';
+  let label = '';
+  const endLabel = (): void => {
+    if (label.length === 0) throw new NameError(`empty label in name "${text}"`);
+    if (label.length > 63) throw new NameError(`label "${label}" is longer than 63 bytes`);
+    key += String.fromCharCode(label.length) + label;
+    label = '';
+  };
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    if (c === 0x2e /* . */) {
+      endLabel();
+      continue;
+    }
+    if (c === 0x5c /* \ */) {
+      const digits = /^\d{3}/.exec(text.slice(i + 1, i + 4));
+      if (digits !== null) {
+        c = Number(digits[0]);
+        if (c > 255) throw new NameError(`escape \\${digits[0]} in name "${text}" is above 255`);
+        i += 3;
+      } else if (i + 1 < text.length) {
+        c = text.charCodeAt(++i);
+      } else {
+        throw new NameError(`name "${text}" ends in a lone backslash`);
+      }
+    }
+    // Raw bytes other than the dot and the backslash stand for themselves, as keyToName writes them.
+    if (c > 0xff) throw new NameError(`name "${text}" has a character outside one byte`);
+    label += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
+  }
+  if (label.length > 0) endLabel();
+  key += ROOT_KEY;
+  if (key.length > 255) throw new NameError(`name "${text}" is longer than 255 bytes`);
+  return key;
+}
