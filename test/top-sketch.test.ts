@@ -144,6 +144,13 @@ describe('FailureTop: the sliding window, stepped with an injected clock', () =>
     expect(report.window).toEqual({ seconds: 30, intervalSeconds: 10, since: new Date(1_700_000_010_000).toISOString() });
   });
 
+  it('an IPv6 client and a name with a space in a label: the pair splits where the client ends', () => {
+    const { top } = make();
+    const spaced = '\x05a b c\x07example\x00';
+    top.record(spaced, Rcode.NXDOMAIN, 'fd00::1');
+    expect(top.report().pairs).toEqual([{ client: 'fd00::1', name: 'a\\032b\\032c.example.', rcode: 'NXDOMAIN', count: 1, error: 0 }]);
+  });
+
   it('an interval leaves the window once the clock is past it, and its slot is reused', () => {
     const { top, time } = make();
     top.record(key('old.default.svc.cluster.local.'), Rcode.NXDOMAIN, '10.0.0.1');
