@@ -1,6 +1,6 @@
 /**
  * Which names fail, and who asks, through the whole process: the real server (dist/cli.js) on loopback, asked by
- * real `dig` from two loopback source addresses, forwarding to a loopback upstream that fails; then /debug/top's
+ * real `dig` from loopback source addresses (UDP and TCP), forwarding to a loopback upstream that fails; then /debug/top's
  * JSON as Prometheus's port serves it, and `clusterdns top` run against it as a user would. The page of
  * /debug/top?html is tested in a browser by test/top-page.test.ts; the sketch itself by test/top-sketch.test.ts.
  */
@@ -174,5 +174,13 @@ describe('clusterdns top', () => {
     const { code, stdout } = await runCli(['top', '--help']);
     expect(code).toBe(0);
     for (const flag of Object.keys(TOP_FLAGS)) expect(stdout).toContain(`--${flag}`);
+  });
+});
+
+describe('over TCP', () => {
+  it('a failure asked over TCP is counted under the connection\'s address', async () => {
+    expect((await dig(server.port, ['+tcp', '-b', '127.0.0.3', 'tcp-only.default.svc.cluster.local'])).status).toBe('NXDOMAIN');
+    const report = await readTop();
+    expect(report.pairs).toContainEqual({ client: '127.0.0.3', name: 'tcp-only.default.svc.cluster.local.', rcode: 'NXDOMAIN', count: 1, error: 0 });
   });
 });
