@@ -1,7 +1,7 @@
 /**
  * Which names fail, and who asks, through the whole process: the real server (dist/cli.js) on loopback, asked by
- * real `dig` from loopback source addresses (UDP and TCP), forwarding to a loopback upstream that fails; then /debug/top's
- * JSON as Prometheus's port serves it, and `clusterdns top` run against it as a user would. The page of
+ * real `dig` from loopback source addresses (UDP and TCP), forwarding to a loopback upstream that fails; then
+ * /debug/top's JSON as Prometheus's port serves it, and `clusterdns top` run against it as a user would. The page of
  * /debug/top?html is tested in a browser by test/top-page.test.ts; the sketch itself by test/top-sketch.test.ts.
  */
 import { once } from 'node:events';
