@@ -13,6 +13,7 @@ execWithHeapFlags(isCoreDnsFlag(process.argv[2]) ? 'serve' : process.argv[2]);
 const { parseServeArgs, serveHelp } = await import('./config/index.js');
 const { parseResolveArgs, resolveHelp } = await import('./config/resolve-args.js');
 const { doctorHelp, parseDoctorArgs } = await import('./config/doctor-args.js');
+const { parseTopArgs, topHelp } = await import('./config/top-args.js');
 const { planFromCorefile, planFromFlags, serve, version } = await import('./main.js');
 const { resolverSetupCommand } = await import('./system-resolver.js');
 const { createLogger } = await import('./telemetry/index.js');
@@ -29,6 +30,7 @@ Commands:
   serve      answer the Kubernetes cluster zone (see 'clusterdns serve --help')
   resolve    show each name a pod's resolver tries for NAME and what answered (see 'clusterdns resolve --help')
   doctor     check a Service end to end: selector, pods, ports, endpoints, DNS (see 'clusterdns doctor --help')
+  top        the names a running server answers NXDOMAIN or SERVFAIL most, and who asks (see 'clusterdns top --help')
   proxy      only proxy TCP connections to ClusterIP services (see 'clusterdns proxy --help')
   dev        cluster names and services on this machine, next to a cluster such as kind (see 'clusterdns dev --help')
   version    print the version
@@ -116,6 +118,19 @@ async function main(argv: readonly string[]): Promise<void> {
       const { runDoctor } = await import('./doctor/index.js');
       const { output, exitCode } = await runDoctor(config);
       process.stdout.write(`${output}\n`);
+      process.exitCode = exitCode;
+      return;
+    }
+    case 'top': {
+      const config = parseTopArgs(args);
+      if (config === undefined) {
+        process.stdout.write(`${topHelp()}\n`);
+        return;
+      }
+      const { runTop } = await import('./top/command.js');
+      const { stdout, stderr, exitCode } = await runTop(config);
+      if (stdout !== undefined) process.stdout.write(stdout);
+      if (stderr !== undefined) process.stderr.write(stderr);
       process.exitCode = exitCode;
       return;
     }

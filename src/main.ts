@@ -36,14 +36,14 @@ import type { WorkerPool } from './workers/pool.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { RecordStore } from './store/index.js';
-import { createTelemetry, Registry, TelemetryEndpoints, type Listener, type Logger } from './telemetry/index.js';
+import { createTelemetry, FailureTop, Registry, TelemetryEndpoints, TOP_DEFAULTS, type Listener, type Logger } from './telemetry/index.js';
 import type { LogLevel } from './config/index.js';
 import type { MultisocketConfig } from './plugins/multisocket/setup.js';
 import { nameToKey } from './wire/index.js';
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
-  /** Where /health, /ready and /metrics listen. */
+  /** Where /health, /ready, /metrics and /debug/top listen. */
   readonly http: ReadonlyMap<string, HostPort>;
   /** Why it is not ready (undefined when it is): what a worker thread reports to the main one. */
   notReady(): string | undefined;
@@ -243,7 +243,10 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
     plugins: PLUGINS.map((setup) => setup.name),
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
   });
-  const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }) });
+  // Failing names are counted where they can be read: beside /metrics, for the life of the process (reloads too).
+  // With worker threads, this thread's share (each thread answers its own part of the queries).
+  const failures = replica === undefined && plan.answersDns && addressesOf(plan).metrics !== undefined ? new FailureTop({ ...TOP_DEFAULTS, now: Date.now }) : undefined;
+  const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), ...(failures !== undefined && { failures }) });
   const proxy = plan.proxy === undefined || replica !== undefined ? undefined : new ServiceProxy(store, {
     ...plan.proxy,
     vips: vips === undefined ? { mode: 'cluster-ip' } : { mode: 'loopback', allocator: vips },
@@ -271,7 +274,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
     notReadyReason: notReady,
     warnings: () => [...(kube?.warnings() ?? []), ...chains.running.flatMap((plugin) => plugin.warnings?.() ?? [])],
-  }, async () => (pool === undefined ? registry.metrics() : pool.metrics(await registry.getMetricsAsJSON())));
+  }, async () => (pool === undefined ? registry.metrics() : pool.metrics(await registry.getMetricsAsJSON())), failures);
 
   const closeAll = async (): Promise<void> => {
     await pool?.close();

@@ -74,7 +74,7 @@ describe('help and version', () => {
     expect(code).toBe(0);
     expect(stderr).toBe('');
     expect(stdout.split('\n')[0]).toBe('Usage: clusterdns <command> [flags]');
-    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'resolve', 'doctor', 'proxy', 'dev', 'version', 'help']);
+    expect(stdout.match(/^ {2}(\w+) /gm)?.map((line) => line.trim())).toEqual(['serve', 'resolve', 'doctor', 'top', 'proxy', 'dev', 'version', 'help']);
   });
 
   it('no command at all: usage on stderr, exit 2', async () => {

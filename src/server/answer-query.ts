@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { NOBODY_ANSWERS } from '../plugins/chain.js';
 import type { Client, Next, Reply, Result } from '../plugins/plugin.js';
-import type { QueryMetrics } from '../telemetry/index.js';
+import type { FailureTop, QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
   isInZone,
@@ -39,6 +39,8 @@ export type { Client } from '../plugins/plugin.js';
 export interface AnswererOptions {
   readonly metrics: QueryMetrics;
   readonly log: Logger;
+  /** Where NXDOMAIN and SERVFAIL answers are counted by name and client (/debug/top); absent without a metrics endpoint. */
+  readonly failures?: FailureTop;
 }
 
 const SERVFAIL: Reply = { answer: emptyAnswer(Rcode.SERVFAIL), plugin: '' };
@@ -168,6 +170,8 @@ export class QueryAnswerer {
     const seconds = (performance.now() - started) / 1000;
     const slot = route?.slot ?? this.unrouted[arrival.listener]!;
     this.options.metrics.observe(slot, arrival.overTcp, q.qtype, rcode, plugin, requestSize, reply.length, seconds);
+    // A call and two comparisons for any other rcode: the sketch's work (bounded) is for failures only.
+    this.options.failures?.record(q.key, rcode, client.address);
     // ANCOUNT of the reply: a NOERROR without answers is a denial (NODATA), as CoreDNS classifies it.
     if (route?.logs?.(rcode, reply.readUInt16BE(6)) === true) this.logQuery(q, arrival, client, rcode, reply.length, seconds);
   }

@@ -1,10 +1,11 @@
 /**
  * telemetry/ — how clusterdns reports on itself: the pino logger factory (JSON on stderr, stdout stays free
  * for command output), the Prometheus registry with CoreDNS's metric names plus our own `clusterdns_*` ones
- * (query-metrics.ts for the per-query ones), and the /health /ready /metrics endpoints (http.ts). Each plugin
+ * (query-metrics.ts for the per-query ones), the failing names' top-k (top.ts, served as /debug/top with the page
+ * of top-page.ts), and the /health /ready /metrics endpoints (http.ts). Each plugin
  * registers its own metrics on the registry (plugins/<name>/metrics.ts); nothing here names a plugin. It reads
  * the other parts only through the callbacks it is given; nothing here is on the query path except
- * QueryMetrics.observe.
+ * QueryMetrics.observe and FailureTop.record.
  */
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
@@ -15,6 +16,7 @@ export type { Logger };
 export { Registry } from 'prom-client';
 export { QueryMetrics, type Listener } from './query-metrics.js';
 export { TelemetryEndpoints, type Readiness } from './http.js';
+export { FailureTop, TOP_DEFAULTS, type TopReport } from './top.js';
 
 export function createLogger(level: LogLevel): Logger {
   return pino({ level, base: { name: 'clusterdns' } }, pino.destination({ fd: 2, sync: true }));

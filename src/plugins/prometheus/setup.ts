@@ -1,5 +1,6 @@
 /**
  * prometheus — `GET /metrics` in Prometheus text, with CoreDNS's metric names (each plugin registers its own).
+ * Its address also serves `GET /debug/top`, the failing names' top-k (telemetry/top.ts), which only runs with it.
  * Syntax: `prometheus [ADDRESS]`, default `localhost:9153`. Several server blocks may name the same address.
  */
 import { pluginError } from '../../corefile/errors.js';
