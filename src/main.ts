@@ -36,7 +36,7 @@ import type { WorkerPool } from './workers/pool.js';
 import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { RecordStore } from './store/index.js';
-import { createTelemetry, FailureTop, Registry, TelemetryEndpoints, TOP_DEFAULTS, type Listener, type Logger } from './telemetry/index.js';
+import { createTelemetry, FailureTop, Registry, TelemetryEndpoints, TOP_DEFAULTS, type Listener, type Logger, type TopReport } from './telemetry/index.js';
 import type { LogLevel } from './config/index.js';
 import type { MultisocketConfig } from './plugins/multisocket/setup.js';
 import { nameToKey } from './wire/index.js';
@@ -49,6 +49,8 @@ export interface RunningServer {
   notReady(): string | undefined;
   /** Its metrics as prom-client's JSON, for the main thread to sum with its own. */
   metricsJson(): Promise<MetricsJson>;
+  /** Its failing names (/debug/top), for the main thread to sum with its own; undefined when it counts none. */
+  topReport(): TopReport | undefined;
   /** Applies a Corefile the main thread has reloaded (a worker thread watches no file of its own). */
   applyCorefile(text: string, hash: string): Promise<void>;
   /** Lame duck for the health plugin's `lameduck` (answering DNS, /ready 503), then close. */
@@ -244,8 +246,8 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
     rejectedTcpConnections: () => server?.rejectedConnections ?? 0,
   });
   // Failing names are counted where they can be read: beside /metrics, for the life of the process (reloads too).
-  // With worker threads, this thread's share (each thread answers its own part of the queries).
-  const failures = replica === undefined && plan.answersDns && addressesOf(plan).metrics !== undefined ? new FailureTop({ ...TOP_DEFAULTS, now: Date.now }) : undefined;
+  // Each thread counts what it answered; the main thread's /debug/top sums the worker threads' in (workers/).
+  const failures = plan.answersDns && addressesOf(plan).metrics !== undefined ? new FailureTop({ ...TOP_DEFAULTS, now: Date.now }) : undefined;
   const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), ...(failures !== undefined && { failures }) });
   const proxy = plan.proxy === undefined || replica !== undefined ? undefined : new ServiceProxy(store, {
     ...plan.proxy,
@@ -274,7 +276,8 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
   const endpoints = new TelemetryEndpoints(telemetry.registry, {
     notReadyReason: notReady,
     warnings: () => [...(kube?.warnings() ?? []), ...chains.running.flatMap((plugin) => plugin.warnings?.() ?? [])],
-  }, async () => (pool === undefined ? registry.metrics() : pool.metrics(await registry.getMetricsAsJSON())), failures);
+  }, async () => (pool === undefined ? registry.metrics() : pool.metrics(await registry.getMetricsAsJSON())),
+  failures === undefined ? undefined : () => (pool === undefined ? failures.report() : pool.top(failures.report())));
 
   const closeAll = async (): Promise<void> => {
     await pool?.close();
@@ -395,6 +398,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
     http: new Map([...endpoints.bound].map(([path, address]) => [path.slice(1), address])),
     notReady,
     metricsJson: () => registry.getMetricsAsJSON(),
+    topReport: () => failures?.report(),
     applyCorefile: (text, hash) => reload(text, hash),
     shutdown() {
       if (lameDuck) return closing ?? Promise.resolve();

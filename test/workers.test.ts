@@ -61,6 +61,12 @@ describe('--workers: several threads on the same sockets, one watch', () => {
     for (let i = 0; i < 20; i++) expect((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer[0]).toMatch(/10\.96\.0\.99$/);
     // One watch per kind, not one per thread.
     expect(api.openWatches('services')).toBe(1);
+
+    // /debug/top counts the failures every thread answered, not just the main thread's.
+    for (let i = 0; i < 10; i++) expect((await dig(server.port, ['nope.default.svc.cluster.local', 'A'])).status).toBe('NXDOMAIN');
+    const top = await (await fetch(`http://${server.http.metrics}/debug/top`)).json() as { failures: number; names: Array<{ name: string; count: number }> };
+    expect(top.failures).toBe(10);
+    expect(top.names[0]).toMatchObject({ name: 'nope.default.svc.cluster.local.', count: 10 });
   });
 
   it('multisocket in a Corefile: a reload reaches every thread', async () => {

@@ -22,7 +22,8 @@ export interface ResolveConfig {
   readonly json: boolean;
 }
 
-const TYPES = Object.keys(RRType).filter((type) => type !== 'OPT');
+// The types a lookup asks for: not OPT (a pseudo-record), nor HINFO (only ever the any plugin's answer to ANY).
+const TYPES = Object.keys(RRType).filter((type) => type !== 'OPT' && type !== 'HINFO');
 
 export const RESOLVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   namespace: {

@@ -13,7 +13,7 @@ import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ListenAddress } from '../config/index.js';
 import { TOP_PAGE, TOP_PAGE_POLICY } from './top-page.js';
-import type { FailureTop } from './top.js';
+import type { TopReport } from './top.js';
 
 export interface Readiness {
   /** Undefined when ready; otherwise why not. */
@@ -37,14 +37,14 @@ export class TelemetryEndpoints {
   readonly bound = new Map<Route, ListenAddress>();
 
   /**
-   * `gather`: the /metrics text, when it is more than `registry`'s (the worker threads' summed in); `failures`:
-   * served as /debug/top beside /metrics, when given.
+   * `gather`: the /metrics text, when it is more than `registry`'s (the worker threads' summed in); `top`: the
+   * failing names served as /debug/top beside /metrics, when given.
    */
   constructor(
     private readonly registry: Registry,
     private readonly readiness: Readiness,
     private readonly gather = (): Promise<string> => registry.metrics(),
-    private readonly failures?: FailureTop,
+    private readonly top?: () => TopReport | Promise<TopReport>,
   ) {}
 
   async start(addresses: EndpointAddresses): Promise<void> {
@@ -53,7 +53,7 @@ export class TelemetryEndpoints {
       ['/health', addresses.health],
       ['/ready', addresses.ready],
       ['/metrics', addresses.metrics],
-      ['/debug/top', this.failures === undefined ? undefined : addresses.metrics],
+      ['/debug/top', this.top === undefined ? undefined : addresses.metrics],
     ];
     for (const [route, address] of entries) {
       if (address === undefined) continue;
@@ -106,7 +106,7 @@ export class TelemetryEndpoints {
       case '/debug/top':
         // Counts of the last minutes: a cached copy would be a wrong one.
         if (query?.split('&').includes('html')) return send(response, 200, TOP_PAGE, 'text/html; charset=utf-8', { 'Content-Security-Policy': TOP_PAGE_POLICY, 'Cache-Control': 'no-store' });
-        return send(response, 200, `${JSON.stringify(this.failures!.report(), null, 2)}\n`, 'application/json', { 'Cache-Control': 'no-store' });
+        return send(response, 200, `${JSON.stringify(await this.top!(), null, 2)}\n`, 'application/json', { 'Cache-Control': 'no-store' });
     }
   }
 }

@@ -305,3 +305,32 @@ export function presentName(key: string): string {
   }
   return text;
 }
+
+/**
+ * Several threads' reports as one (each worker thread counts the queries it answered): counts and errors summed
+ * per row. A row that one thread's top `rows` leave out is missing from that thread's sum, so a merged count can
+ * be low by at most that thread's smallest listed count; rows that matter (a name failing far more than the rest)
+ * are in every thread's top. `first` gives the window.
+ */
+export function mergeReports(first: TopReport, others: readonly TopReport[], rows = TOP_ROWS): TopReport {
+  if (others.length === 0) return first;
+  const all = [first, ...others];
+  const sum = <Row extends { count: number; error: number }>(pick: (report: TopReport) => readonly Row[], key: (row: Row) => string): Row[] => {
+    const sums = new Map<string, Row>();
+    for (const report of all) {
+      for (const row of pick(report)) {
+        const have = sums.get(key(row));
+        sums.set(key(row), have === undefined ? { ...row } : { ...have, count: have.count + row.count, error: have.error + row.error });
+      }
+    }
+    return largest([...sums.values()], rows);
+  };
+  return {
+    window: first.window,
+    capacity: first.capacity,
+    failures: all.reduce((total, report) => total + report.failures, 0),
+    names: sum((report) => report.names, (row) => `${row.rcode} ${row.name}`),
+    clients: sum((report) => report.clients, (row) => row.client),
+    pairs: sum((report) => report.pairs, (row) => `${row.client} ${row.rcode} ${row.name}`),
+  };
+}

@@ -5,9 +5,10 @@
  * chains itself), the addresses the main thread bound (it binds the same ones with SO_REUSEPORT, so the kernel
  * spreads queries over every thread's socket), and the main thread's store as a snapshot and then as mirrored
  * writes (store.mirror): one API watch per process, however many threads (N watches would multiply the load
- * on the API server, coredns/coredns#7771). It sums their metrics into the main thread's /metrics, reports a
- * thread that is not ready on /ready, passes a reloaded Corefile on, and starts a thread that dies again from a
- * fresh snapshot, without a relist and without the other threads missing a query.
+ * on the API server, coredns/coredns#7771). It sums their metrics into the main thread's /metrics and their
+ * failing names into its /debug/top, reports a thread that is not ready on /ready, passes a reloaded Corefile on,
+ * and starts a thread that dies again from a fresh snapshot, without a relist and without the other threads
+ * missing a query.
  * Must not touch: the source, the HTTP endpoints and the proxy, which stay in the main thread.
  */
 import { Worker } from 'node:worker_threads';
@@ -17,6 +18,7 @@ import type { LogLevel } from '../config/index.js';
 import type { HostPort } from '../ip.js';
 import type { MetricsJson, PlanOrigin } from '../main.js';
 import type { RecordStore, StoreWrite } from '../store/index.js';
+import { mergeReports, type TopReport } from '../telemetry/top.js';
 
 /** What a worker starts from (workerData). */
 export interface WorkerStart {
@@ -33,14 +35,17 @@ export interface WorkerStart {
 export type ToWorker =
   | { readonly type: 'writes'; readonly writes: readonly StoreWrite[]; readonly atMs: number }
   | { readonly type: 'reload'; readonly text: string; readonly hash: string }
-  | { readonly type: 'metrics'; readonly id: number }
+  | { readonly type: 'ask'; readonly id: number; readonly what: Asked }
   | { readonly type: 'close' };
+
+/** What the main thread asks a worker for when it is scraped. */
+export type Asked = 'metrics' | 'top';
 
 /** Worker → main thread. */
 export type FromWorker =
   | { readonly type: 'started' }
   | { readonly type: 'state'; readonly notReady: string | undefined }
-  | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson }
+  | { readonly type: 'answer'; readonly id: number; readonly answer: MetricsJson | TopReport | undefined }
   | { readonly type: 'failed'; readonly message: string };
 
 export interface PoolOptions {
@@ -52,8 +57,8 @@ export interface PoolOptions {
   readonly log: Logger;
 }
 
-/** A worker's metrics must come within this, or the scrape goes on without them (and says so in the log). */
-const METRICS_TIMEOUT_MS = 2000;
+/** A worker's metrics (or top) must come within this, or the scrape goes on without them (and says so in the log). */
+const ANSWER_TIMEOUT_MS = 2000;
 /** A worker that dies is started again at once, but not more often than this (a crash loop must not spin). */
 const RESTART_BACKOFF_MS = 1000;
 /**
@@ -72,7 +77,7 @@ export class WorkerPool {
   private readonly slots: Slot[];
   private closed = false;
   private nextId = 0;
-  private readonly waiting = new Map<number, (metrics: MetricsJson) => void>();
+  private readonly waiting = new Map<number, (answer: MetricsJson | TopReport | undefined) => void>();
   private readonly restarted: Counter;
   private corefile: { text: string; hash: string } | undefined;
 
@@ -97,8 +102,18 @@ export class WorkerPool {
 
   /** The main thread's metrics with every worker's summed in, as Prometheus text. */
   async metrics(own: MetricsJson): Promise<string> {
-    const theirs = await Promise.all(this.slots.map((slot, index) => this.metricsOf(slot, index)));
+    const theirs = await this.askAll('metrics') as Array<MetricsJson | undefined>;
     return AggregatorRegistry.aggregate([own, ...theirs.filter((metrics) => metrics !== undefined)]).metrics();
+  }
+
+  /** The main thread's failing names (/debug/top) with every worker's summed in. */
+  async top(own: TopReport): Promise<TopReport> {
+    const theirs = await this.askAll('top') as Array<TopReport | undefined>;
+    return mergeReports(own, theirs.filter((report) => report !== undefined));
+  }
+
+  private askAll(what: Asked): Promise<Array<MetricsJson | TopReport | undefined>> {
+    return Promise.all(this.slots.map((slot, index) => this.ask(slot, index, what)));
   }
 
   /** A Corefile the main thread has applied: each worker applies it too (and one started later starts from it). */
@@ -124,21 +139,21 @@ export class WorkerPool {
     for (const slot of this.slots) slot.worker?.postMessage(message);
   }
 
-  private metricsOf(slot: Slot, index: number): Promise<MetricsJson | undefined> {
+  private ask(slot: Slot, index: number, what: Asked): Promise<MetricsJson | TopReport | undefined> {
     const worker = slot.worker;
     if (worker === undefined) return Promise.resolve(undefined);
     const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        this.options.log.warn({ worker: index + 1 }, 'a worker thread sent no metrics in time; /metrics goes on without its counts');
+        this.options.log.warn({ worker: index + 1, what }, 'a worker thread did not answer in time; the scrape goes on without its counts');
         resolve(undefined);
-      }, METRICS_TIMEOUT_MS);
-      this.waiting.set(id, (metrics) => {
+      }, ANSWER_TIMEOUT_MS);
+      this.waiting.set(id, (answer) => {
         clearTimeout(timer);
-        resolve(metrics);
+        resolve(answer);
       });
-      worker.postMessage({ type: 'metrics', id } satisfies ToWorker);
+      worker.postMessage({ type: 'ask', id, what } satisfies ToWorker);
     });
   }
 
@@ -170,8 +185,8 @@ export class WorkerPool {
           case 'state':
             slot.notReady = message.notReady;
             break;
-          case 'metrics':
-            this.waiting.get(message.id)?.(message.metrics);
+          case 'answer':
+            this.waiting.get(message.id)?.(message.answer);
             this.waiting.delete(message.id);
             break;
           case 'failed':

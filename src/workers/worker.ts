@@ -39,8 +39,9 @@ port.on('message', (message: ToWorker) => {
     case 'reload':
       void running.applyCorefile(message.text, message.hash);
       break;
-    case 'metrics':
-      void running.metricsJson().then((metrics) => send({ type: 'metrics', id: message.id, metrics }));
+    case 'ask':
+      if (message.what === 'metrics') void running.metricsJson().then((answer) => send({ type: 'answer', id: message.id, answer }));
+      else send({ type: 'answer', id: message.id, answer: running.topReport() });
       break;
     case 'close':
       void running.close().then(() => process.exit(0));
