@@ -13,23 +13,15 @@ import { stat, readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { emptyAnswer, isInZone, Rcode, RRType } from '../../wire/index.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
-import { HostsEntries, HostsTable, parseHostsLine, type HostsLine } from './table.js';
+import type { HostsConfig } from './setup.js';
+import { HostsEntries, HostsTable, parseHostsLine } from './table.js';
 
-export interface HostsOptions {
-  /** The hosts file, absolute. */
-  readonly path: string;
+/** The plugin's config (setup.ts) as the handler reads it: its zones as wire keys, and where it logs. */
+export interface HostsOptions extends Omit<HostsConfig, 'zones' | 'fallthrough'> {
   /** Wire keys of the zones it answers. */
   readonly zones: readonly string[];
   /** Wire keys of the zones whose unknown names go on to `next`. */
   readonly fallthrough: readonly string[];
-  /** Types other than A and AAAA for a name it has go on to `next` too (in the fallthrough zones). */
-  readonly fallthroughUnsupported: boolean;
-  readonly ttl: number;
-  /** Answer PTR questions for the addresses (no_reverse turns it off). */
-  readonly reverse: boolean;
-  /** How often the file is looked at; 0: read once. */
-  readonly reloadMs: number;
-  readonly inline: readonly HostsLine[];
   readonly log: Logger;
 }
 

@@ -26,14 +26,19 @@ import { registerHostsMetrics } from './metrics.js';
 import { parseHostsLine, type HostsLine } from './table.js';
 
 export interface HostsConfig {
+  /** The hosts file, absolute. */
   readonly path: string;
-  /** Absolute, lower-case. */
+  /** The zones it answers: absolute, lower-case. */
   readonly zones: readonly string[];
   readonly inline: readonly HostsLine[];
   readonly ttl: number;
+  /** Answer PTR questions for the addresses (no_reverse turns it off). */
   readonly reverse: boolean;
+  /** How often the file is looked at; 0: read once. */
   readonly reloadMs: number;
+  /** The zones whose unknown names go on to `next`. */
   readonly fallthrough: readonly string[];
+  /** Types other than A and AAAA for a name it has go on to `next` too (in the fallthrough zones). */
   readonly fallthroughUnsupported: boolean;
 }
 
@@ -97,14 +102,9 @@ export const hosts: PluginSetup<HostsConfig> = {
   },
   create(config, context) {
     const handler = new Hosts({
-      path: config.path,
+      ...config,
       zones: config.zones.map((zone) => nameToKey(zone)),
       fallthrough: config.fallthrough.map((zone) => nameToKey(zone)),
-      fallthroughUnsupported: config.fallthroughUnsupported,
-      ttl: config.ttl,
-      reverse: config.reverse,
-      reloadMs: config.reloadMs,
-      inline: config.inline,
       log: context.log.child({ plugin: 'hosts' }),
     });
     const removeMetrics = registerHostsMetrics(context.registry, () => handler.stats);
