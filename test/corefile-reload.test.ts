@@ -2,15 +2,14 @@
 // sends a steady stream of queries over real UDP. The new configuration must take effect without a lost query and
 // without /ready leaving 200; a Corefile that does not load leaves the old one serving, says so once, and counts it.
 // The ConfigMap case (kubelet swaps a `..data` symlink) must be picked up at once, not at the next poll.
-import { createSocket } from 'node:dgram';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { decodeMessage, encodeQuery, nameToKey } from '../src/wire/index.js';
 import { dig } from './support/dig.js';
 import { get, metrics, value } from './support/http.js';
 import { freePort, startServer, type ServerProcess } from './support/server-process.js';
+import { steadyClient } from './support/steady-client.js';
 
 const DEMO = new URL('../examples/demo-cluster.yaml', import.meta.url).pathname;
 
@@ -48,33 +47,6 @@ async function start(path: string): Promise<ServerProcess> {
 
 const ttlOf = async (server: ServerProcess): Promise<number> => Number((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer[0]!.split(' ')[1]);
 
-/** Sends `web.default.svc.cluster.local A` every 2 ms until stopped; counts the queries that got no answer. */
-function steadyClient(port: number): { stop(): Promise<{ sent: number; lost: number; notNoerror: number }> } {
-  const socket = createSocket('udp4');
-  const pending = new Map<number, number>();
-  let sent = 0;
-  let notNoerror = 0;
-  socket.on('message', (packet) => {
-    const reply = decodeMessage(packet);
-    pending.delete(reply.id);
-    if (reply.rcode !== 0) notNoerror++;
-  });
-  let id = 0;
-  const timer = setInterval(() => {
-    id = (id + 1) & 0xffff;
-    pending.set(id, Date.now());
-    sent++;
-    socket.send(encodeQuery({ id, key: nameToKey('web.default.svc.cluster.local'), qtype: 1, qclass: 1, dnssecOk: false, checkingDisabled: false }, 1232), port, '127.0.0.1');
-  }, 2);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      socket.close();
-      return { sent, lost: pending.size, notNoerror };
-    },
-  };
-}
 
 describe('reload: a changed Corefile, without a lost query', () => {
   it('applies each change while queries keep flowing; /ready stays 200; the loaded hash is reported', async () => {
@@ -87,7 +59,7 @@ describe('reload: a changed Corefile, without a lost query', () => {
     const firstHash = (await metrics(server)).find((s) => s.name === 'coredns_reload_version_info')?.labels.value;
     expect(firstHash).toMatch(/^[0-9a-f]{128}$/);
 
-    const client = steadyClient(server.port);
+    const client = steadyClient(server.port, 2, 500);
     let notReady = 0;
     for (const ttl of [30, 60, 90]) {
       await writeFile(path, corefile(port, ttl));
@@ -132,7 +104,7 @@ describe('reload: a changed Corefile, without a lost query', () => {
     const [first, second] = [await freePort(), await freePort()];
     await writeFile(path, corefile(first, 30));
     const server = await start(path);
-    const client = steadyClient(first);
+    const client = steadyClient(first, 2, 500);
     // A second block on a new port, then the first port gone: the steady client on it is answered throughout
     // the grace (by the old chains), and the new port at once.
     await writeFile(path, `${corefile(first, 30)}whoami.test:${second} {\n    bind 127.0.0.1\n    whoami\n}\n`);

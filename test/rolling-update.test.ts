@@ -9,10 +9,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeMessage, encodeQuery, nameToKey } from '../src/wire/index.js';
 import { get } from './support/http.js';
 import { FakeKubeApiServer } from './support/k8s-api-server.js';
 import { startServer, type ServerProcess } from './support/server-process.js';
+import { steadyClient } from './support/steady-client.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -85,33 +85,6 @@ class TestService {
   }
 }
 
-/** A client sending `web.default` every 5 ms through `port`; each query's answer must come within 2 s. */
-function steadyClient(port: number): { stop(): Promise<{ sent: number; lost: number; notNoerror: number }> } {
-  const socket = createSocket('udp4');
-  const pending = new Map<number, number>();
-  let sent = 0;
-  let notNoerror = 0;
-  socket.on('message', (reply) => {
-    const message = decodeMessage(reply);
-    pending.delete(message.id);
-    if (message.rcode !== 0) notNoerror++;
-  });
-  let id = 0;
-  const timer = setInterval(() => {
-    id = (id + 1) & 0xffff;
-    pending.set(id, Date.now());
-    sent++;
-    socket.send(encodeQuery({ id, key: nameToKey('web.default.svc.cluster.local'), qtype: 1, qclass: 1, dnssecOk: false, checkingDisabled: false }, 1232), port, '127.0.0.1');
-  }, 5);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await sleep(2000);
-      socket.close();
-      return { sent, lost: pending.size, notNoerror };
-    },
-  };
-}
 
 describe('a rolling update of the DNS Deployment', () => {
   it('loses no query: the old pod answers through lame duck, the new one takes queries only after its first sync', async () => {
@@ -136,7 +109,7 @@ describe('a rolling update of the DNS Deployment', () => {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     await writeFile(join(dir, 'kubeconfig'), api.kubeconfigYaml());
 
-    const client = steadyClient(servicePort);
+    const client = steadyClient(servicePort, 5, 2000);
     await sleep(300);
 
     // maxSurge: the new pod starts first; it must not take queries before its first sync.
