@@ -247,7 +247,9 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
   });
   // Failing names are counted where they can be read: beside /metrics, for the life of the process (reloads too).
   // Each thread counts what it answered; the main thread's /debug/top sums the worker threads' in (workers/).
-  const failures = plan.answersDns && addressesOf(plan).metrics !== undefined ? new FailureTop({ ...TOP_DEFAULTS, now: Date.now }) : undefined;
+  // Worked out once: the endpoints below listen where it says (a replica serves none of them itself).
+  const endpointsAt = addressesOf(plan);
+  const failures = plan.answersDns && endpointsAt.metrics !== undefined ? new FailureTop({ ...TOP_DEFAULTS, now: Date.now }) : undefined;
   const answerer = new QueryAnswerer(chains.routes, { metrics: telemetry.queries, log: log.child({ part: 'query' }), ...(failures !== undefined && { failures }) });
   const proxy = plan.proxy === undefined || replica !== undefined ? undefined : new ServiceProxy(store, {
     ...plan.proxy,
@@ -369,7 +371,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
       pool = new WorkerPool(plan.workers - 1, { origin: plan.origin, logLevel: plan.logLevel, listen: addresses, store, registry, log: log.child({ part: 'workers' }) });
       await pool.start();
     }
-    const { health: healthAt, ready: readyAt, metrics: metricsAt } = replica === undefined ? addressesOf(plan) : {};
+    const { health: healthAt, ready: readyAt, metrics: metricsAt } = replica === undefined ? endpointsAt : {};
     await endpoints.start({
       ...(healthAt !== undefined && { health: healthAt }),
       ...(readyAt !== undefined && { ready: readyAt }),
