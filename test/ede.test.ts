@@ -27,7 +27,7 @@ import { query } from './support/query-bytes.js';
 function reply(packet: Buffer, answer: ReturnType<typeof emptyAnswer>, limit: number): { bytes: Buffer; notes: ReplyNotes } {
   const q = newQuery();
   expect(parseQuery(packet, q)).toBe(0);
-  const notes: ReplyNotes = { ede: false };
+  const notes: ReplyNotes = { ede: undefined };
   return { bytes: writeReply(packet, q, answer, limit, notes), notes };
 }
 
@@ -64,14 +64,14 @@ describe('EDE in replies', () => {
   it('goes in the OPT record of a reply to a query with OPT', () => {
     const { bytes, notes } = reply(query(NAME, RRType.A, 1232), nxdomain, 1232);
     expect(decodeEde(optRdata(bytes))).toEqual([[0, 'no service "cart" in namespace "default"; found in "shop"']]);
-    expect(notes.ede).toBe(true);
+    expect(notes.ede).toEqual(ede);
   });
 
   it('is never sent to a client without OPT (no OPT record at all)', () => {
     const { bytes, notes } = reply(query(NAME, RRType.A), nxdomain, 512);
     expect(bytes.readUInt16BE(10)).toBe(0);
     expect(bytes.includes(Buffer.from('found in'))).toBe(false);
-    expect(notes.ede).toBe(false);
+    expect(notes.ede).toBeUndefined();
   });
 
   it('is left out, not the records, when the reply would not fit: no TC, no record lost', () => {
@@ -85,10 +85,10 @@ describe('EDE in replies', () => {
     expect(bytes.readUInt16BE(2) & 0x0200).toBe(0);
     expect(bytes.readUInt16BE(6)).toBe(64);
     expect(bytes.equals(without)).toBe(true);
-    expect(notes.ede).toBe(false);
+    expect(notes.ede).toBeUndefined();
     // With room for it, it goes in.
     const roomy = reply(query('db.default.svc.cluster.local', RRType.A, 1232), prepareAnswer(key, { ...records, ede }), limit + ede.length);
-    expect(roomy.notes.ede).toBe(true);
+    expect(roomy.notes.ede).toEqual(ede);
     expect(roomy.bytes.readUInt16BE(6)).toBe(64);
   });
 });
@@ -202,5 +202,33 @@ describe('the cluster zone\'s texts follow the store', () => {
     store.upsert('endpointslice', slice(false));
     expect(zone.resolve(q)!.ede).toBeDefined();
     zone.close();
+  });
+});
+
+describe('several EDE options in one reply', () => {
+  const own = encodeEde(0, 'service "orders" has no ready endpoints: connections to 10.96.0.10 will fail');
+  const age = encodeEde(0, 'state from the Kubernetes API as of 42 s ago');
+  const key = nameToKey('orders.default.svc.cluster.local');
+  const answer = prepareAnswer(key, {
+    rcode: Rcode.NOERROR, authoritative: true, ede: Buffer.concat([own, age]), answer: [{ owner: key, ttl: 5, data: { type: RRType.A, ip: '10.96.0.10' } }],
+  });
+  const packet = query('orders.default.svc.cluster.local', RRType.A, 1232);
+  const bare = reply(packet, { ...answer, ede: undefined }, 1232).bytes.length;
+
+  it('go in order while they fit: both, then the first only, then none; never TC, and the notes say what went', () => {
+    const both = reply(packet, answer, 1232);
+    expect(decodeEde(optRdata(both.bytes)).map(([, text]) => text)).toEqual([
+      'service "orders" has no ready endpoints: connections to 10.96.0.10 will fail', 'state from the Kubernetes API as of 42 s ago',
+    ]);
+    expect(both.notes.ede).toEqual(Buffer.concat([own, age]));
+    const first = reply(packet, answer, bare + own.length + age.length - 1);
+    expect(decodeEde(optRdata(first.bytes))).toEqual([[0, 'service "orders" has no ready endpoints: connections to 10.96.0.10 will fail']]);
+    expect(first.notes.ede).toEqual(own);
+    const none = reply(packet, answer, bare + own.length - 1);
+    expect(none.notes.ede).toBeUndefined();
+    for (const { bytes } of [both, first, none]) {
+      expect(bytes.readUInt16BE(2) & 0x0200).toBe(0);
+      expect(bytes.readUInt16BE(6)).toBe(1);
+    }
   });
 });

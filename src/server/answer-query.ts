@@ -72,7 +72,7 @@ interface Route extends ZoneRoute {
 export class QueryAnswerer {
   private lastPluginErrorLog = -Infinity;
   /** What the reply being written carried; reused, since writeReply is synchronous. */
-  private readonly notes: ReplyNotes = { ede: false };
+  private readonly notes: ReplyNotes = { ede: undefined };
   private routes: ReadonlyArray<readonly Route[]> = [];
   /** Per listener, the metrics slot of what no block takes (zone "."): bad packets and REFUSED names. */
   private unrouted: readonly number[] = [];
@@ -161,7 +161,7 @@ export class QueryAnswerer {
   /** `packet` holds at least the question; `requestSize` is the whole query's size, OPT record included. */
   private finish(packet: Buffer, requestSize: number, q: Query, resolved: Reply, route: Route | undefined, arrival: Arrival, client: Client, started: number, send: (reply: Buffer) => void): void {
     const reply = writeReply(packet, q, resolved.answer, replyLimit(q, arrival.overTcp, route?.maxUdpReply), this.notes, route?.nsid);
-    if (this.notes.ede) this.options.metrics.observeExtendedErrors(route?.slot ?? this.unrouted[arrival.listener]!, resolved.answer.ede!);
+    if (this.notes.ede !== undefined) this.options.metrics.observeExtendedErrors(route?.slot ?? this.unrouted[arrival.listener]!, this.notes.ede);
     this.count(requestSize, q, resolved.answer.rcode, this.options.metrics.pluginIndex(resolved.plugin), reply, route, arrival, client, started);
     send(reply);
   }

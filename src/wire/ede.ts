@@ -47,6 +47,21 @@ export function decodeEde(options: Buffer): Array<readonly [number, string]> {
 }
 
 /**
+ * The first of `options` (encoded options, back to back) that fit in `room` bytes, whole: all of them, which is
+ * `options` itself, or a prefix; undefined when not even the first fits.
+ */
+export function fittingOptions(options: Buffer, room: number): Buffer | undefined {
+  if (options.length <= room) return options;
+  let end = 0;
+  while (end + 4 <= options.length) {
+    const next = end + 4 + options.readUInt16BE(end + 2);
+    if (next > room) break;
+    end = next;
+  }
+  return end === 0 ? undefined : options.subarray(0, end);
+}
+
+/**
  * The EDE options of an OPT record's RDATA (`rdata` from `start` to `end`), copied back to back; undefined when
  * there are none. Options of any other code are per hop (cookies, padding, client subnet) and stay behind; an EDE
  * shorter than its INFO-CODE is malformed (RFC 8914 §2) and dropped.

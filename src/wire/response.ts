@@ -5,10 +5,12 @@
  * records are kept while they fit and TC is set, so the client retries over TCP (RFC 1035 §4.2.1, RFC 2181 §9).
  * An additional section that does not fit is dropped without TC: it is optional. The answer's Extended DNS Errors
  * go in the OPT record only for a client that sent one (RFC 8914 §3), and only into the room left once the records
- * are placed: an EDE is advice, so it never displaces a record and never makes a reply truncated.
+ * are placed: an EDE is advice, so it never displaces a record and never makes a reply truncated. Of several, the
+ * first ones go while they fit (the answer's own, most specific, comes first).
  */
 import type { PreparedAnswer } from './answer.js';
 import { CLASSIC_UDP_SIZE, HeaderFlag, MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD, RRType } from './constants.js';
+import { fittingOptions } from './ede.js';
 import type { Query } from './query.js';
 
 const OPT_LENGTH = 11;
@@ -22,8 +24,8 @@ export function replyLimit(q: Query, overTcp: boolean, maxUdp = MAX_UDP_PAYLOAD)
 
 /** What a written reply carried, for the caller's counters (one object may be reused: writeReply is synchronous). */
 export interface ReplyNotes {
-  /** The answer's EDE options went out. */
-  ede: boolean;
+  /** The answer's EDE options that went out (all, the first few, or none). */
+  ede: Buffer | undefined;
 }
 
 /**
@@ -52,10 +54,8 @@ export function writeReply(packet: Buffer, q: Query, answer: PreparedAnswer, lim
 
   const records = fixed + answerLength + authorityLength + additionalLength;
   const identity = q.nsid && nsid !== undefined && records + nsid.length <= limit ? nsid : undefined;
-  const ede = q.edns && answer.ede !== undefined && records + (identity?.length ?? 0) + answer.ede.length <= limit
-    ? answer.ede
-    : undefined;
-  if (notes !== undefined) notes.ede = ede !== undefined;
+  const ede = q.edns && answer.ede !== undefined ? fittingOptions(answer.ede, limit - records - (identity?.length ?? 0)) : undefined;
+  if (notes !== undefined) notes.ede = ede;
   const options = identity === undefined ? ede : ede === undefined ? identity : Buffer.concat([identity, ede]);
 
   const reply = Buffer.allocUnsafe(records + (options?.length ?? 0));
