@@ -75,6 +75,24 @@ function streams(count: number, clock: SteppedClock, server: { up: boolean }, op
 }
 
 describe('Reachability', () => {
+  it('tells onDown when the last stream that had the server fails, and again at the first answer, once each', () => {
+    const clock = new SteppedClock();
+    const told: Array<[boolean, number]> = [];
+    const reach = new Reachability({ probeMs: 1_000, random: () => 0.5, clock }, (down) => told.push([down, clock.now()]));
+    const [a, b] = [reach.join(), reach.join()];
+    a.failed();
+    a.failed();
+    expect(told).toEqual([]);
+    b.failed();
+    expect(told).toEqual([[true, 0]]);
+    a.failed();
+    b.succeeded();
+    b.succeeded();
+    a.succeeded();
+    expect(told).toEqual([[true, 0], [false, 0]]);
+    reach.close();
+  });
+
   it('after 60 s of outage, one probe at a time: at most 2 tries a second, none of them at once', async () => {
     const clock = new SteppedClock();
     const server = { up: false };

@@ -90,8 +90,11 @@ export class Reachability {
   private releaseTimer: unknown;
   private probeTimer: unknown;
   private probeAt: number | undefined;
+  /** `down` as last told to `onDown`. */
+  private toldDown = false;
 
-  constructor(private readonly tuning: ReachTuning) {}
+  /** `onDown` is told each time `down` changes, as it changes (inside the stream's succeeded() or failed()). */
+  constructor(private readonly tuning: ReachTuning, private readonly onDown?: (down: boolean) => void) {}
 
   /** Every stream joins before the first request; it starts as not failing. */
   join(): ReachMember {
@@ -113,6 +116,13 @@ export class Reachability {
     return true;
   }
 
+  private tellDown(): void {
+    const down = this.down;
+    if (down === this.toldDown) return;
+    this.toldDown = down;
+    this.onDown?.(down);
+  }
+
   /** Ends every wait, probe timer and pending release (the streams' signals end their waits). */
   close(): void {
     this.stopProbing();
@@ -122,6 +132,7 @@ export class Reachability {
 
   private succeeded(member: ReachMember): void {
     this.members.get(member)!.failing = false;
+    this.tellDown();
     this.stopProbing();
     const sooner = this.releasedAt + this.tuning.probeMs - this.tuning.clock.now();
     if (sooner <= 0) return this.release(member);
@@ -150,6 +161,7 @@ export class Reachability {
     const state = this.members.get(member)!;
     if (state.failing) return;
     state.failing = true;
+    this.tellDown();
     if (!this.down) return;
     // Down now: the waits already under way end with a probe, not with their own timers.
     for (const waiter of this.waiters) this.clearOwn(waiter);

@@ -8,7 +8,8 @@
  * the API server is reachable (kube-reach.ts), so all of them are back the moment it answers again. Once every
  * one of them has completed its first list the store is marked synced; until then the cluster zone answers
  * SERVFAIL. Nothing here ever clears the store: through API outages, 410s, errors and silent watches, the last
- * known records keep being served.
+ * known records keep being served, and while every watch fails the store is told since when (markOutOfTouch), so
+ * answers can say how old what they serve is.
  *
  * With `namespaces`, Services, EndpointSlices and Pods are watched per namespace on the namespaced paths
  * (`/api/v1/namespaces/<ns>/services`), so the API server does the filtering and a namespace-scoped Role is
@@ -150,7 +151,13 @@ export class KubeSource {
     private readonly options: KubeSourceOptions,
   ) {
     this.clock = options.clock ?? REAL_CLOCK;
-    this.reach = new Reachability({ probeMs: options.probeMs ?? KUBE_DEFAULTS.probeMs, random: options.random ?? Math.random, clock: this.clock });
+    // The records are as of the moment the server was taken to be down: the last of the watches that still had
+    // it has just failed, and until then each change reached the store. (A watch on a network that went silent
+    // is only given up by its watchdog, so there the count starts up to watchdogMs late.)
+    this.reach = new Reachability(
+      { probeMs: options.probeMs ?? KUBE_DEFAULTS.probeMs, random: options.random ?? Math.random, clock: this.clock },
+      (down) => store.markOutOfTouch(down ? this.clock.now() : undefined),
+    );
     this.kinds = ['namespace', 'service', 'endpointslice', ...(options.watchPods ? ['pod' as const] : [])];
     this.syncedPromise = new Promise<void>((resolve, reject) => {
       this.resolveSynced = resolve;

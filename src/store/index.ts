@@ -3,7 +3,7 @@
  *
  * Owns slim Namespace, Service, EndpointSlice and Pod records (records.ts), the indexes over them (service by
  * name, slices by service, pods by IP), the merged endpoint view of a service, whether the first full sync has
- * happened, and change notification in batches. It knows nothing of DNS wire formats or of the Kubernetes client:
+ * happened and since when the source has been out of touch with the API server, and change notification in batches. It knows nothing of DNS wire formats or of the Kubernetes client:
  * sources write through RecordStore's methods, readers get the read-only `StoreView`.
  */
 import {
@@ -40,13 +40,19 @@ export type StoreWrite =
   | { readonly op: 'upsert'; readonly kind: ResourceKind; readonly record: RecordsByKind[ResourceKind] }
   | { readonly op: 'remove'; readonly kind: ResourceKind; readonly namespace: string; readonly name: string }
   | { readonly op: 'replaceAll'; readonly kind: ResourceKind; readonly records: ReadonlyArray<RecordsByKind[ResourceKind]>; readonly scope?: { readonly namespace: string } }
-  | { readonly op: 'synced' };
+  | { readonly op: 'synced' }
+  | { readonly op: 'outOfTouch'; readonly since: number | undefined };
 
 /** Gets each batch of writes that changed something, with the time of the change (the SOA serial's source). */
 export type WriteSink = (writes: readonly StoreWrite[], atMs: number) => void;
 
 export interface StoreView {
   readonly synced: boolean;
+  /**
+   * While the source cannot reach what it mirrors (the API server): the last moment the records were known to
+   * match it, in milliseconds since the epoch. Undefined while it can.
+   */
+  readonly outOfTouchSince: number | undefined;
   /** Milliseconds since the epoch of the last change that touched any record. */
   readonly lastChangeMs: number;
   namespaceExists(namespace: string): boolean;
@@ -106,6 +112,7 @@ export class RecordStore implements StoreView {
   private pendingOther = false;
 
   synced = false;
+  outOfTouchSince: number | undefined = undefined;
   lastChangeMs = Date.now();
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -195,6 +202,7 @@ export class RecordStore implements StoreView {
       { op: 'replaceAll', kind: 'pod', records: pods },
     ];
     if (this.synced) writes.push({ op: 'synced' });
+    if (this.outOfTouchSince !== undefined) writes.push({ op: 'outOfTouch', since: this.outOfTouchSince });
     return writes;
   }
 
@@ -207,6 +215,7 @@ export class RecordStore implements StoreView {
           case 'remove': this.remove(write.kind, write.namespace, write.name); break;
           case 'replaceAll': this.replaceAll(write.kind, write.records, write.scope); break;
           case 'synced': this.markSynced(); break;
+          case 'outOfTouch': this.markOutOfTouch(write.since); break;
         }
       }
     });
@@ -230,6 +239,17 @@ export class RecordStore implements StoreView {
       this.synced = true;
       this.pendingOther = true;
     });
+  }
+
+  /**
+   * The source lost touch with what it mirrors, its records being as of `since` (ms since the epoch), or is back
+   * in touch (undefined). No record changed: readers are not told and the SOA serial stays (readers look at
+   * `outOfTouchSince` as they answer); the mirror is told at once.
+   */
+  markOutOfTouch(since: number | undefined): void {
+    if (this.outOfTouchSince === since) return;
+    this.outOfTouchSince = since;
+    this.writeSink?.([{ op: 'outOfTouch', since }], this.lastChangeMs);
   }
 
   upsert<K extends ResourceKind>(kind: K, record: RecordsByKind[K]): void {
