@@ -152,6 +152,95 @@ describe('clusterdns_dns_extended_errors_total', () => {
   });
 });
 
+describe('while the API server is unreachable', () => {
+  /** Per thread, the responses it sent, from /metrics. */
+  async function perThread(server: ServerProcess): Promise<Record<string, number>> {
+    return Object.fromEntries(select(await metrics(server), 'clusterdns_thread_responses_total').map((s) => [s.labels.thread, s.value]));
+  }
+  const AGE = /^0 \(Other\): \(state from the Kubernetes API as of (\d+) s ago\)$/;
+  const age = (result: DigResult): number | undefined => {
+    const seconds = AGE.exec(ede(result).at(-1) ?? '')?.[1];
+    return seconds === undefined ? undefined : Number(seconds);
+  };
+
+  it.each([
+    ['one thread', []],
+    ['--workers 2', ['--workers', '2']],
+  ] as const)('%s: every answer keeps its records and says how old they are, the age growing, until the API is back', async (_, args) => {
+    const api = new FakeKubeApiServer();
+    await api.start();
+    cleanups.push(() => api.stop());
+    api.create('namespaces', { metadata: { name: 'default' } });
+    const service = (name: string, clusterIP: string) => ({
+      metadata: { name, namespace: 'default' },
+      spec: { clusterIP, selector: { app: name }, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+    });
+    api.create('services', service('web', '10.96.0.10'));
+    api.create('services', service('orders', '10.96.0.20'));
+    api.create('endpointslices', {
+      metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.10'], conditions: { ready: true } }], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+    const dir = await tempDir();
+    await writeFile(join(dir, 'kubeconfig'), api.kubeconfigYaml());
+    const server = await startServer(['--kubeconfig', join(dir, 'kubeconfig'), ...args]);
+    cleanups.push(() => server.stop());
+    await vi.waitFor(async () => expect((await get(server, '/ready')).status).toBe(200), { timeout: 10_000, interval: 50 });
+    const WEB = `web.default.${SVC}`;
+    const ORDERS = `orders.default.${SVC}`;
+    const NO_ENDPOINTS = '0 (Other): (service "orders" has no ready endpoints: connections to 10.96.0.20 will fail)';
+    const before = await dig(server.port, [WEB]);
+    expect(before.answer).toEqual([`${WEB} 5 IN A 10.96.0.10`]);
+    expect(ede(before)).toEqual([]);
+
+    await api.stop();
+    const down = await vi.waitFor(async () => {
+      const result = await dig(server.port, [WEB]);
+      expect(age(result)).toBeDefined();
+      return result;
+    }, { timeout: 10_000, interval: 100 });
+    expect(down.status).toBe('NOERROR');
+    expect(down.answer).toEqual(before.answer);
+    expect(ede(down)).toEqual([expect.stringMatching(AGE)]);
+    const first = age(down)!;
+    expect(first).toBeLessThanOrEqual(2);
+    // The age counts up from when the API server was lost.
+    await vi.waitFor(async () => expect(age(await dig(server.port, [WEB]))).toBeGreaterThan(first), { timeout: 5_000, interval: 250 });
+
+    // Every thread says the same (dig's source ports spread the queries over them).
+    const spread = await perThread(server);
+    for (let i = 0; i < 16; i++) {
+      const result = await dig(server.port, [WEB]);
+      expect(result.answer).toEqual(before.answer);
+      expect(ede(result)).toEqual([expect.stringMatching(AGE)]);
+    }
+    const after = await perThread(server);
+    for (const thread of Object.keys(after)) expect(after[thread]! - (spread[thread] ?? 0), `thread ${thread} answered some`).toBeGreaterThan(0);
+    expect(Object.keys(after)).toHaveLength(args.length === 0 ? 1 : 2);
+
+    // A more specific text stays, first; NXDOMAIN says it too; over TCP too.
+    expect(ede(await dig(server.port, [ORDERS]))).toEqual([NO_ENDPOINTS, expect.stringMatching(AGE)]);
+    const missing = await dig(server.port, [`cart.default.${SVC}`, 'A', '+tcp']);
+    expect(missing.status).toBe('NXDOMAIN');
+    expect(ede(missing)).toEqual(['0 (Other): (no service "cart" in namespace "default")', expect.stringMatching(AGE)]);
+    // A client without OPT: the same answer, no OPT record at all.
+    const plain = await dig(server.port, [WEB, 'A', '+noedns']);
+    expect(plain.answer).toEqual(before.answer);
+    expect(plain.raw).not.toMatch(/OPT PSEUDOSECTION/);
+    // Counted by INFO-CODE, every option sent: 1 + 2, none for the client without OPT.
+    const counted = await edeCount(server, '0');
+    await dig(server.port, [WEB]);
+    await dig(server.port, [WEB, 'A', '+noedns']);
+    await dig(server.port, [ORDERS]);
+    expect(await edeCount(server, '0')).toBe(counted + 3);
+
+    await api.start();
+    await vi.waitFor(async () => expect(ede(await dig(server.port, [WEB]))).toEqual([]), { timeout: 5_000, interval: 50 });
+    for (let i = 0; i < 16; i++) expect(ede(await dig(server.port, [WEB]))).toEqual([]);
+    expect(ede(await dig(server.port, [ORDERS]))).toEqual([NO_ENDPOINTS]);
+  }, 40_000);
+});
+
 describe('pods disabled', () => {
   it('says pod records are off', async () => {
     const server = await startServer(['--manifests', CLUSTER, '--pods', 'disabled']);

@@ -232,3 +232,100 @@ describe('several EDE options in one reply', () => {
     }
   });
 });
+
+describe('while the API server is unreachable: the age of the state', () => {
+  const service = (name: string): ServiceRecord => ({
+    namespace: 'default', name, kind: 'ClusterIP', clusterIPs: ['10.96.0.10'], ports: [], publishNotReadyAddresses: false, hasSelector: true,
+  });
+  const ask = (name: string): { key: string; qtype: number; qclass: number; dnssecOk: boolean; flags: number } => ({
+    key: nameToKey(name), qtype: RRType.A, qclass: 1, dnssecOk: false, flags: 0,
+  });
+  const texts = (answer: ReturnType<ClusterResolver['resolve']>): string[] => decodeEde(answer!.ede ?? Buffer.alloc(0)).map(([code, text]) => `${code}: ${text}`);
+
+  function zoneAt(clock: { ms: number }): { store: RecordStore; zone: ClusterResolver } {
+    const store = new RecordStore(() => 1_000_000);
+    store.upsert('namespace', { name: 'default' });
+    store.upsert('service', service('web'));
+    store.upsert('endpointslice', {
+      namespace: 'default', name: 'web-1', serviceName: 'web', addressType: 'IPv4', ports: [], endpoints: { ips: ['10.244.0.5'], conditions: [READY] },
+    });
+    store.upsert('service', service('orders'));
+    return { store, zone: new ClusterResolver(store, { zone: 'cluster.local', ttl: 5, pods: 'disabled', selfAddresses: [], now: () => clock.ms }) };
+  }
+
+  it('every answer keeps its records and says how old they are, counted on the clock, one text per second', () => {
+    const clock = { ms: 5_000_000 };
+    const { store, zone } = zoneAt(clock);
+    store.markSynced();
+    const web = ask('web.default.svc.cluster.local');
+    const fresh = zone.resolve(web)!;
+    expect(fresh.ede).toBeUndefined();
+
+    store.markOutOfTouch(clock.ms);
+    clock.ms += 42_300;
+    const down = zone.resolve(web)!;
+    expect(down.answer.equals(fresh.answer)).toBe(true);
+    expect(down.rcode).toBe(Rcode.NOERROR);
+    expect(texts(down)).toEqual(['0: state from the Kubernetes API as of 42 s ago']);
+    // Within the same second: the very same prepared answer, nothing built again.
+    clock.ms += 500;
+    expect(zone.resolve(web)).toBe(down);
+    clock.ms += 500;
+    expect(texts(zone.resolve(web))).toEqual(['0: state from the Kubernetes API as of 43 s ago']);
+    // NXDOMAIN too, and a more specific text stays, first.
+    expect(texts(zone.resolve(ask('cart.default.svc.cluster.local')))).toEqual([
+      '0: no service "cart" in namespace "default"', '0: state from the Kubernetes API as of 43 s ago',
+    ]);
+    expect(texts(zone.resolve(ask('orders.default.svc.cluster.local')))).toEqual([
+      '0: service "orders" has no ready endpoints: connections to 10.96.0.10 will fail', '0: state from the Kubernetes API as of 43 s ago',
+    ]);
+
+    // Back in touch: the prepared answer as it was, at once.
+    store.markOutOfTouch(undefined);
+    expect(zone.resolve(web)).toBe(fresh);
+    zone.close();
+  });
+
+  it('is said with ede_hints off too: it is about the source, not the zone\'s contents', () => {
+    const clock = { ms: 5_000_000 };
+    const store = new RecordStore(() => 1_000_000);
+    store.upsert('namespace', { name: 'default' });
+    store.markSynced();
+    store.markOutOfTouch(clock.ms - 7_000);
+    const zone = new ClusterResolver(store, { zone: 'cluster.local', ttl: 5, pods: 'disabled', selfAddresses: [], hints: 'off', now: () => clock.ms });
+    expect(texts(zone.resolve(ask('cart.default.svc.cluster.local')))).toEqual(['0: state from the Kubernetes API as of 7 s ago']);
+    zone.close();
+  });
+
+  it('says nothing of the kind before the first sync: that is Not Ready', () => {
+    const clock = { ms: 5_000_000 };
+    const { store, zone } = zoneAt(clock);
+    store.markOutOfTouch(clock.ms - 10_000);
+    const answer = zone.resolve(ask('web.default.svc.cluster.local'))!;
+    expect(answer.rcode).toBe(Rcode.SERVFAIL);
+    expect(texts(answer)).toEqual(['14: not yet synced with the Kubernetes API; waiting for 0 s']);
+    zone.close();
+  });
+
+  it('reaches a replica (a worker thread\'s store) through the mirror and the snapshot, without moving the SOA serial', () => {
+    const store = new RecordStore(() => 1_000_000);
+    store.upsert('namespace', { name: 'default' });
+    store.markSynced();
+    const sent: Array<{ writes: readonly unknown[]; atMs: number }> = [];
+    store.mirror((writes, atMs) => sent.push({ writes, atMs }));
+    const replica = new RecordStore(() => 2_000_000);
+    replica.apply(store.snapshot());
+    const changed = replica.lastChangeMs;
+    store.markOutOfTouch(123_000);
+    expect(sent).toEqual([{ writes: [{ op: 'outOfTouch', since: 123_000 }], atMs: store.lastChangeMs }]);
+    for (const { writes } of sent) replica.apply(writes as Parameters<RecordStore['apply']>[0]);
+    expect(replica.outOfTouchSince).toBe(123_000);
+    expect(replica.lastChangeMs).toBe(changed);
+    const late = new RecordStore();
+    late.apply(store.snapshot());
+    expect(late.outOfTouchSince).toBe(123_000);
+    store.markOutOfTouch(undefined);
+    replica.apply(sent.at(-1)!.writes as Parameters<RecordStore['apply']>[0]);
+    expect(replica.outOfTouchSince).toBeUndefined();
+  });
+});

@@ -75,6 +75,11 @@ export function notSynced(seconds: number): string {
   return `not yet synced with the Kubernetes API; waiting for ${seconds} s`;
 }
 
+/** The text beside every answer while the API server is unreachable and the store holds what it last said. */
+export function outOfTouch(seconds: number): string {
+  return `state from the Kubernetes API as of ${seconds} s ago`;
+}
+
 function namespaceMissing(namespace: string, facts: ZoneFacts): string {
   const text = `namespace ${quote(namespace)} does not exist`;
   if (facts.hints !== 'all') return text;

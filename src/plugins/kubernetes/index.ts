@@ -6,7 +6,8 @@
  * own records (SOA, NS and its glue, dns-version TXT), pod records, and the choice between an answer, NODATA,
  * NXDOMAIN and, before the store's first sync, SERVFAIL. Reads the store; writes nothing but its own table.
  * Answers are prepared when a name is first asked after a change and reused until the next change, with the
- * Extended DNS Error that explains them (explain.ts) prepared alongside.
+ * Extended DNS Error that explains them (explain.ts) prepared alongside; while the API server is unreachable each
+ * also says how old the state it comes from is.
  */
 import { canonicalIp, ipv6Bytes, undashIp } from '../../ip.js';
 import { serviceKey, splitServiceKey, type ServiceRecord, type StoreChanges, type StoreView } from '../../store/index.js';
@@ -26,7 +27,7 @@ import {
   type ResourceRecord,
 } from '../../wire/index.js';
 import type { Question } from '../../wire/index.js';
-import { notSynced, whyMissing, type EdeHints, type ZoneFacts } from './explain.js';
+import { notSynced, outOfTouch, whyMissing, type EdeHints, type ZoneFacts } from './explain.js';
 import { ServiceEntry } from './service-entry.js';
 import { NameTable, type NameNode } from './table.js';
 
@@ -60,7 +61,7 @@ export interface ClusterZoneOptions {
   readonly virtualIPs?: (service: ServiceRecord) => readonly string[];
   /** Which Extended DNS Error texts answers carry (explain.ts); `all` by default. */
   readonly hints?: EdeHints;
-  /** Milliseconds; Date.now by default. Times the wait for the first sync. */
+  /** Milliseconds; Date.now by default. Times the wait for the first sync, and the state's age while out of touch. */
   readonly now?: () => number;
 }
 
@@ -114,6 +115,11 @@ export class ClusterResolver {
   private readonly hints: EdeHints;
   private readonly now: () => number;
   private readonly startedAt: number;
+  /**
+   * While the API server is unreachable: the EDE that says how old the state is, for one second of age, and the
+   * answers marked with it (withAge).
+   */
+  private aged: { since: number; seconds: number; option: Buffer; answers: WeakMap<PreparedAnswer, PreparedAnswer> } | undefined;
   /** The SERVFAIL before the first sync, prepared once per second waited (its text counts the seconds). */
   private notReady: { seconds: number; answer: PreparedAnswer } | undefined;
   /**
@@ -185,6 +191,14 @@ export class ClusterResolver {
    * Synchronous and allocation-free once a name's answer is prepared.
    */
   resolve(q: Question): PreparedAnswer | undefined {
+    const answer = this.fromStore(q);
+    const since = this.store.outOfTouchSince;
+    // In touch with the API server, what this costs the hot path is the comparison.
+    if (since === undefined || answer === undefined || !this.store.synced) return answer;
+    return this.withAge(answer, since);
+  }
+
+  private fromStore(q: Question): PreparedAnswer | undefined {
     if (q.qclass !== RRClass.IN && q.qclass !== RRClass.ANY) return undefined;
     if (!this.store.synced) return this.zoneOf(q.key) === undefined ? undefined : this.notReadyAnswer();
     const node = this.table.get(q.key);
@@ -264,6 +278,30 @@ export class ClusterResolver {
       this.notReady = { seconds, answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(EdeCode.NOT_READY, notSynced(seconds))) };
     }
     return this.notReady.answer;
+  }
+
+  /**
+   * `answer` while the API server is unreachable: the same records (never fewer: the last known state is the best
+   * there is) and one more EDE, how old that state is (explain.ts). INFO-CODE 0 (Other), not 3 (Stale Answer):
+   * RFC 8914 gives 3 to a resolver that answers from its cache because it could not resolve in time, and downstream
+   * resolvers may treat it so; this is the zone's authoritative answer from its own data, which may well be
+   * current. The answer's own EDE, the more specific one, stays and comes first: RFC 8914 allows several options
+   * in a reply, and where only one fits it is the first (response.ts). The text is encoded once per second of age,
+   * and each prepared answer copied with it once per text.
+   */
+  private withAge(answer: PreparedAnswer, since: number): PreparedAnswer {
+    const seconds = Math.max(0, Math.floor((this.now() - since) / 1000));
+    let aged = this.aged;
+    if (aged?.since !== since || aged.seconds !== seconds) {
+      aged = { since, seconds, option: encodeEde(EdeCode.OTHER, outOfTouch(seconds)), answers: new WeakMap() };
+      this.aged = aged;
+    }
+    let marked = aged.answers.get(answer);
+    if (marked === undefined) {
+      marked = { ...answer, ede: answer.ede === undefined ? aged.option : Buffer.concat([answer.ede, aged.option]) };
+      aged.answers.set(answer, marked);
+    }
+    return marked;
   }
 
   private unindexAddress(ip: string, entry: ServiceEntry): void {
