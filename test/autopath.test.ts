@@ -54,6 +54,18 @@ describe('--autopath', () => {
     expect(result.raw).toMatch(/^; EDE: 0 \(Other\): \(autopath: "api\.other\.svc\.cluster\.local\." answered \(search path entry 2\)\)$/m);
   });
 
+  it('a completed answer keeps what the found answer says of itself, before which search-path name it was', async () => {
+    const result = await from(POD_IN_DEFAULT, 'cart.other.default.svc.cluster.local.');
+    expect(result.answer).toEqual([
+      'cart.other.default.svc.cluster.local. 5 IN CNAME cart.other.svc.cluster.local.',
+      'cart.other.svc.cluster.local. 5 IN A 10.96.0.40',
+    ]);
+    expect(result.raw.match(/^; EDE: .*$/gm)).toEqual([
+      '; EDE: 0 (Other): (service "cart" has no ready endpoints: connections to 10.96.0.40 will fail)',
+      '; EDE: 0 (Other): (autopath: "cart.other.svc.cluster.local." answered (search path entry 2))',
+    ]);
+  });
+
   it('completes an external name through the host search domain and then the name as it is', async () => {
     const before = upstream.names().length;
     const viaHostDomain = await from(POD_IN_DEFAULT, 'wiki.default.svc.cluster.local.');

@@ -20,6 +20,7 @@ import {
   type ReplyNotes,
 } from '../src/wire/index.js';
 import { closest, editDistance } from '../src/plugins/kubernetes/explain.js';
+import { mergeBehindCname } from '../src/plugins/kubernetes/handler.js';
 import { ClusterResolver } from '../src/plugins/kubernetes/index.js';
 import { READY, RecordStore, type EndpointSliceRecord, type ServiceRecord } from '../src/store/index.js';
 import { query } from './support/query-bytes.js';
@@ -114,6 +115,19 @@ describe('EDE from another server', () => {
     const { bytes } = reply(query('gone.example', RRType.A, 1232), answer, 1232);
     expect(decodeEde(optRdata(bytes))).toEqual([[22, 'no reachable authority for example']]);
     expect(bytes.includes(Buffer.from([0, 10, 0, 8]))).toBe(false);
+  });
+
+  it('behind an ExternalName\'s CNAME: the target server\'s options, then ours', () => {
+    const ours = prepareAnswer(nameToKey('ext.default.svc.cluster.local.'), {
+      rcode: Rcode.NOERROR,
+      authoritative: true,
+      ede: encodeEde(0, 'state from the Kubernetes API as of 42 s ago'),
+      answer: [{ owner: nameToKey('ext.default.svc.cluster.local.'), ttl: 5, data: { type: RRType.CNAME, target: nameToKey('gone.example.') } }],
+    });
+    const theirs = prepareMessage(decodeMessage(upstreamReply()), (record) => record.ttl);
+    const merged = mergeBehindCname(nameToKey('ext.default.svc.cluster.local.'), RRType.A, ours, nameToKey('gone.example.'), theirs);
+    expect(merged.rcode).toBe(Rcode.NXDOMAIN);
+    expect(decodeEde(merged.ede!)).toEqual([[22, 'no reachable authority for example'], [0, 'state from the Kubernetes API as of 42 s ago']]);
   });
 
   it('drops an EDE shorter than its INFO-CODE (malformed) and keeps the message', () => {

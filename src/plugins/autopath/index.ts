@@ -82,7 +82,10 @@ export class Autopath implements Handler {
       this.completions++;
       const records = preparedRecords(key, q.qtype, found.answer);
       // Which name of the pod's search path answered: what `dig` of the long name otherwise leaves a person to guess.
-      const ede = encodeEde(EdeCode.OTHER, `autopath: "${keyToName(key)}" answered (search path entry ${index + 2})`);
+      const which = encodeEde(EdeCode.OTHER, `autopath: "${keyToName(key)}" answered (search path entry ${index + 2})`);
+      // What the found answer says of itself (no ready endpoints, state as of N s ago) comes first: it is about
+      // the records the client gets; which entry answered is context.
+      const ede = found.answer.ede === undefined ? which : Buffer.concat([found.answer.ede, which]);
       const answer = prepareAnswer(q.key, {
         rcode: Rcode.NOERROR,
         authoritative: false,

@@ -55,8 +55,10 @@ export function mergeBehindCname(key: string, qtype: number, first: PreparedAnsw
     rcode: target.rcode,
     authoritative: first.authoritative,
     recursionAvailable: target.recursionAvailable === true,
-    // What the target's server said about it (an upstream's EDE) is still true behind the CNAME.
-    ede: target.ede ?? first.ede,
+    // What the target's server said about it (an upstream's EDE) is still true behind the CNAME, and so is what
+    // ours said of the CNAME (the age of our state while the API server is unreachable): the target's explains the
+    // rcode, so it goes first.
+    ede: target.ede === undefined || first.ede === undefined ? target.ede ?? first.ede : Buffer.concat([target.ede, first.ede]),
     answer: [...ours.answer, ...theirs.answer],
     authority: theirs.answer.length === 0 ? theirs.authority : [],
   });
