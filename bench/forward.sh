@@ -125,14 +125,6 @@ wait_answer nsd "$PROBE_NAME" "$PROBE_IP" "$START_TIMEOUT"
 for s in unbound clusterdns autopath; do "start_$s"; done
 for s in unbound clusterdns autopath; do wait_answer "$s" "$PROBE_NAME" "$PROBE_IP" "$START_TIMEOUT"; done
 
-metric() { # VAR server name: set VAR to the sum of all series of a metric of that clusterdns (0 when it has none)
-  local sum
-  sum=$(curl -sf --max-time 5 "http://127.0.0.1:${METRICS_PORT_OF[$2]}/metrics" | awk -v name="$3" '
-    index($0, name) == 1 && (substr($0, length(name) + 1, 1) == "{" || substr($0, length(name) + 1, 1) == " ") { sum += $NF }
-    END { printf "%d\n", sum }') || die "cannot read $2's /metrics"
-  printf -v "$1" %s "$sum"
-}
-
 # ---- warm the caches: one pass over every name, through each server ----
 for s in unbound clusterdns; do
   taskset -c "$CLIENT_CPU" timeout -k 5 60 dnsperf -s 127.0.0.1 -p "${PORT_OF[$s]}" -d "$OUT/forward.txt" -n 1 -q 100 \

@@ -149,6 +149,14 @@ cpu_ticks() { # sum of user+system ticks of the given PIDs (threads included; va
   done
   echo "$t"
 }
+metric() { # VAR server name: set VAR to the sum of all series of a metric on that clusterdns's METRICS_PORT_OF (0 when it has none)
+  local sum
+  sum=$(curl -sf --max-time 5 "http://127.0.0.1:${METRICS_PORT_OF[$2]}/metrics" | awk -v name="$3" '
+    index($0, name) == 1 && (substr($0, length(name) + 1, 1) == "{" || substr($0, length(name) + 1, 1) == " ") { sum += $NF }
+    END { printf "%d\n", sum }') || die "cannot read $2's /metrics"
+  printf -v "$1" %s "$sum"
+}
+
 server_pids() { echo "${PID_OF[$1]}"; descendants "${PID_OF[$1]}"; }
 
 dnsperf_run() { # server datafile seconds outfile extra-args...: dnsperf pinned, bounded, its CPU time appended
