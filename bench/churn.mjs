@@ -8,12 +8,11 @@
 // which compiles the test API server and pins this driver (and dnsperf) to BENCH_CLIENT_CPU; clusterdns is pinned
 // to BENCH_SERVER_CPU.
 
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  OUT, ZONE, clusterIPOf, endpointIPOf, envInt, loadFakeApiServer, log, median, namespaceObject, overallDeadline,
-  serviceObject, sliceObject, startClusterdns, track, writeKubeconfig,
+  OUT, ZONE, clusterIPOf, dnsperf, endpointIPOf, envInt, loadFakeApiServer, log, median, namespaceObject, overallDeadline,
+  serviceObject, sliceObject, startClusterdns, writeKubeconfig,
 } from './cluster-lib.mjs';
 
 const SERVICES = envInt('BENCH_CHURN_SERVICES', 1000);
@@ -54,23 +53,7 @@ const data = join(OUT, 'churn.queries');
 writeFileSync(data, services.map((service) => `${service.name}.${service.namespace}.svc.${ZONE} A\n`).join(''));
 
 /** One dnsperf run at full rate; its QPS and lost count. */
-function dnsperf(seconds) {
-  return new Promise((resolve, reject) => {
-    const child = track(spawn('taskset', ['-c', String(CLIENT_CPU), 'dnsperf', '-s', '127.0.0.1', '-p', String(cdns.port), '-d', data,
-      '-l', String(seconds), '-t', '2', ...DNSPERF_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] }));
-    let out = '';
-    child.stdout.on('data', (chunk) => (out += chunk));
-    child.stderr.on('data', (chunk) => (out += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1]);
-      const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1]);
-      if (code !== 0 || !Number.isFinite(qps)) reject(new Error(`dnsperf failed (${code}):\n${out}`));
-      else resolve({ qps, lost });
-    });
-  });
-}
+const measure = (seconds) => dnsperf({ port: cdns.port, data, seconds, cpu: CLIENT_CPU, args: ['-t', '2', ...DNSPERF_ARGS] });
 
 /** Updates RATE slices a second, in ticks of 10 ms, until stopped; returns how many it made. */
 function churn() {
@@ -91,14 +74,14 @@ function churn() {
   };
 }
 
-await dnsperf(3); // warm-up: JIT and prepared answers
+await measure(3); // warm-up: JIT and prepared answers
 const rows = [];
 for (let round = 1; round <= ROUNDS; round++) {
   const order = round % 2 === 1 ? ['quiet', 'churn'] : ['churn', 'quiet'];
   const result = {};
   for (const mode of order) {
     const stop = mode === 'churn' ? churn() : () => ({ made: 0, seconds: SECONDS });
-    const { qps, lost } = await dnsperf(SECONDS);
+    const { qps, lost } = await measure(SECONDS);
     const { made, seconds } = stop();
     result[mode] = { qps, lost, rate: made / seconds };
     log(`round ${round} ${mode.padEnd(5)} ${qps.toFixed(0).padStart(7)} qps  lost ${lost}  updates ${(made / seconds).toFixed(0)}/s`);

@@ -33,9 +33,18 @@ export const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
 /** The compiled FakeKubeApiServer: bench/cluster.sh puts it in bench/out/fake/ (whatever BENCH_OUT is), inside the
  * repository, so its import of @kubernetes/client-node resolves to node_modules/. */
 export async function loadFakeApiServer() {
-  const file = join(ROOT, 'bench', 'out', 'fake', 'k8s-api-server.js');
+  return (await loadCompiled('k8s-api-server.js')).FakeKubeApiServer;
+}
+
+/** The compiled TestUpstream (test/support/upstream.ts), the DNS server the soak forwards to. */
+export async function loadTestUpstream() {
+  return (await loadCompiled('upstream.js')).TestUpstream;
+}
+
+async function loadCompiled(name) {
+  const file = join(ROOT, 'bench', 'out', 'fake', name);
   try {
-    return (await import(pathToFileURL(file).href)).FakeKubeApiServer;
+    return await import(pathToFileURL(file).href);
   } catch (error) {
     throw new Error(`cannot load ${file} (run the benchmark through bench/cluster.sh, which compiles it): ${error.message}`);
   }
@@ -102,14 +111,15 @@ export async function freePort() {
 }
 
 /**
- * Starts `node <IMAGE_NODE_FLAGS> <nodeArgs> dist/cli.js serve --kubeconfig FILE --listen 127.0.0.1:PORT ...` pinned to `cpu`. Resolves once
+ * Starts `node <IMAGE_NODE_FLAGS> <nodeArgs> dist/cli.js serve --kubeconfig FILE --listen 127.0.0.1:PORT --upstream
+ * UPSTREAM ...` (no forwarding unless `upstream` is given) pinned to `cpu` (a taskset CPU list). Resolves once
  * spawned (not once ready) with `{ child, pid, port, startedAt, http, synced }`: `http` resolves to the /metrics
  * address from the 'serving' log line, `synced` to the 'synced' line (with clusterdns's own `ms`).
  */
-export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = NODE_ARGS, logFile }) {
+export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = NODE_ARGS, logFile, upstream = 'none' }) {
   const port = await freePort();
   const argv = ['-c', String(cpu), process.execPath, ...IMAGE_NODE_FLAGS, ...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve',
-    '--kubeconfig', kubeconfig, '--listen', `127.0.0.1:${port}`, '--upstream', 'none',
+    '--kubeconfig', kubeconfig, '--listen', `127.0.0.1:${port}`, '--upstream', upstream,
     '--health', '127.0.0.1:0', '--ready', '127.0.0.1:0', '--metrics', '127.0.0.1:0',
     // info, not warn: the 'serving' and 'synced' lines are info; clusterdns logs only state changes at info.
     '--log-level', 'info', '--lameduck', '0', ...args];
@@ -185,6 +195,27 @@ export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = N
   return handle;
 }
 
+/** One dnsperf run pinned to `cpu` against 127.0.0.1:`port` (`args` as dnsperf takes them, -t included): its QPS,
+ * queries sent and lost, and the response-code line. Killed if it runs 30 s past its length. */
+export function dnsperf({ port, data, seconds, cpu, args }) {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn('taskset', ['-c', String(cpu), 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', data,
+      '-l', String(seconds), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (out += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const num = (re) => Number(re.exec(out)?.[1]);
+      const result = { qps: num(/Queries per second:\s+([\d.]+)/), sent: num(/Queries sent:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/),
+        rcodes: /Response codes:\s+(.*)/.exec(out)?.[1] ?? '' };
+      if (code !== 0 || !Number.isFinite(result.qps)) reject(new Error(`dnsperf failed (${code}):\n${out}`));
+      else resolve(result);
+    });
+  });
+}
+
 /** Writes the API server's kubeconfig (http:// with insecure-skip-tls-verify, as the client requires). */
 export function writeKubeconfig(api, file) {
   writeFileSync(file, api.kubeconfigYaml());
@@ -248,11 +279,12 @@ export function median(values) {
 export const TYPE_A = 1;
 export const RCODE = { 0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED' };
 
-/** One outstanding query at a time over one unconnected socket (no ICMP errors while the server is not up yet). */
+/** Queries over one unconnected socket (no ICMP errors while the server is not up yet), told apart by ID, so
+ * callers may keep many in flight (the soak's change checks do; the other benchmarks ask one at a time). */
 export class DnsClient {
   #socket;
   #id = Math.floor(Math.random() * 0xffff);
-  #pending;
+  #pending = new Map();
 
   constructor(port) {
     this.port = port;
@@ -261,9 +293,9 @@ export class DnsClient {
   async open() {
     this.#socket = dgram.createSocket('udp4');
     this.#socket.on('message', (msg) => {
-      const p = this.#pending;
-      if (p === undefined || msg.length < 12 || msg.readUInt16BE(0) !== p.id) return; // late reply to an earlier query
-      this.#pending = undefined;
+      const p = msg.length < 12 ? undefined : this.#pending.get(msg.readUInt16BE(0));
+      if (p === undefined) return; // late reply to a query already given up on
+      this.#pending.delete(p.id);
       clearTimeout(p.timer);
       p.resolve(parseReply(msg, performance.now()));
     });
@@ -273,15 +305,15 @@ export class DnsClient {
 
   /** Resolves to `{ at, rcode, tc, addresses }` (at: performance.now() when the reply arrived), or undefined on timeout. */
   query(name, type = TYPE_A, timeoutMs = 100) {
-    this.#id = (this.#id + 1) & 0xffff;
+    do this.#id = (this.#id + 1) & 0xffff; while (this.#pending.has(this.#id));
     const id = this.#id;
     const packet = encodeQuery(id, name, type);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        if (this.#pending?.id === id) this.#pending = undefined;
+        this.#pending.delete(id);
         resolve(undefined);
       }, timeoutMs);
-      this.#pending = { id, resolve, timer };
+      this.#pending.set(id, { id, resolve, timer });
       this.#socket.send(packet, this.port, '127.0.0.1');
     });
   }
