@@ -6,13 +6,14 @@
 # cluster-zone QPS while 200 EndpointSlice updates a second touch 1% of the services, against no updates.
 # `reload`: queries lost and p99 at a fixed 20k QPS while the Corefile is reloaded 10 times, against no reload.
 # `outage`: from an unreachable API server's return to every watch back and every changed answer right, against
-# watches closed cleanly (not part of `all`: about 2 minutes of outages).
+# watches closed cleanly (not part of `all`: about 2 minutes of outages). `soak`: bench/soak.mjs, run by
+# bench/soak.sh (not part of `all`: 10 minutes or SOAK_MINUTES).
 #
 # Owns: bench/out/ (the compiled test API server in bench/out/fake/, logs, figures) and the processes it starts.
 # Must not touch: anything else; it builds nothing of clusterdns (run `npm run build` first) and stops only its
 # own PIDs. Every step is bounded. See bench/README.md, "Live cluster: propagation and scale".
 #
-# Usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|all]     (default: all)
+# Usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|soak|all]     (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,7 +25,7 @@ DEADLINE=${BENCH_DEADLINE:-1200}    # seconds, per benchmark
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-case $WHAT in propagation | scale | churn | reload | outage | all) ;; *) die "usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|all]" ;; esac
+case $WHAT in propagation | scale | churn | reload | outage | soak | all) ;; *) die "usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|soak|all]" ;; esac
 for v in SERVER_CPU CLIENT_CPU DEADLINE; do [[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a non-negative integer"; done
 command -v node >/dev/null || die "node is required"
 command -v taskset >/dev/null || die "taskset is required: apt-get install -y util-linux"
@@ -47,12 +48,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- the test API server, compiled from test/ (tsc only, into bench/out/fake/, where node_modules resolves) ----
+# ---- the test API server and test upstream, compiled from test/ (tsc only, into bench/out/fake/, where node_modules resolves) ----
 mkdir -p "$OUT" "$ROOT/bench/out"
 rm -rf "$ROOT/bench/out/fake"
 timeout 120 "$TSC" --outDir "$ROOT/bench/out/fake" --rootDir "$ROOT/test/support" --module NodeNext \
   --moduleResolution NodeNext --target ES2022 --strict --skipLibCheck --types node \
-  "$ROOT/test/support/k8s-api-server.ts" || die "could not compile test/support/k8s-api-server.ts"
+  "$ROOT/test/support/k8s-api-server.ts" "$ROOT/test/support/upstream.ts" || die "could not compile test/support/{k8s-api-server,upstream}.ts"
 
 BENCH_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || BENCH_REV="$BENCH_REV+dirty"
@@ -71,4 +72,5 @@ run() { # script: the driver pinned to CLIENT_CPU, bounded; its output also in b
 [[ $WHAT == all || $WHAT == churn ]] && run churn
 [[ $WHAT == all || $WHAT == reload ]] && run reload
 [[ $WHAT == outage ]] && run outage
+[[ $WHAT == soak ]] && run soak
 exit 0
