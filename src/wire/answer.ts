@@ -5,6 +5,7 @@
  */
 import { ipBytes } from '../ip.js';
 import { RRClass, RRType } from './constants.js';
+import { keptCopy } from './kept.js';
 import type { Message, WireRecord } from './message.js';
 
 export type Rdata =
@@ -107,11 +108,15 @@ export function prepareAnswer(qnameKey: string, sections: AnswerSections): Prepa
     writer.record(record);
     answerEnds.push(writer.length);
   }
-  const answer = writer.take();
+  const answerEnd = writer.length;
   for (const record of sections.authority ?? []) writer.record(record);
-  const authority = writer.take();
+  const authorityEnd = writer.length;
   for (const record of sections.additional ?? []) writer.record(record);
-  const additional = writer.take();
+  // One kept buffer (kept.ts) for the three sections: they live and die together.
+  const bytes = writer.kept();
+  const answer = bytes.subarray(0, answerEnd);
+  const authority = bytes.subarray(answerEnd, authorityEnd);
+  const additional = bytes.subarray(authorityEnd);
   return {
     rcode: sections.rcode,
     authoritative: sections.authoritative,
@@ -133,25 +138,22 @@ const MAX_POINTER_TARGET = 0x3fff;
 class SectionWriter {
   private buffer = Buffer.alloc(512);
   private used = 0;
-  /** Where the bytes taken so far sit in the message. */
-  private taken = 0;
   private readonly offsets = new Map<string, number>();
 
   constructor(private readonly base: number) {}
 
+  /** Bytes written so far, every section together. */
   get length(): number {
-    return this.used - this.taken;
+    return this.used;
   }
 
   remember(key: string, messageOffset: number): void {
     if (messageOffset <= MAX_POINTER_TARGET && !this.offsets.has(key)) this.offsets.set(key, messageOffset);
   }
 
-  /** The bytes written since the last take, as their own buffer. */
-  take(): Buffer {
-    const out = Buffer.from(this.buffer.subarray(this.taken, this.used));
-    this.taken = this.used;
-    return out;
+  /** Everything written, in a buffer of its own (kept.ts). */
+  kept(): Buffer {
+    return keptCopy(this.buffer.subarray(0, this.used));
   }
 
   record(record: AnyRecord): void {

@@ -4,6 +4,7 @@
  * query), and finding the EDE options in another server's OPT record so they pass through. Where an option goes in
  * a reply, and when it is left out, is response.ts's.
  */
+import { keptCopy } from './kept.js';
 
 /** The option code of EDE in an OPT record (RFC 8914 §2). */
 export const EDE_OPTION = 15;
@@ -28,7 +29,8 @@ export const MAX_EDE_TEXT = 96;
 /** One EDE option (OPTION-CODE, OPTION-LENGTH, INFO-CODE, EXTRA-TEXT), the text cut to MAX_EDE_TEXT bytes. */
 export function encodeEde(code: number, text: string): Buffer {
   const bytes = utf8Prefix(text, MAX_EDE_TEXT);
-  const option = Buffer.allocUnsafe(6 + bytes.length);
+  // Kept (kept.ts): options are made when the store changes and live in the prepared answers.
+  const option = Buffer.allocUnsafeSlow(6 + bytes.length);
   option.writeUInt16BE(EDE_OPTION, 0);
   option.writeUInt16BE(2 + bytes.length, 2);
   option.writeUInt16BE(code, 4);
@@ -76,7 +78,7 @@ export function extractEde(rdata: Buffer, start: number, end: number): Buffer | 
     if (code === EDE_OPTION && length >= 2) (found ??= []).push(rdata.subarray(offset, next));
     offset = next;
   }
-  return found === undefined ? undefined : Buffer.concat(found);
+  return found === undefined ? undefined : keptCopy(...found);
 }
 
 /** The longest prefix of `text` that is at most `limit` bytes of UTF-8, never cut inside a character. */

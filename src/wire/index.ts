@@ -16,3 +16,4 @@ export * from './response.js';
 export * from './message.js';
 export * from './tcp.js';
 export * from './ede.js';
+export * from './kept.js';

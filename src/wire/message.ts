@@ -12,6 +12,7 @@
 import type { PreparedAnswer } from './answer.js';
 import { HeaderFlag, RRClass, RRType } from './constants.js';
 import { extractEde } from './ede.js';
+import { keptCopy } from './kept.js';
 
 /** A record from another server: owner as a wire key (names.ts), RDATA with every name expanded. */
 export interface WireRecord {
@@ -164,7 +165,8 @@ function readRecords(buffer: Buffer, reader: { offset: number }, count: number):
 
 function expandRdata(buffer: Buffer, type: number, start: number, end: number): Buffer {
   const layout = NAME_LAYOUT.get(type);
-  if (layout === undefined) return Buffer.from(buffer.subarray(start, end));
+  // Kept copies (kept.ts): a decoded upstream message is what the cache keeps.
+  if (layout === undefined) return keptCopy(buffer.subarray(start, end));
   const parts: Buffer[] = [];
   const reader = { offset: start };
   for (const step of layout) {
@@ -178,7 +180,7 @@ function expandRdata(buffer: Buffer, type: number, start: number, end: number): 
   }
   if (reader.offset > end) throw new MessageError(`type ${type} RDATA is too short`);
   parts.push(buffer.subarray(reader.offset, end));
-  const expanded = Buffer.concat(parts);
+  const expanded = keptCopy(...parts);
   // Pointers of 2 bytes become names of up to 255: near the size limit, RDATA can outgrow its 16-bit length,
   // and such a record could never be written again (re-encoding it threw a RangeError).
   if (expanded.length > 0xffff) throw new MessageError(`type ${type} RDATA is longer than 65,535 bytes with its names expanded`);

@@ -17,6 +17,7 @@ import {
   encodeEde,
   firstLabel,
   isInZone,
+  keptCopy,
   nameToKey,
   parentKey,
   prepareAnswer,
@@ -298,7 +299,7 @@ export class ClusterResolver {
     }
     let marked = aged.answers.get(answer);
     if (marked === undefined) {
-      marked = { ...answer, ede: answer.ede === undefined ? aged.option : Buffer.concat([answer.ede, aged.option]) };
+      marked = { ...answer, ede: answer.ede === undefined ? aged.option : keptCopy(answer.ede, aged.option) };
       aged.answers.set(answer, marked);
     }
     return marked;
