@@ -1,15 +1,17 @@
-// bench/cluster-lib.mjs — what the live-cluster benchmarks (propagation.mjs, scale.mjs) share: the synthetic
-// cluster's objects, a raw UDP DNS client, starting and stopping clusterdns against the test API server, memory
-// readings from /proc and /metrics, and percentiles.
+// bench/cluster-lib.mjs — what the live-cluster benchmarks (propagation.mjs, scale.mjs, memlimit.mjs, ...) share:
+// the synthetic cluster's objects and the scale fixture built from them, a raw UDP DNS client, starting and
+// stopping clusterdns against the test API server (optionally inside a memory cgroup), memory readings from /proc,
+// /metrics and the cgroup, and percentiles.
 //
-// Owns: the clusterdns processes it starts (stopped by PID, on every exit path) and files under bench/out/.
+// Owns: the clusterdns processes it starts (stopped by PID, on every exit path), the memory cgroups it creates
+// (removed on every exit path) and files under bench/out/.
 // Must not touch: anything else. Traffic goes only to 127.0.0.1. No dependencies beyond Node and the test API
 // server, which bench/cluster.sh compiles from test/support/k8s-api-server.ts into bench/out/fake/ (tsc only;
 // nothing of clusterdns is built here: dist/ must come from `npm run build`).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -112,13 +114,16 @@ export async function freePort() {
 
 /**
  * Starts `node <IMAGE_NODE_FLAGS> <nodeArgs> dist/cli.js serve --kubeconfig FILE --listen 127.0.0.1:PORT --upstream
- * UPSTREAM ...` (no forwarding unless `upstream` is given) pinned to `cpu` (a taskset CPU list). Resolves once
- * spawned (not once ready) with `{ child, pid, port, startedAt, http, synced }`: `http` resolves to the /metrics
- * address from the 'serving' log line, `synced` to the 'synced' line (with clusterdns's own `ms`).
+ * UPSTREAM ...` (no forwarding unless `upstream` is given) pinned to `cpu` (a taskset CPU list such as '0,1').
+ * Resolves once spawned (not once ready) with `{ child, pid, port, startedAt, http, synced }`: `http` resolves to
+ * the /metrics address from the 'serving' log line, `synced` to the 'synced' line (with clusterdns's own `ms`).
+ * With `cgroup` (a MemoryCgroup), the process joins it before node starts: a shell writes its own PID into
+ * cgroup.procs and execs the rest, so the PID stays clusterdns's (as it does through clusterdns's own re-exec with
+ * its heap flags) and none of its memory is charged elsewhere. `node`: another node binary (see privateNodeCopy).
  */
-export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = NODE_ARGS, logFile, upstream = 'none' }) {
+export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = NODE_ARGS, logFile, upstream = 'none', cgroup, node = process.execPath }) {
   const port = await freePort();
-  const argv = ['-c', String(cpu), process.execPath, ...IMAGE_NODE_FLAGS, ...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve',
+  const argv = ['-c', String(cpu), node, ...IMAGE_NODE_FLAGS, ...nodeArgs, join(ROOT, 'dist', 'cli.js'), 'serve',
     '--kubeconfig', kubeconfig, '--listen', `127.0.0.1:${port}`, '--upstream', upstream,
     '--health', '127.0.0.1:0', '--ready', '127.0.0.1:0', '--metrics', '127.0.0.1:0',
     // info, not warn: the 'serving' and 'synced' lines are info; clusterdns logs only state changes at info.
@@ -126,7 +131,10 @@ export async function startClusterdns({ kubeconfig, cpu, args = [], nodeArgs = N
   const startedAt = performance.now();
   // stdout (where node's --trace-gc and the like write) goes next to the log, when there is one.
   const stdout = logFile ? openSync(logFile.replace(/(\.log)?$/, '.stdout'), 'w') : 'ignore';
-  const child = track(spawn('taskset', argv, { cwd: ROOT, stdio: ['ignore', stdout, 'pipe'] }));
+  const [command, commandArgs] = cgroup
+    ? ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', cgroup.procsFile, 'taskset', ...argv]]
+    : ['taskset', argv];
+  const child = track(spawn(command, commandArgs, { cwd: ROOT, stdio: ['ignore', stdout, 'pipe'] }));
   if (typeof stdout === 'number') closeSync(stdout);
   let stderr = '';
   const lines = [];
@@ -260,6 +268,100 @@ export function httpGet(url, timeoutMs = 10_000) {
 }
 
 export const MB = (bytes) => (bytes / 1024 / 1024).toFixed(1);
+
+const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+const readNumber = (file) => {
+  try {
+    return Number(readFileSync(file, 'utf8').trim());
+  } catch {
+    return NaN; // a kernel without this file (memory.peak before Linux 5.19, say)
+  }
+};
+const readKey = (file, key) => {
+  try {
+    return Number(new RegExp(`^${key} (\\d+)`, 'm').exec(readFileSync(file, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+};
+
+/**
+ * A copy of this node binary at `file` whose pages are in no page cache (written with O_DIRECT): a process run from
+ * it faults its code in itself, so a memory cgroup it is in is charged for that code, as a container's is for the
+ * node of its own image. From the shared binary, those pages would be charged to whoever read them first.
+ */
+export function privateNodeCopy(file) {
+  const dd = spawnSync('dd', [`if=${process.execPath}`, `of=${file}`, 'bs=1M', 'oflag=direct', 'status=none'], { encoding: 'utf8' });
+  if (dd.status !== 0) throw new Error(`dd could not copy ${process.execPath} to ${file}: ${dd.stderr}`);
+  chmodSync(file, 0o755);
+  return file;
+}
+
+/**
+ * A memory cgroup of its own, child of this process's, limited to `limitBytes` with no swap: cgroup v2
+ * (memory.max, memory.swap.max = 0) where /sys/fs/cgroup is the unified hierarchy, else v1's memory controller
+ * (memory.limit_in_bytes, memory.memsw.limit_in_bytes = the same, so no swap either). Needs root. Removed by
+ * remove(), and, whatever happens, when this process exits (after its children are killed: see killAll).
+ * Readings: anon() (what reclaim cannot take back without swap, so what an OOM kill
+ * follows: memory.stat anon / rss), peak() (the kernel's high-water mark of usage, page cache included: memory.peak / memory.max_usage_in_bytes), oomKills()
+ * (memory.events / memory.oom_control oom_kill).
+ */
+export class MemoryCgroup {
+  constructor(name, limitBytes) {
+    const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+    this.version = existsSync('/sys/fs/cgroup/cgroup.controllers') ? 2 : 1;
+    const own = this.version === 2
+      ? lines.find((l) => l.startsWith('0::'))?.slice(3)
+      : lines.map((l) => l.split(':')).find((f) => f[1]?.split(',').includes('memory'))?.[2];
+    if (own === undefined) throw new Error(`no memory cgroup in /proc/self/cgroup (cgroup v${this.version})`);
+    const parent = join(this.version === 2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory', own);
+    if (this.version === 2 && !readFileSync(join(parent, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('memory')) {
+      // A v2 cgroup with processes of its own cannot enable controllers for children (the no-internal-process rule).
+      try {
+        writeFileSync(join(parent, 'cgroup.subtree_control'), '+memory');
+      } catch (error) {
+        throw new Error(`cannot enable the memory controller under ${parent} (${error.code}): run the benchmark from a ` +
+          "cgroup without other processes, e.g. 'systemd-run --scope -p Delegate=yes bash bench/cluster.sh memlimit'");
+      }
+    }
+    this.path = join(parent, name);
+    this.procsFile = join(this.path, 'cgroup.procs');
+    this.limitBytes = limitBytes;
+    mkdirSync(this.path);
+    process.on('exit', () => this.remove());
+    const files = this.version === 2
+      ? [['memory.max', limitBytes], ['memory.swap.max', 0]]
+      : [['memory.limit_in_bytes', limitBytes], ['memory.memsw.limit_in_bytes', limitBytes]];
+    for (const [file, value] of files) {
+      // No swap accounting (memory.memsw.* or memory.swap.* absent): then there is no swap to turn off.
+      if (existsSync(join(this.path, file))) writeFileSync(join(this.path, file), String(value));
+    }
+  }
+
+  anon() {
+    return readKey(join(this.path, 'memory.stat'), this.version === 2 ? 'anon' : 'rss');
+  }
+
+  peak() {
+    return readNumber(join(this.path, this.version === 2 ? 'memory.peak' : 'memory.max_usage_in_bytes'));
+  }
+
+  oomKills() {
+    return this.version === 2 ? readKey(join(this.path, 'memory.events'), 'oom_kill') : readKey(join(this.path, 'memory.oom_control'), 'oom_kill');
+  }
+
+  /** Removes the cgroup once its processes are gone (they are killed first); synchronous, for the exit path. */
+  remove() {
+    for (let tries = 0; existsSync(this.path); tries++) {
+      try {
+        rmdirSync(this.path);
+      } catch (error) {
+        if (error.code !== 'EBUSY' || tries >= 100) throw new Error(`cannot remove the cgroup ${this.path}: ${error.message}`);
+        sleepSync(50); // a killed process leaves its cgroup only once it has exited
+      }
+    }
+  }
+}
 
 // ---- statistics ----------------------------------------------------------------------------------------------
 
@@ -467,4 +569,97 @@ export function podObject({ name, namespace, app, ip, n }) {
       startTime: '2026-01-01T00:00:00Z',
     },
   };
+}
+
+// ---- the scale fixture ------------------------------------------------------------------------------------------
+
+export const fqdnOf = (s) => `${s.name}.${s.namespace}.svc.${ZONE}`;
+
+/** Whether a reply is what `expected` says: `{ name, addresses }` (exactly those A records, see hasExactly) or
+ * `{ name, rcode }`. Plain data, so a prober in a worker thread can check it too. */
+export const answersRight = (reply, expected) => (expected.addresses ? hasExactly(reply, expected.addresses) : reply?.rcode === expected.rcode);
+
+/**
+ * The scale cluster (bench/README.md, "Scale"): `services` Services over `namespaces` namespaces, every
+ * (services / headless)-th headless with one EndpointSlice of `endpoints` addresses, the rest ClusterIP; and `pods`
+ * Running Pods, pod k with endpoint k's address, in its service's namespace. Each part is created in the API server
+ * when asked, so a run can see the services without the pods.
+ */
+export class ScaleFixture {
+  services = []; // { name, namespace, ip } or { name, namespace, addresses, first }
+  pods = []; // { ip, namespace }
+
+  constructor(api, { services, headless, endpoints, namespaces, pods }) {
+    if (headless > services || (headless > 0 && services % headless !== 0)) throw new Error('the headless services must divide the services');
+    Object.assign(this, { api, size: { services, headless, endpoints, namespaces, pods } });
+  }
+
+  get endpointCount() {
+    return this.services.reduce((n, s) => n + (s.addresses?.length ?? 0), 0);
+  }
+
+  /** Creates the namespaces, services and slices; returns the ms it took. */
+  loadServices() {
+    const { services, headless, endpoints, namespaces } = this.size;
+    const t0 = performance.now();
+    const step = headless === 0 ? Infinity : services / headless;
+    for (let n = 0; n < namespaces; n++) this.api.create('namespaces', namespaceObject(`ns${n}`));
+    let endpoint = 0;
+    for (let i = 0; i < services; i++) {
+      const name = `svc${i}`;
+      const namespace = `ns${i % namespaces}`;
+      if (i % step === step - 1) {
+        const first = endpoint;
+        const addresses = Array.from({ length: endpoints }, () => endpointIPOf(endpoint++));
+        this.api.create('services', serviceObject({ name, namespace }));
+        this.api.create('endpointslices', sliceObject({ name: `${name}-x7k2p`, namespace, service: name, addresses, firstPod: first }));
+        this.services.push({ name, namespace, addresses, first });
+      } else {
+        const ip = clusterIPOf(i);
+        this.api.create('services', serviceObject({ name, namespace, clusterIP: ip }));
+        this.services.push({ name, namespace, ip });
+      }
+    }
+    return performance.now() - t0;
+  }
+
+  /** Creates the pods (after loadServices: each belongs to a headless service); returns the ms it took. */
+  loadPods() {
+    const { endpoints, pods } = this.size;
+    const t0 = performance.now();
+    const headless = this.services.filter((s) => s.addresses);
+    for (let k = 0; k < pods; k++) {
+      const owner = headless[Math.floor(k / endpoints) % Math.max(1, headless.length)] ?? { name: 'app', namespace: 'ns0', first: 0 };
+      const ip = endpointIPOf(k);
+      this.api.create('pods', podObject({ name: `${owner.name}-${k - owner.first}`, namespace: owner.namespace, app: owner.name, ip, n: k }));
+      this.pods.push({ ip, namespace: owner.namespace });
+    }
+    return performance.now() - t0;
+  }
+
+  /** About `count` services spread over the cluster, each headless one with its last endpoint's name too, and a
+   * name that does not exist. */
+  serviceExpectations(count = 200) {
+    const out = [];
+    for (let i = 0; i < this.services.length; i += Math.max(1, Math.floor(this.services.length / count))) {
+      const s = this.services[i];
+      out.push({ name: fqdnOf(s), addresses: s.addresses ?? [s.ip] });
+      if (s.addresses) {
+        const last = s.addresses[s.addresses.length - 1];
+        out.push({ name: `${dashed(last)}.${fqdnOf(s)}`, addresses: [last] });
+      }
+    }
+    out.push({ name: `nosuch.ns0.svc.${ZONE}`, rcode: 'NXDOMAIN' });
+    return out;
+  }
+
+  /** About `count` pod names spread over the pods, and an address no pod has (NXDOMAIN with --pods verified). */
+  podExpectations(count = 100) {
+    const out = [];
+    for (let k = 0; k < this.pods.length; k += Math.max(1, Math.floor(this.pods.length / count))) {
+      out.push({ name: `${dashed(this.pods[k].ip)}.${this.pods[k].namespace}.pod.${ZONE}`, addresses: [this.pods[k].ip] });
+    }
+    out.push({ name: `10-255-255-1.ns0.pod.${ZONE}`, rcode: 'NXDOMAIN' });
+    return out;
+  }
 }

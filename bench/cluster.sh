@@ -7,13 +7,16 @@
 # `reload`: queries lost and p99 at a fixed 20k QPS while the Corefile is reloaded 10 times, against no reload.
 # `outage`: from an unreachable API server's return to every watch back and every changed answer right, against
 # watches closed cleanly (not part of `all`: about 2 minutes of outages). `soak`: bench/soak.mjs, run by
-# bench/soak.sh (not part of `all`: 10 minutes or SOAK_MINUTES).
+# bench/soak.sh (not part of `all`: 10 minutes or SOAK_MINUTES). `memlimit`: the scale cluster with pods,
+# clusterdns alone in a memory cgroup of MEMLIMIT_MIB (170, CoreDNS's limit) through sync, a 410 relist and an API
+# server restart: peak memory, OOM kills, answers lost; then the largest size that fits per worker count (not part
+# of `all`: needs root, about 10 minutes).
 #
 # Owns: bench/out/ (the compiled test API server in bench/out/fake/, logs, figures) and the processes it starts.
 # Must not touch: anything else; it builds nothing of clusterdns (run `npm run build` first) and stops only its
-# own PIDs. Every step is bounded. See bench/README.md, "Live cluster: propagation and scale".
+# own PIDs and its own cgroups. Every step is bounded. See bench/README.md, "Live cluster: propagation and scale".
 #
-# Usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|soak|all]     (default: all)
+# Usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|soak|memlimit|all]     (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +28,7 @@ DEADLINE=${BENCH_DEADLINE:-1200}    # seconds, per benchmark
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-case $WHAT in propagation | scale | churn | reload | outage | soak | all) ;; *) die "usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|soak|all]" ;; esac
+case $WHAT in propagation | scale | churn | reload | outage | soak | memlimit | all) ;; *) die "usage: bash bench/cluster.sh [propagation|scale|churn|reload|outage|soak|memlimit|all]" ;; esac
 for v in SERVER_CPU CLIENT_CPU DEADLINE; do [[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_$v must be a non-negative integer"; done
 command -v node >/dev/null || die "node is required"
 command -v taskset >/dev/null || die "taskset is required: apt-get install -y util-linux"
@@ -42,8 +45,21 @@ DRIVER=
 cleanup() {
   [[ -n $DRIVER ]] || return 0
   kill -TERM "$DRIVER" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$DRIVER" 2>/dev/null || return 0; sleep 0.2; done
+  for _ in $(seq 50); do kill -0 "$DRIVER" 2>/dev/null || break; sleep 0.2; done
   kill -KILL "$DRIVER" 2>/dev/null || true
+  remove_cgroups
+}
+# memlimit's cgroups ($BENCH_CGROUP_TAG-*, children of this shell's memory cgroup), should its driver have been
+# killed before it removed them: their processes are the clusterdns it started.
+remove_cgroups() {
+  local parent
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then parent=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
+  else parent=/sys/fs/cgroup/memory$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' /proc/self/cgroup); fi
+  for cg in "$parent/$BENCH_CGROUP_TAG"-*; do
+    [[ -d $cg ]] || continue
+    while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$cg/cgroup.procs"
+    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -57,13 +73,15 @@ timeout 120 "$TSC" --outDir "$ROOT/bench/out/fake" --rootDir "$ROOT/test/support
 
 BENCH_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || BENCH_REV="$BENCH_REV+dirty"
-export BENCH_REV BENCH_OUT=$OUT BENCH_SERVER_CPU=$SERVER_CPU BENCH_CLIENT_CPU=$CLIENT_CPU BENCH_DEADLINE=$DEADLINE
+BENCH_CGROUP_TAG=clusterdns-bench-$$
+export BENCH_REV BENCH_CGROUP_TAG BENCH_OUT=$OUT BENCH_SERVER_CPU=$SERVER_CPU BENCH_CLIENT_CPU=$CLIENT_CPU BENCH_DEADLINE=$DEADLINE
 
 run() { # script: the driver pinned to CLIENT_CPU, bounded; its output also in bench/out/<name>.out
   local name=$1
   timeout -k 10 $((DEADLINE + 30)) taskset -c "$CLIENT_CPU" node "$ROOT/bench/$name.mjs" > >(tee "$OUT/$name.out") &
   DRIVER=$!
-  wait "$DRIVER" || die "$name failed (exit $?); clusterdns logs: $OUT/$name*.log"
+  wait "$DRIVER" || { local rc=$?; remove_cgroups; DRIVER=; die "$name failed (exit $rc); clusterdns logs: $OUT/$name*.log"; }
+  remove_cgroups
   DRIVER=
 }
 
@@ -73,4 +91,5 @@ run() { # script: the driver pinned to CLIENT_CPU, bounded; its output also in b
 [[ $WHAT == all || $WHAT == reload ]] && run reload
 [[ $WHAT == outage ]] && run outage
 [[ $WHAT == soak ]] && run soak
+[[ $WHAT == memlimit ]] && run memlimit
 exit 0

@@ -13,9 +13,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import {
-  DnsClient, MB, NODE_ARGS, OUT, ZONE, clusterIPOf, dashed, endpointIPOf, envInt, hasExactly, loadFakeApiServer, log, median,
-  metricsMemory, namespaceObject, overallDeadline, podObject, procMemory, serviceObject, sliceObject, startClusterdns,
-  track, writeKubeconfig, TYPE_A,
+  DnsClient, MB, NODE_ARGS, OUT, ScaleFixture, ZONE, answersRight, envInt, fqdnOf, loadFakeApiServer, log, median, metricsMemory,
+  overallDeadline, procMemory, startClusterdns, track, writeKubeconfig, TYPE_A,
 } from './cluster-lib.mjs';
 
 const SERVICES = envInt('BENCH_SCALE_SERVICES', 10_000);
@@ -34,7 +33,6 @@ const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed'; // wh
 const TARGET = { answerMs: 3000, rssMB: 120, peakMB: 200 };
 const COREDNS = 'CoreDNS 1.10 (kubernetes plugin, same objects, issue 3): 2.5 s to answer, about 140-150 MB';
 overallDeadline(envInt('BENCH_DEADLINE', 1200));
-if (HEADLESS > SERVICES || (HEADLESS > 0 && SERVICES % HEADLESS !== 0)) throw new Error('BENCH_SCALE_HEADLESS must divide BENCH_SCALE_SERVICES');
 
 if (SNAPSHOT) mkdirSync(join(OUT, 'prof'), { recursive: true });
 const FakeKubeApiServer = await loadFakeApiServer();
@@ -44,44 +42,7 @@ await api.start();
 const kubeconfig = writeKubeconfig(api, join(OUT, 'scale.kubeconfig'));
 
 // ---- the cluster (created only when asked, so the first runs see an empty API server) ----
-const step = HEADLESS === 0 ? Infinity : SERVICES / HEADLESS;
-const services = []; // { name, namespace, ip } or { name, namespace, addresses }
-function loadServices() {
-  const t0 = performance.now();
-  for (let n = 0; n < NAMESPACES; n++) api.create('namespaces', namespaceObject(`ns${n}`));
-  let endpoint = 0;
-  for (let i = 0; i < SERVICES; i++) {
-    const name = `svc${i}`;
-    const namespace = `ns${i % NAMESPACES}`;
-    if (i % step === step - 1) {
-      const first = endpoint;
-      const addresses = Array.from({ length: ENDPOINTS }, () => endpointIPOf(endpoint++));
-      api.create('services', serviceObject({ name, namespace }));
-      api.create('endpointslices', sliceObject({ name: `${name}-x7k2p`, namespace, service: name, addresses, firstPod: first }));
-      services.push({ name, namespace, addresses, first });
-    } else {
-      const ip = clusterIPOf(i);
-      api.create('services', serviceObject({ name, namespace, clusterIP: ip }));
-      services.push({ name, namespace, ip });
-    }
-  }
-  return performance.now() - t0;
-}
-
-/** Pod k has endpoint k's address (the endpoint is that pod), in its service's namespace. */
-const pods = [];
-function loadPods() {
-  const t0 = performance.now();
-  const headless = services.filter((s) => s.addresses);
-  for (let k = 0; k < PODS; k++) {
-    const owner = headless[Math.floor(k / ENDPOINTS) % Math.max(1, headless.length)] ?? { name: 'app', namespace: 'ns0', first: 0 };
-    const ip = endpointIPOf(k);
-    const namespace = owner.namespace;
-    api.create('pods', podObject({ name: `${owner.name}-${k - owner.first}`, namespace, app: owner.name, ip, n: k }));
-    pods.push({ ip, namespace });
-  }
-  return performance.now() - t0;
-}
+const fixture = new ScaleFixture(api, { services: SERVICES, headless: HEADLESS, endpoints: ENDPOINTS, namespaces: NAMESPACES, pods: PODS });
 
 // ---- the API server's own cost: a full paged list of each kind, as clusterdns asks for it ----
 function get(path) {
@@ -223,9 +184,8 @@ async function bareNode() {
   }
 }
 
-const fqdn = (s) => `${s.name}.${s.namespace}.svc.${ZONE}`;
-const exact = (name, addresses) => ({ name, ok: (reply) => hasExactly(reply, addresses) });
-const nxdomain = (name) => ({ name, ok: (reply) => reply?.rcode === 'NXDOMAIN' });
+const check = (expected) => ({ name: expected.name, ok: (reply) => answersRight(reply, expected) });
+const nxdomain = (name) => check({ name, rcode: 'NXDOMAIN' });
 
 const report = [];
 try {
@@ -236,37 +196,27 @@ try {
   const empty = await rounds('empty', { probe: nxdomain(`svc0.ns0.svc.${ZONE}`), checks: [nxdomain(`kubernetes.default.svc.${ZONE}`)] });
 
   // 2. 10k services, 100k endpoints.
-  const loadMs = loadServices();
-  const endpoints = services.reduce((n, s) => n + (s.addresses?.length ?? 0), 0);
+  const loadMs = fixture.loadServices();
+  const endpoints = fixture.endpointCount;
   log(`loaded ${SERVICES} services, ${HEADLESS} slices, ${endpoints} endpoints into the API server in ${loadMs.toFixed(0)} ms`);
   const lists = {
     namespaces: await timeList('/api/v1/namespaces'),
     services: await timeList('/api/v1/services'),
     endpointslices: await timeList('/apis/discovery.k8s.io/v1/endpointslices'),
   };
-  const last = services[services.length - 1];
-  const probe = exact(fqdn(last), last.addresses ?? [last.ip]);
-  const checks = [];
-  for (let i = 0; i < services.length; i += Math.max(1, Math.floor(services.length / 200))) {
-    const s = services[i];
-    checks.push(exact(fqdn(s), s.addresses ?? [s.ip]));
-    if (s.addresses) checks.push(exact(`${dashed(s.addresses[s.addresses.length - 1])}.${fqdn(s)}`, [s.addresses[s.addresses.length - 1]]));
-  }
-  checks.push(nxdomain(`nosuch.ns0.svc.${ZONE}`));
+  const last = fixture.services[fixture.services.length - 1];
+  const probe = check({ name: fqdnOf(last), addresses: last.addresses ?? [last.ip] });
+  const checks = fixture.serviceExpectations().map(check);
   log(`services and endpoints: ${ROUNDS} run(s); probe ${probe.name} (the last service created)`);
   const full = await rounds('services', { probe, checks });
 
   // 3. The same plus pods, with --pods verified.
   let withPods;
   if (PODS > 0) {
-    const podLoadMs = loadPods();
+    const podLoadMs = fixture.loadPods();
     log(`loaded ${PODS} pods into the API server in ${podLoadMs.toFixed(0)} ms`);
     lists.pods = await timeList('/api/v1/pods', POD_FIELD_SELECTOR);
-    const podChecks = [...checks];
-    for (let k = 0; k < pods.length; k += Math.max(1, Math.floor(pods.length / 100))) {
-      podChecks.push(exact(`${dashed(pods[k].ip)}.${pods[k].namespace}.pod.${ZONE}`, [pods[k].ip]));
-    }
-    podChecks.push(nxdomain(`10-255-255-1.ns0.pod.${ZONE}`)); // verified: an address no pod has
+    const podChecks = [...checks, ...fixture.podExpectations().map(check)];
     log(`services, endpoints and pods (--pods verified): ${ROUNDS} run(s)`);
     withPods = await rounds('pods', { probe, checks: podChecks, args: ['--pods', 'verified'] });
   }
