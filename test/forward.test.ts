@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dig, type DigResult } from './support/dig.js';
 import { get, metrics, value } from './support/http.js';
-import { runCli, startServer, type ServerProcess } from './support/server-process.js';
+import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
 import { TestUpstream } from './support/upstream.js';
 
 const CLUSTER = new URL('./fixtures/forward-cluster.yaml', import.meta.url).pathname;
@@ -99,6 +99,27 @@ describe('forwarding: answers and the cache as a client sees them', () => {
     const result = await ask(server, 'www.example.test.', 'AAAA');
     expect(result.answer).toEqual(['www.example.test. 300 IN AAAA 2001:db8::10']);
     expect(up.queriesFor('www.example.test').map((query) => query.proto)).toEqual(['udp', 'tcp']);
+  });
+
+  it('force_tcp in a Corefile: questions and health probes go over TCP only', async () => {
+    const up = await upstream();
+    const dir = await mkdtemp(join(tmpdir(), 'clusterdns-force-tcp-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const port = await freePort();
+    const corefile = join(dir, 'Corefile');
+    await writeFile(corefile, `.:${port} {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        manifests ${CLUSTER}\n    }\n    forward . ${up.address} {\n        force_tcp\n        max_fails 1\n        timeout 200ms\n        health_check 100ms\n    }\n}\n`);
+    const server = await startServer([], '127.0.0.1', { corefile });
+    cleanups.push(() => server.stop());
+    const result = await dig(port, ['www.example.test.', 'A']);
+    expect(result.answer).toEqual(['www.example.test. 300 IN A 192.0.2.10']);
+    expect(up.queriesFor('www.example.test').map((query) => query.proto)).toEqual(['tcp']);
+    // Marked down by one silent try, the upstream is probed until it answers: the probes are TCP too.
+    up.behaviour = 'silent';
+    expect((await dig(port, ['slow.example.test.', 'A'])).status).toBe('SERVFAIL');
+    up.behaviour = 'answer';
+    // The probe is `. NS` (type 2).
+    await vi.waitFor(() => expect(up.queries.filter((query) => query.type === 2).length).toBeGreaterThan(0), { timeout: 5000, interval: 50 });
+    expect(new Set(up.queries.map((query) => query.proto))).toEqual(new Set(['tcp']));
   });
 
   it('chases an ExternalName service through the upstream: the CNAME and the target addresses in one answer', async () => {

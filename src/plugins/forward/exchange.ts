@@ -1,6 +1,6 @@
 /**
  * One question to one upstream and its answer: UDP from a fresh socket (so a random source port, RFC 5452 §9.2)
- * with a random ID, and over TCP when the UDP answer is truncated. The socket is connected to the upstream, as
+ * with a random ID, and over TCP when the UDP answer is truncated (or over TCP only: `force_tcp`). The socket is connected to the upstream, as
  * CoreDNS's are: the kernel then delivers only the upstream's datagrams, and an ICMP port unreachable (nothing
  * listens there: a dead node-local cache or stub-domain server) comes back as ECONNREFUSED, so the try fails at
  * once instead of waiting out its timeout. A datagram is accepted only when it parses, is a response, and carries
@@ -29,10 +29,13 @@ export class ExchangeError extends Error {
   }
 }
 
-export function exchange(upstream: UpstreamAddress, question: Question, timeoutMs: number): Promise<Message> {
+/** How questions go to an upstream: UDP first (TCP when truncated), or TCP only (`force_tcp`). */
+export type Transport = 'udp' | 'tcp';
+
+export function exchange(upstream: UpstreamAddress, question: Question, timeoutMs: number, transport: Transport = 'udp'): Promise<Message> {
   const id = randomInt(0x10000);
   const query = encodeQuery({ id, ...question }, MAX_UDP_PAYLOAD);
-  return exchangeUdp(upstream, query, id, question, timeoutMs);
+  return transport === 'tcp' ? exchangeTcp(upstream, query, id, question, timeoutMs) : exchangeUdp(upstream, query, id, question, timeoutMs);
 }
 
 function exchangeUdp(upstream: UpstreamAddress, query: Buffer, id: number, question: Question, timeoutMs: number): Promise<Message> {

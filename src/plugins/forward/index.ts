@@ -33,7 +33,7 @@ import {
 } from '../../wire/index.js';
 import type { Client, Handler, Next, Reply, Result } from '../plugin.js';
 import { formatHostPort as describe } from '../../ip.js';
-import { exchange, ExchangeError, type Question, type UpstreamAddress } from './exchange.js';
+import { exchange, ExchangeError, type Question, type Transport, type UpstreamAddress } from './exchange.js';
 
 export type { UpstreamAddress } from './exchange.js';
 
@@ -71,6 +71,8 @@ export interface ForwarderOptions {
   readonly except?: readonly string[];
   /** How often a down upstream is probed; PROBE_INTERVAL_MS by default (CoreDNS's `health_check`). */
   readonly probeIntervalMs?: number;
+  /** 'tcp': queries, health probes and loop probes all go over TCP (CoreDNS's `force_tcp`); 'udp' by default. */
+  readonly transport?: Transport;
   readonly observer: ForwardObserver;
   readonly log: Logger;
   /** In [0, 1); Math.random in production. */
@@ -213,7 +215,7 @@ export class Forwarder implements Handler {
       const key = nameToKey(name);
       this.loopProbes.set(key, upstream);
       try {
-        await exchange(upstream.address, { key, qtype: HINFO, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, LOOP_PROBE_TIMEOUT_MS);
+        await exchange(upstream.address, { key, qtype: HINFO, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, LOOP_PROBE_TIMEOUT_MS, this.options.transport);
       } catch {
         // Unanswered is fine here: health checks deal with dead upstreams; only a probe that returns matters.
       } finally {
@@ -294,7 +296,7 @@ export class Forwarder implements Handler {
       this.options.observer.request(upstream.to);
       let message: Message;
       try {
-        message = await exchange(upstream.address, question, Math.min(this.options.tryTimeoutMs, left));
+        message = await exchange(upstream.address, question, Math.min(this.options.tryTimeoutMs, left), this.options.transport);
       } catch (error) {
         if (!(error instanceof ExchangeError)) throw error;
         this.failed(upstream, error);
@@ -321,7 +323,7 @@ export class Forwarder implements Handler {
   private probe(upstream: Upstream): void {
     if (this.closed || upstream.looping) return;
     upstream.probing = setTimeout(() => {
-      exchange(upstream.address, { key: '\0', qtype: RRType.NS, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, this.options.tryTimeoutMs).then(
+      exchange(upstream.address, { key: '\0', qtype: RRType.NS, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, this.options.tryTimeoutMs, this.options.transport).then(
         () => {
           upstream.down = false;
           upstream.fails = 0;

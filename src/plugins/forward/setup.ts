@@ -4,14 +4,15 @@
  *   forward FROM TO... {
  *     except IGNORED_NAMES...     max_fails INTEGER        health_check DURATION
  *     policy random|round_robin|sequential                max_concurrent MAX
- *     expire DURATION             prefer_udp
+ *     expire DURATION             prefer_udp               force_tcp
  *     timeout DURATION            (clusterdns: wait this long for one upstream; all tries end within twice it)
  *   }
  *
  * TO is `IP`, `IP:PORT`, `[IPv6]:PORT`, `dns://` before any of them, or a resolv.conf file whose nameservers are
  * used (and followed when they change). Connections are not pooled, so `expire` has nothing to expire and is
- * accepted; UDP is always tried first, so `prefer_udp` is too. `force_tcp`, `tls`, `tls_servername`, `next` and
- * `failfast_all_unhealthy_upstreams` are not supported (an error naming them).
+ * accepted; UDP is tried first (TCP when the answer is truncated), so `prefer_udp` is too, and `force_tcp` sends
+ * everything over TCP. `tls`, `tls_servername`, `next` and `failfast_all_unhealthy_upstreams` are not supported
+ * (an error naming them).
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { isIP } from 'node:net';
@@ -24,6 +25,7 @@ import { nameToKey } from '../../wire/index.js';
 import type { PluginSetup } from '../plugin.js';
 import { choice, durationMs, integer, optionLines, single, zoneName } from '../setup-values.js';
 import { FORWARD_POLICIES, Forwarder, type ForwardPolicy, type UpstreamAddress } from './index.js';
+import type { Transport } from './exchange.js';
 import { registerForwardMetrics } from './metrics.js';
 
 export interface ForwardConfig {
@@ -37,9 +39,10 @@ export interface ForwardConfig {
   readonly maxConcurrent: number;
   readonly tryTimeoutMs: number;
   readonly probeIntervalMs: number;
+  readonly transport: Transport;
 }
 
-const NOT_HONOURED = ['force_tcp', 'tls', 'tls_servername', 'next', 'failfast_all_unhealthy_upstreams', 'max_idle_conns'];
+const NOT_HONOURED = ['tls', 'tls_servername', 'next', 'failfast_all_unhealthy_upstreams', 'max_idle_conns'];
 
 /** `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address, with an optional `dns://`; port 53 by default. */
 export function parseUpstream(text: string): UpstreamAddress | undefined {
@@ -79,10 +82,11 @@ export const forward: PluginSetup<ForwardConfig> = {
     let maxConcurrent = 1000;
     let tryTimeoutMs = 2000;
     let probeIntervalMs = 500;
+    let transport: Transport = 'udp';
     for (const line of plugin.block ?? []) {
       if (NOT_HONOURED.includes(line.name)) throw pluginError(plugin, `option "${line.name}" is not supported by clusterdns`, line);
     }
-    for (const line of optionLines(plugin, ['except', 'policy', 'max_fails', 'max_concurrent', 'health_check', 'expire', 'prefer_udp', 'timeout'])) {
+    for (const line of optionLines(plugin, ['except', 'policy', 'max_fails', 'max_concurrent', 'health_check', 'expire', 'prefer_udp', 'force_tcp', 'timeout'])) {
       const at = { plugin, line };
       const one = (usage: string): string => {
         if (line.args.length !== 1) throw pluginError(plugin, `option "${line.name}" wants 1 argument, got ${line.args.length} (usage: ${usage})`, line);
@@ -103,11 +107,13 @@ export const forward: PluginSetup<ForwardConfig> = {
           break;
         case 'expire': durationMs(at, one('expire DURATION')); break;
         case 'prefer_udp':
-          if (line.args.length > 0) throw pluginError(plugin, 'option "prefer_udp" takes no arguments', line);
+        case 'force_tcp':
+          if (line.args.length > 0) throw pluginError(plugin, `option "${line.name}" takes no arguments`, line);
+          if (line.name === 'force_tcp') transport = 'tcp';
           break;
       }
     }
-    return Object.freeze({ from, to: to(plugin, plugin.args.slice(1)), except: Object.freeze(except), policy, maxFails, maxConcurrent, tryTimeoutMs, probeIntervalMs });
+    return Object.freeze({ from, to: to(plugin, plugin.args.slice(1)), except: Object.freeze(except), policy, maxFails, maxConcurrent, tryTimeoutMs, probeIntervalMs, transport });
   },
   create(config, context) {
     const fixed = 'resolvConf' in config.to ? [] : config.to;
@@ -125,6 +131,7 @@ export const forward: PluginSetup<ForwardConfig> = {
       maxConcurrent: config.maxConcurrent,
       except: config.except.map((zone) => nameToKey(zone)),
       probeIntervalMs: config.probeIntervalMs,
+      transport: config.transport,
       observer: metrics.observer,
       log: context.log.child({ plugin: 'forward' }),
     });
