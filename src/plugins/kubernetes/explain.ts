@@ -30,6 +30,8 @@ export interface ZoneFacts {
   /** The namespaces holding a service of this name. */
   namespacesWith(name: string): readonly string[];
   endpointsOf(namespace: string, name: string): EndpointSet;
+  /** False with `noendpoints`: no name answers from endpoints. */
+  readonly endpointsServed: boolean;
   readonly pods: 'insecure' | 'verified' | 'disabled';
 }
 
@@ -48,6 +50,9 @@ export function whyMissing(labels: readonly string[], facts: ZoneFacts): string 
   const service = labels[labels.length - 3]!;
   const serviceKind = facts.serviceKind(namespace, service);
   if (serviceKind === undefined) return serviceMissing(service, namespace, facts);
+  if (!facts.endpointsServed && (serviceKind === 'Headless' || labels.length === 4)) {
+    return `${serviceKind === 'Headless' ? 'headless ' : ''}service ${quote(service)}: endpoint records are not served (noendpoints)`;
+  }
   const endpoints = facts.endpointsOf(namespace, service);
   const ready = endpoints.conditions.filter((bits) => (bits & READY) !== 0).length;
   if (serviceKind === 'Headless' && ready === 0) {

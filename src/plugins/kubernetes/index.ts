@@ -10,7 +10,7 @@
  * also says how old the state it comes from is.
  */
 import { canonicalIp, ipv6Bytes, undashIp } from '../../ip.js';
-import { serviceKey, splitServiceKey, type ServiceRecord, type StoreChanges, type StoreView } from '../../store/index.js';
+import { NO_ENDPOINTS, serviceKey, splitServiceKey, type ServiceRecord, type StoreChanges, type StoreView } from '../../store/index.js';
 import {
   EdeCode,
   emptyAnswer,
@@ -62,6 +62,11 @@ export interface ClusterZoneOptions {
   readonly virtualIPs?: (service: ServiceRecord) => readonly string[];
   /** Which Extended DNS Error texts answers carry (explain.ts); `all` by default. */
   readonly hints?: EdeHints;
+  /**
+   * `noendpoints`: answer as CoreDNS does when it does not watch endpoints at all: no endpoint names or endpoint
+   * PTRs, and headless services, which only endpoints answer, do not exist. The store keeps them for the proxy.
+   */
+  readonly noEndpoints?: boolean;
   /** Milliseconds; Date.now by default. Times the wait for the first sync, and the state's age while out of touch. */
   readonly now?: () => number;
 }
@@ -148,6 +153,7 @@ export class ClusterResolver {
         return found === undefined ? [] : typeof found === 'string' ? [found] : found;
       },
       endpointsOf: (namespace, name) => store.endpointsOf(namespace, name),
+      endpointsServed: options.noEndpoints !== true,
     };
     this.selfAddresses = new Set(options.selfAddresses.map((ip) => canonicalIp(ip) ?? ip));
     this.zones = [[options.zone, undefined] as const, ...REVERSE_ZONES].map(([name, reverse]) => ({
@@ -254,7 +260,10 @@ export class ClusterResolver {
     if (stored === undefined) return;
     const virtualIPs = this.options.virtualIPs;
     const service = virtualIPs !== undefined && stored.kind === 'ClusterIP' ? { ...stored, clusterIPs: virtualIPs(stored) } : stored;
-    const entry = new ServiceEntry(service, this.store.endpointsOf(namespace, name), this.clusterZone.key, this.options.ttl, this.hints !== 'off');
+    // With noendpoints nothing is known of the endpoints, so nothing is said about their readiness either.
+    const served = this.options.noEndpoints !== true;
+    const endpoints = served ? this.store.endpointsOf(namespace, name) : NO_ENDPOINTS;
+    const entry = new ServiceEntry(service, endpoints, this.clusterZone.key, this.options.ttl, served && this.hints !== 'off');
     for (const source of entry.contributions) this.table.attach(source.key, source);
     for (const ip of entry.addresses()) {
       const owners = this.byAddress.get(ip);

@@ -8,10 +8,11 @@
  *     fallthrough [ZONES...]   startup_timeout DURATION
  *     manifests PATH           (clusterdns: serve manifest files instead of a cluster)
  *     ede_hints all|local|off  (clusterdns: which Extended DNS Error texts answers carry; explain.ts)
+ *     noendpoints
  *   }
  *
  * ZONES default to the server block's; one of them is the cluster domain, the others may be in-addr.arpa and
- * ip6.arpa. Options CoreDNS has that clusterdns does not honour (tls, labels, namespace_labels, noendpoints,
+ * ip6.arpa. Options CoreDNS has that clusterdns does not honour (tls, labels, namespace_labels,
  * endpoint_pod_names, ignore empty_service, kubeconfig's CONTEXT) stop start-up with an error naming them.
  */
 import { isNamespaceName } from '../../config/index.js';
@@ -36,18 +37,19 @@ export interface KubernetesConfig {
   readonly fallthrough: readonly string[];
   /** Which Extended DNS Error texts the zone's answers carry (`ede_hints`, a clusterdns extension). */
   readonly hints: EdeHints;
+  /** `noendpoints`: no endpoint records (endpoint names, headless services' addresses), as CoreDNS's. */
+  readonly noEndpoints: boolean;
   readonly source:
     | { readonly kind: 'manifests'; readonly path: string }
     | { readonly kind: 'cluster'; readonly kubeconfig: string | undefined; readonly endpoint: string | undefined; readonly namespaces: readonly string[] };
 }
 
 const REVERSE = ['in-addr.arpa.', 'ip6.arpa.'];
-const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints'];
+const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints', 'noendpoints'];
 const NOT_HONOURED: Readonly<Record<string, string>> = {
   tls: 'client certificates go in a kubeconfig (kubeconfig PATH)',
   labels: 'every service is served',
   namespace_labels: 'use namespaces NAMESPACE... instead',
-  noendpoints: 'endpoint records are always served',
   endpoint_pod_names: 'endpoints without a hostname are named by their dashed IP',
   ignore: 'services without ready endpoints keep their records, as the spec says',
   multicluster: 'one cluster is served',
@@ -76,6 +78,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
     let ttl = 5;
     let pods: PodMode = 'disabled';
     let hints: EdeHints = 'all';
+    let noEndpoints = false;
     let fallthrough: string[] = [];
     let kubeconfig: string | undefined;
     let endpoint: string | undefined;
@@ -94,6 +97,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
         case 'endpoint': endpoint = args(plugin, line, 1, 1, 'endpoint URL')[0]; break;
         case 'manifests': manifests = args(plugin, line, 1, 1, 'manifests PATH')[0]; break;
         case 'ede_hints': hints = choice(at, args(plugin, line, 1, 1, 'ede_hints all|local|off')[0]!, EDE_HINTS); break;
+        case 'noendpoints': args(plugin, line, 0, 0, 'noendpoints'); noEndpoints = true; break;
         case 'startup_timeout': durationMs(at, args(plugin, line, 1, 1, 'startup_timeout DURATION')[0]!); break;
         case 'namespaces':
           namespaces = [...args(plugin, line, 1, Infinity, 'namespaces NAMESPACE...')];
@@ -111,6 +115,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       ttl,
       pods,
       hints,
+      noEndpoints,
       fallthrough: Object.freeze(fallthrough),
       source: manifests !== undefined
         ? Object.freeze({ kind: 'manifests' as const, path: manifests })
@@ -126,6 +131,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       selfAddresses: context.selfAddresses,
       reverseFallthrough,
       hints: config.hints,
+      noEndpoints: config.noEndpoints,
       now: context.now,
       ...(context.virtualIPs !== undefined && { virtualIPs: context.virtualIPs }),
     });

@@ -1,0 +1,103 @@
+// The kubernetes plugin's CoreDNS options that change which records exist (noendpoints, ignore empty_service,
+// endpoint_pod_names), on the whole process: `clusterdns -conf Corefile` (dist/cli.js, a real child process)
+// serving test/fixtures/k8s-options.yaml, asked by real `dig`. Each block asks the same names of a server without
+// the option and of one with it, so a row fails when the option stops making its difference.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dig, type DigResult } from './support/dig.js';
+import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
+
+const CLUSTER = new URL('./fixtures/k8s-options.yaml', import.meta.url).pathname;
+const SVC = 'default.svc.cluster.local.';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'clusterdns-k8sopts-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A Corefile serving the fixture cluster on a free loopback port, with `options` inside the kubernetes block. */
+async function corefile(options: string): Promise<string> {
+  const file = join(dir, `Corefile-${options.replace(/\W+/g, '-') || 'plain'}`);
+  await writeFile(file, `.:${await freePort()} {
+    bind 127.0.0.1
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        manifests ${CLUSTER}
+        ${options}
+    }
+}
+`);
+  return file;
+}
+
+/** A server without the option and one with it, set before the block's tests run and stopped after them. */
+function servers(plainOptions: string, options: string): { plain: ServerProcess; option: ServerProcess } {
+  const pair = {} as { plain: ServerProcess; option: ServerProcess };
+  const start = async (set: string): Promise<ServerProcess> => startServer([], '127.0.0.1', { corefile: await corefile(set) });
+  beforeAll(async () => {
+    pair.plain = await start(plainOptions);
+    pair.option = await start(options);
+  });
+  afterAll(async () => {
+    await pair.plain?.stop();
+    await pair.option?.stop();
+  });
+  return pair;
+}
+
+/** What a row compares: the status, the answer section and the EDE text dig printed. */
+async function ask(server: ServerProcess, name: string, type: string): Promise<{ status: string; answer: string[]; ede: string[] }> {
+  const result: DigResult = await dig(server.port, [name, type]);
+  return {
+    status: result.status,
+    answer: [...result.answer].sort(),
+    ede: [...result.raw.matchAll(/^; EDE: 0 \(Other\): \((.*)\)$/gm)].map((match) => match[1]!),
+  };
+}
+
+const ok = (...answer: string[]): { status: string; answer: string[]; ede: string[] } => ({ status: 'NOERROR', answer: answer.sort(), ede: [] });
+const nxdomain = (ede: string): { status: string; answer: string[]; ede: string[] } => ({ status: 'NXDOMAIN', answer: [], ede: [ede] });
+
+describe('noendpoints', () => {
+  const pair = servers('', 'noendpoints');
+  // name, type, without the option, with it.
+  const rows = [
+    [`web.${SVC}`, 'A', ok(`web.${SVC} 5 IN A 10.96.0.50`), ok(`web.${SVC} 5 IN A 10.96.0.50`)],
+    [`10-244-1-5.web.${SVC}`, 'A', ok(`10-244-1-5.web.${SVC} 5 IN A 10.244.1.5`),
+      nxdomain('service "web": endpoint records are not served (noendpoints)')],
+    [`web-b.web.${SVC}`, 'A', ok(`web-b.web.${SVC} 5 IN A 10.244.1.6`),
+      nxdomain('service "web": endpoint records are not served (noendpoints)')],
+    [`db.${SVC}`, 'A', ok(`db.${SVC} 5 IN A 10.244.2.7`, `db.${SVC} 5 IN A 10.244.2.8`, `db.${SVC} 5 IN A 10.244.2.9`),
+      nxdomain('headless service "db": endpoint records are not served (noendpoints)')],
+    [`_pg._tcp.db.${SVC}`, 'SRV', ok(
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-7.db.${SVC}`,
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-8.db.${SVC}`,
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-9.db.${SVC}`,
+    ), nxdomain('headless service "db": endpoint records are not served (noendpoints)')],
+    ['5.1.244.10.in-addr.arpa.', 'PTR', ok(`5.1.244.10.in-addr.arpa. 5 IN PTR 10-244-1-5.web.${SVC}`), { status: 'NXDOMAIN', answer: [], ede: [] }],
+    ['50.0.96.10.in-addr.arpa.', 'PTR', ok(`50.0.96.10.in-addr.arpa. 5 IN PTR web.${SVC}`), ok(`50.0.96.10.in-addr.arpa. 5 IN PTR web.${SVC}`)],
+  ] as const;
+  it.each(rows)('%s %s', async (name, type, without, withOption) => {
+    expect(await ask(pair.plain, name, type)).toEqual(without);
+    expect(await ask(pair.option, name, type)).toEqual(withOption);
+  });
+
+  it('says nothing about the readiness of endpoints it does not serve', async () => {
+    expect((await ask(pair.plain, `orders.${SVC}`, 'A')).ede).toEqual(['service "orders" has no ready endpoints: connections to 10.96.0.60 will fail']);
+    expect(await ask(pair.option, `orders.${SVC}`, 'A')).toEqual(ok(`orders.${SVC} 5 IN A 10.96.0.60`));
+  });
+});
+
+describe('setup', () => {
+  it.each([
+    ['noendpoints with an argument', 'noendpoints yes', /Corefile-\S+:5: plugin "kubernetes": option "noendpoints" wants 0 arguments, got 1 \(usage: noendpoints\)/],
+  ])('refuses %s', async (_what, options, message) => {
+    const { code, stderr } = await runCli(['-conf', await corefile(options)]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+});
