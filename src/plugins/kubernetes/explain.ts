@@ -27,6 +27,8 @@ export interface ZoneFacts {
   namespaces(): Iterable<string>;
   /** The service's kind when it exists, whether or not it owns names. */
   serviceKind(namespace: string, name: string): 'ClusterIP' | 'Headless' | 'ExternalName' | undefined;
+  /** Whether the service owns its names (a headless one without ready endpoints, for one, does not). */
+  ownsNames(namespace: string, name: string): boolean;
   /** The namespaces holding a service of this name. */
   namespacesWith(name: string): readonly string[];
   endpointsOf(namespace: string, name: string): EndpointSet;
@@ -59,6 +61,9 @@ export function whyMissing(labels: readonly string[], facts: ZoneFacts): string 
     return endpoints.ips.length === 0
       ? `headless service ${quote(service)} has no endpoints`
       : `headless service ${quote(service)}: 0 of ${endpoints.ips.length} endpoints ready`;
+  }
+  if (serviceKind === 'ClusterIP' && !facts.ownsNames(namespace, service)) {
+    return `service ${quote(service)} has no ready endpoints (ignore empty_service)`;
   }
   if (labels.length === 5 && labels[0]!.startsWith('_') && labels[1]!.startsWith('_')) {
     return `service ${quote(service)} has no port ${quote(`${labels[0]}.${labels[1]}`)}`;

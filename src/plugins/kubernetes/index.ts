@@ -29,7 +29,7 @@ import {
 } from '../../wire/index.js';
 import type { Question } from '../../wire/index.js';
 import { notSynced, outOfTouch, whyMissing, type EdeHints, type ZoneFacts } from './explain.js';
-import { ServiceEntry } from './service-entry.js';
+import { ServiceEntry, type EntryRules } from './service-entry.js';
 import { NameTable, type NameNode } from './table.js';
 
 /** The Kubernetes DNS-Based Service Discovery schema version we implement (spec §2.2). */
@@ -67,6 +67,8 @@ export interface ClusterZoneOptions {
    * PTRs, and headless services, which only endpoints answer, do not exist. The store keeps them for the proxy.
    */
   readonly noEndpoints?: boolean;
+  /** `ignore empty_service`: a ClusterIP service with no ready endpoint is NXDOMAIN, as CoreDNS answers it. */
+  readonly ignoreEmptyService?: boolean;
   /** Milliseconds; Date.now by default. Times the wait for the first sync, and the state's age while out of touch. */
   readonly now?: () => number;
 }
@@ -137,9 +139,16 @@ export class ClusterResolver {
   /** Service name → the namespaces holding one (hints `all` only): for "found in". One namespace is a string. */
   private readonly namespacesByName = new Map<string, string | string[]>();
   private readonly facts: ZoneFacts;
+  private readonly rules: EntryRules;
 
   constructor(private readonly store: StoreView, private readonly options: ClusterZoneOptions) {
     this.hints = options.hints ?? 'all';
+    this.rules = {
+      ttl: options.ttl,
+      // With noendpoints nothing is known of the endpoints, so nothing is said about their readiness either.
+      explain: this.hints !== 'off' && options.noEndpoints !== true,
+      ignoreEmpty: options.ignoreEmptyService === true,
+    };
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
     this.facts = {
@@ -148,6 +157,7 @@ export class ClusterResolver {
       namespaceExists: (namespace) => store.namespaceExists(namespace),
       namespaces: () => store.namespaces(),
       serviceKind: (namespace, name) => this.entries.get(serviceKey(namespace, name))?.service.kind,
+      ownsNames: (namespace, name) => this.entries.get(serviceKey(namespace, name))?.exists === true,
       namespacesWith: (name) => {
         const found = this.namespacesByName.get(name);
         return found === undefined ? [] : typeof found === 'string' ? [found] : found;
@@ -260,10 +270,8 @@ export class ClusterResolver {
     if (stored === undefined) return;
     const virtualIPs = this.options.virtualIPs;
     const service = virtualIPs !== undefined && stored.kind === 'ClusterIP' ? { ...stored, clusterIPs: virtualIPs(stored) } : stored;
-    // With noendpoints nothing is known of the endpoints, so nothing is said about their readiness either.
-    const served = this.options.noEndpoints !== true;
-    const endpoints = served ? this.store.endpointsOf(namespace, name) : NO_ENDPOINTS;
-    const entry = new ServiceEntry(service, endpoints, this.clusterZone.key, this.options.ttl, served && this.hints !== 'off');
+    const endpoints = this.options.noEndpoints === true ? NO_ENDPOINTS : this.store.endpointsOf(namespace, name);
+    const entry = new ServiceEntry(service, endpoints, this.clusterZone.key, this.rules);
     for (const source of entry.contributions) this.table.attach(source.key, source);
     for (const ip of entry.addresses()) {
       const owners = this.byAddress.get(ip);

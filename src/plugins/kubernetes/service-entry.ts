@@ -10,7 +10,7 @@
  * Only the service and port names go into the name table (`contributions`); endpoint names and reverse names,
  * one or two per endpoint, are answered through this entry (`endpointRecords`, `ptrTargets`), which keeps the
  * table's size proportional to services rather than endpoints. A headless service with no ready endpoints owns
- * no names at all (§2.4.1: NXDOMAIN).
+ * no names at all (§2.4.1: NXDOMAIN), nor, with `ignore empty_service`, does a ClusterIP one.
  */
 import { dashedIp } from '../../ip.js';
 import { anyReady, NO_ENDPOINTS, READY, type EndpointSet, type ServiceRecord, type SlicePort } from '../../store/index.js';
@@ -36,6 +36,15 @@ class PortName implements NamedSource {
   }
 }
 
+/** How every entry of a zone answers: the plugin's options, fixed for its life. */
+export interface EntryRules {
+  readonly ttl: number;
+  /** Whether a ClusterIP service with no ready endpoint says so in an EDE. */
+  readonly explain: boolean;
+  /** `ignore empty_service`: a ClusterIP service with no ready endpoint owns no names (CoreDNS: NXDOMAIN). */
+  readonly ignoreEmpty: boolean;
+}
+
 export class ServiceEntry implements NamedSource {
   /** The table names this service adds (its own name and its port names), so a rebuild takes exactly these away. */
   readonly contributions: readonly NamedSource[] = [];
@@ -49,13 +58,12 @@ export class ServiceEntry implements NamedSource {
     readonly service: ServiceRecord,
     allEndpoints: EndpointSet,
     zoneKey: string,
-    private readonly ttl: number,
-    explain = false,
+    private readonly rules: EntryRules,
   ) {
     this.key = nameToKey(`${service.name}.${service.namespace}.svc`).slice(0, -1) + zoneKey;
     this.endpoints = service.kind === 'ExternalName' ? NO_ENDPOINTS
       : service.publishNotReadyAddresses ? allEndpoints : readyOnly(allEndpoints);
-    this.ede = explain && service.kind === 'ClusterIP' && !anyReady(allEndpoints)
+    this.ede = rules.explain && service.kind === 'ClusterIP' && !anyReady(allEndpoints)
       ? encodeEde(EdeCode.OTHER, noReadyEndpoints(service.name, service.clusterIPs))
       : undefined;
     if (!this.exists) return;
@@ -65,14 +73,21 @@ export class ServiceEntry implements NamedSource {
     this.contributions = [this as NamedSource].concat(ports);
   }
 
-  /** A headless service without a ready endpoint has no names (spec §2.4.1). */
+  /**
+   * A headless service without a ready endpoint has no names (spec §2.4.1); with `ignore empty_service` neither
+   * has a ClusterIP one, so that a client's search path goes on to its next entry (CoreDNS's reason).
+   */
   get exists(): boolean {
-    return this.service.kind !== 'Headless' || this.endpoints.ips.length > 0;
+    if (this.endpoints.ips.length > 0 || this.service.kind === 'ExternalName') return true;
+    return this.service.kind === 'ClusterIP' && !this.rules.ignoreEmpty;
   }
 
-  /** Every address with a reverse name pointing here: the cluster IPs and the answered endpoints. */
+  /**
+   * Every address with a reverse name pointing here: the cluster IPs and the answered endpoints. A cluster IP
+   * keeps its PTR under `ignore empty_service`, as CoreDNS's reverse lookup does not look at endpoints.
+   */
   addresses(): string[] {
-    return this.exists ? [...this.service.clusterIPs, ...this.endpoints.ips] : [];
+    return [...this.service.clusterIPs, ...this.endpoints.ips];
   }
 
   /** PTR targets for `ip`: the service for a cluster IP, the endpoint name for an endpoint address. */
@@ -91,7 +106,7 @@ export class ServiceEntry implements NamedSource {
 
   /** A/AAAA at the endpoint name `owner` (whose first label is `label`). */
   endpointRecords(owner: string, label: string): ResourceRecord[] {
-    return this.endpoints.ips.filter((_ip, row) => this.endpointLabel(row) === label).map((ip) => addressRecord(owner, this.ttl, ip));
+    return this.endpoints.ips.filter((_ip, row) => this.endpointLabel(row) === label).map((ip) => addressRecord(owner, this.rules.ttl, ip));
   }
 
   /** True when one of `addresses` is an endpoint of this service (used to find the DNS service itself). */
@@ -101,7 +116,8 @@ export class ServiceEntry implements NamedSource {
 
   /** The records at the service's own name. */
   records(owner: string): ResourceRecord[] {
-    const { service, ttl } = this;
+    const { service } = this;
+    const { ttl } = this.rules;
     if (service.kind === 'ExternalName') {
       return [{ owner, ttl, data: { type: RRType.CNAME, target: nameToKey(service.externalName!) } }];
     }
@@ -150,9 +166,9 @@ export class ServiceEntry implements NamedSource {
   portRecords(owner: string, wanted: { readonly port: string; readonly protocol: string }): ResourceRecord[] {
     const matches = (port: SlicePort): boolean => port.name === wanted.port && port.protocol === wanted.protocol;
     if (this.service.kind === 'ClusterIP') {
-      return srvRecords(owner, this.ttl, this.service.ports.filter(matches).map((port) => [port.port, this.key] as const));
+      return srvRecords(owner, this.rules.ttl, this.service.ports.filter(matches).map((port) => [port.port, this.key] as const));
     }
-    return srvRecords(owner, this.ttl, this.endpointTargets(matches));
+    return srvRecords(owner, this.rules.ttl, this.endpointTargets(matches));
   }
 }
 

@@ -8,12 +8,12 @@
  *     fallthrough [ZONES...]   startup_timeout DURATION
  *     manifests PATH           (clusterdns: serve manifest files instead of a cluster)
  *     ede_hints all|local|off  (clusterdns: which Extended DNS Error texts answers carry; explain.ts)
- *     noendpoints
+ *     noendpoints              ignore empty_service
  *   }
  *
  * ZONES default to the server block's; one of them is the cluster domain, the others may be in-addr.arpa and
  * ip6.arpa. Options CoreDNS has that clusterdns does not honour (tls, labels, namespace_labels,
- * endpoint_pod_names, ignore empty_service, kubeconfig's CONTEXT) stop start-up with an error naming them.
+ * endpoint_pod_names, kubeconfig's CONTEXT) stop start-up with an error naming them.
  */
 import { isNamespaceName } from '../../config/index.js';
 import { pluginError } from '../../corefile/errors.js';
@@ -39,19 +39,20 @@ export interface KubernetesConfig {
   readonly hints: EdeHints;
   /** `noendpoints`: no endpoint records (endpoint names, headless services' addresses), as CoreDNS's. */
   readonly noEndpoints: boolean;
+  /** `ignore empty_service`: a ClusterIP service with no ready endpoint is NXDOMAIN, as CoreDNS's. */
+  readonly ignoreEmptyService: boolean;
   readonly source:
     | { readonly kind: 'manifests'; readonly path: string }
     | { readonly kind: 'cluster'; readonly kubeconfig: string | undefined; readonly endpoint: string | undefined; readonly namespaces: readonly string[] };
 }
 
 const REVERSE = ['in-addr.arpa.', 'ip6.arpa.'];
-const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints', 'noendpoints'];
+const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints', 'noendpoints', 'ignore'];
 const NOT_HONOURED: Readonly<Record<string, string>> = {
   tls: 'client certificates go in a kubeconfig (kubeconfig PATH)',
   labels: 'every service is served',
   namespace_labels: 'use namespaces NAMESPACE... instead',
   endpoint_pod_names: 'endpoints without a hostname are named by their dashed IP',
-  ignore: 'services without ready endpoints keep their records, as the spec says',
   multicluster: 'one cluster is served',
 };
 
@@ -79,6 +80,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
     let pods: PodMode = 'disabled';
     let hints: EdeHints = 'all';
     let noEndpoints = false;
+    let ignoreEmptyService = false;
     let fallthrough: string[] = [];
     let kubeconfig: string | undefined;
     let endpoint: string | undefined;
@@ -98,6 +100,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
         case 'manifests': manifests = args(plugin, line, 1, 1, 'manifests PATH')[0]; break;
         case 'ede_hints': hints = choice(at, args(plugin, line, 1, 1, 'ede_hints all|local|off')[0]!, EDE_HINTS); break;
         case 'noendpoints': args(plugin, line, 0, 0, 'noendpoints'); noEndpoints = true; break;
+        case 'ignore': choice(at, args(plugin, line, 1, 1, 'ignore empty_service')[0]!, ['empty_service'] as const); ignoreEmptyService = true; break;
         case 'startup_timeout': durationMs(at, args(plugin, line, 1, 1, 'startup_timeout DURATION')[0]!); break;
         case 'namespaces':
           namespaces = [...args(plugin, line, 1, Infinity, 'namespaces NAMESPACE...')];
@@ -116,6 +119,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       pods,
       hints,
       noEndpoints,
+      ignoreEmptyService,
       fallthrough: Object.freeze(fallthrough),
       source: manifests !== undefined
         ? Object.freeze({ kind: 'manifests' as const, path: manifests })
@@ -132,6 +136,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       reverseFallthrough,
       hints: config.hints,
       noEndpoints: config.noEndpoints,
+      ignoreEmptyService: config.ignoreEmptyService,
       now: context.now,
       ...(context.virtualIPs !== undefined && { virtualIPs: context.virtualIPs }),
     });
