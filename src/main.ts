@@ -220,6 +220,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
       namespaces: source.namespaces,
       // Autopath needs to know which namespace a client's address is a pod of; port-forward, which pod has an address.
       watchPods: watchesPods(plan) || portForward,
+      endpointPodNames: keepsPodNames(plan),
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -477,11 +478,19 @@ function watchesPods(plan: ServePlan): boolean {
   return pluginConfigs<KubernetesConfig>(plan, 'kubernetes').some((config) => config.pods === 'verified') || pluginConfigs(plan, 'autopath').length > 0;
 }
 
+/** Endpoints keep their pod names only where a kubernetes plugin names endpoints by them: 100k names are ~5 MB. */
+function keepsPodNames(plan: ServePlan): boolean {
+  return pluginConfigs<KubernetesConfig>(plan, 'kubernetes').some((config) => config.endpointPodNames);
+}
+
 /** What a reload cannot change in a running process, or undefined when `next` keeps all of it. */
 function sameRuntime(current: ServePlan, next: ServePlan): string | undefined {
   const source = (plan: ServePlan): string => JSON.stringify(pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0]?.source);
   if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, manifests or namespaces)';
   if (!watchesPods(current) && watchesPods(next)) return 'watching pods (pods verified or autopath, newly asked for)';
+  // Manifest files always keep pod names; a watched cluster's endpoints were stored without them.
+  const watched = pluginConfigs<KubernetesConfig>(current, 'kubernetes')[0]?.source.kind === 'cluster';
+  if (watched && !keepsPodNames(current) && keepsPodNames(next)) return 'keeping endpoints\' pod names (endpoint_pod_names, newly asked for)';
   if (current.workers !== next.workers) return 'the number of threads (multisocket)';
   for (const name of ['health', 'ready', 'prometheus']) {
     if (JSON.stringify(pluginConfigs(current, name)) !== JSON.stringify(pluginConfigs(next, name))) return `the ${name} plugin`;

@@ -629,6 +629,29 @@ describe('scope', () => {
     expect(ask(h.resolver, '10-244-0-10.default.pod.cluster.local').rcode).toBe('NXDOMAIN');
   });
 
+  it('keeps endpoints\' pod names only when asked (endpoint_pod_names), and never beside a hostname', async () => {
+    const fill = (server: FakeKubeApiServer): void => {
+      seed(server);
+      const named = slice('default', 'web-2', 'web', ['10.244.0.12', '10.244.0.13']);
+      const [first, second] = named.endpoints as Array<Record<string, unknown>>;
+      first!.targetRef = { kind: 'Pod', namespace: 'default', name: 'web-abc12' };
+      Object.assign(second!, { hostname: 'web-b', targetRef: { kind: 'Pod', namespace: 'default', name: 'web-def34' } });
+      server.create('endpointslices', named);
+    };
+    const without = await setup({ fill });
+    expect(without.store.endpointsOf('default', 'web').podNames).toBeUndefined();
+    await without.source.close();
+
+    const h = await setup({ fill, source: { endpointPodNames: true } });
+    const web = h.store.endpointsOf('default', 'web');
+    expect(web.ips.map((ip, row) => [ip, web.hostnames?.[row], web.podNames?.[row]])).toEqual([
+      ['10.244.0.10', undefined, undefined],
+      ['10.244.0.11', undefined, undefined],
+      ['10.244.0.12', undefined, 'web-abc12'],
+      ['10.244.0.13', 'web-b', undefined],
+    ]);
+  });
+
   it('with namespaces, watches each on its namespaced path; a relist of one namespace leaves the others alone', async () => {
     const h = await setup({
       source: { namespaces: ['default', 'team'] },

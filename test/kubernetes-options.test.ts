@@ -132,10 +132,44 @@ describe('ignore empty_service', () => {
   });
 });
 
+describe('endpoint_pod_names', () => {
+  const pair = servers('', 'endpoint_pod_names');
+  const noEndpoint = (name: string): Answer => nxdomain(`service "web" has no endpoint named "${name}"`);
+  // name, type, without the option, with it.
+  const rows = [
+    [`web-6f7c9-abcde.web.${SVC}`, 'A', noEndpoint('web-6f7c9-abcde'), ok(`web-6f7c9-abcde.web.${SVC} 5 IN A 10.244.1.5`)],
+    // The pod name replaces the dashed IP: the dashed name is gone, as in CoreDNS.
+    [`10-244-1-5.web.${SVC}`, 'A', ok(`10-244-1-5.web.${SVC} 5 IN A 10.244.1.5`), noEndpoint('10-244-1-5')],
+    // A hostname wins over the pod name.
+    [`web-b.web.${SVC}`, 'A', ok(`web-b.web.${SVC} 5 IN A 10.244.1.6`), ok(`web-b.web.${SVC} 5 IN A 10.244.1.6`)],
+    [`web-6f7c9-fghij.web.${SVC}`, 'A', noEndpoint('web-6f7c9-fghij'), noEndpoint('web-6f7c9-fghij')],
+    // SRV targets of a headless service: a pod name too long for a label, and no targetRef, keep the dashed IP.
+    [`_pg._tcp.db.${SVC}`, 'SRV', ok(
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-7.db.${SVC}`,
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-8.db.${SVC}`,
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-9.db.${SVC}`,
+    ), ok(
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 db-7d4b8-xk2lq.db.${SVC}`,
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-8.db.${SVC}`,
+      `_pg._tcp.db.${SVC} 5 IN SRV 0 33 5432 10-244-2-9.db.${SVC}`,
+    )],
+    ['7.2.244.10.in-addr.arpa.', 'PTR', ok(`7.2.244.10.in-addr.arpa. 5 IN PTR 10-244-2-7.db.${SVC}`), ok(`7.2.244.10.in-addr.arpa. 5 IN PTR db-7d4b8-xk2lq.db.${SVC}`)],
+    [`orders-5c8d7-q9w8e.orders.${SVC}`, 'A', nxdomain('service "orders" has no endpoint named "orders-5c8d7-q9w8e"'),
+      nxdomain('endpoint "orders-5c8d7-q9w8e" of service "orders" is not ready')],
+  ] as const;
+  askBoth(pair, rows);
+
+  it('puts the pod-named targets\' addresses in the additional section', async () => {
+    const { additional } = await dig(pair.option.port, [`_pg._tcp.db.${SVC}`, 'SRV']);
+    expect(additional).toContain(`db-7d4b8-xk2lq.db.${SVC} 5 IN A 10.244.2.7`);
+  });
+});
+
 describe('setup', () => {
   it.each([
     ['ignore without its argument', 'ignore', /Corefile-\S+:5: plugin "kubernetes": option "ignore" wants 1 argument, got 0 \(usage: ignore empty_service\)/],
     ['ignore with another argument', 'ignore empty_pods', /Corefile-\S+:5: plugin "kubernetes": option "ignore": "empty_pods" is not one of empty_service/],
+    ['endpoint_pod_names with an argument', 'endpoint_pod_names on', /Corefile-\S+:5: plugin "kubernetes": option "endpoint_pod_names" wants 0 arguments, got 1 \(usage: endpoint_pod_names\)/],
     ['noendpoints with an argument', 'noendpoints yes', /Corefile-\S+:5: plugin "kubernetes": option "noendpoints" wants 0 arguments, got 1 \(usage: noendpoints\)/],
   ])('refuses %s', async (_what, options, message) => {
     const { code, stderr } = await runCli(['-conf', await corefile(options)]);

@@ -59,6 +59,8 @@ export interface KubeSourceOptions {
   readonly namespaces?: readonly string[];
   /** Watch Pods (for `pods verified`, search-path completion); only IP → namespace/name is kept. */
   readonly watchPods: boolean;
+  /** Keep each endpoint's pod name (`targetRef.name`), for `endpoint_pod_names`; false by default. */
+  readonly endpointPodNames?: boolean;
   readonly pageSize?: number;
   readonly pageBytes?: number;
   /** A watch with no event and no bookmark for a whole period of this is aborted and restarted. */
@@ -112,7 +114,7 @@ interface KindDef<K extends ResourceKind> {
 const NAMESPACES: KindDef<'namespace'> = { kind: 'namespace', prefix: '/api/v1', resource: 'namespaces', namespaced: false, convert: toNamespace };
 const SERVICES: KindDef<'service'> = { kind: 'service', prefix: '/api/v1', resource: 'services', namespaced: true, convert: toService };
 const ENDPOINT_SLICES: KindDef<'endpointslice'> = {
-  kind: 'endpointslice', prefix: '/apis/discovery.k8s.io/v1', resource: 'endpointslices', namespaced: true, convert: toEndpointSlice,
+  kind: 'endpointslice', prefix: '/apis/discovery.k8s.io/v1', resource: 'endpointslices', namespaced: true, convert: (object) => toEndpointSlice(object, false),
 };
 const PODS: KindDef<'pod'> = {
   kind: 'pod', prefix: '/api/v1', resource: 'pods', namespaced: true, convert: toPod, fieldSelector: POD_FIELD_SELECTOR,
@@ -179,7 +181,7 @@ export class KubeSource {
     const namespaces = this.options.namespaces?.length ? [...new Set(this.options.namespaces)] : undefined;
     this.addKind(NAMESPACES, undefined, namespaces); // cluster-scoped: one watch, filtered here
     this.addKind(SERVICES, namespaces);
-    this.addKind(ENDPOINT_SLICES, namespaces);
+    this.addKind(this.options.endpointPodNames === true ? { ...ENDPOINT_SLICES, convert: (object) => toEndpointSlice(object, true) } : ENDPOINT_SLICES, namespaces);
     if (this.options.watchPods) this.addKind(PODS, namespaces);
     this.startedAt = Date.now();
     this.log.info({ kinds: this.kinds, namespaces: namespaces ?? 'all', server: this.access.server },

@@ -8,6 +8,7 @@ import {
   READY,
   SERVING,
   TERMINATING,
+  sizedColumn,
   type EndpointSliceRecord,
   type NamespaceRecord,
   type PodRecord,
@@ -35,7 +36,10 @@ type Json = Record<string, unknown>;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DEFAULT_AFFINITY_SECONDS = 10800;
 
-/** The slim record for a supported object, or undefined for kinds clusterdns does not use. */
+/**
+ * The slim record for a supported object, or undefined for kinds clusterdns does not use. Endpoints keep their
+ * pod names (for `endpoint_pod_names`): manifest files, this function's users, are small.
+ */
 export function toRecord(object: unknown): SlimRecord | undefined {
   if (!isObject(object)) throw new ObjectError('expected a Kubernetes object (a mapping with apiVersion and kind)');
   const kind = object.kind;
@@ -43,7 +47,7 @@ export function toRecord(object: unknown): SlimRecord | undefined {
   if (kind === 'Namespace' && apiVersion === 'v1') return { kind: 'namespace', record: toNamespace(object) };
   if (kind === 'Service' && apiVersion === 'v1') return { kind: 'service', record: toService(object) };
   if (kind === 'EndpointSlice' && apiVersion === 'discovery.k8s.io/v1') {
-    const record = toEndpointSlice(object);
+    const record = toEndpointSlice(object, true);
     return record === undefined ? undefined : { kind: 'endpointslice', record };
   }
   if (kind === 'Pod' && apiVersion === 'v1') {
@@ -100,8 +104,11 @@ export function toService(object: Json): ServiceRecord {
   return record('ClusterIP', ips, undefined, affinity);
 }
 
-/** A slice not labelled with its service belongs to no service DNS can name: undefined. */
-export function toEndpointSlice(object: Json): EndpointSliceRecord | undefined {
+/**
+ * A slice not labelled with its service belongs to no service DNS can name: undefined. `keepPodNames` keeps the
+ * `podNames` column, which only `endpoint_pod_names` reads.
+ */
+export function toEndpointSlice(object: Json, keepPodNames: boolean): EndpointSliceRecord | undefined {
   const name = metadataName(object, 'EndpointSlice');
   const namespace = metadataNamespace(object);
   const where = `EndpointSlice ${namespace}/${name}`;
@@ -117,17 +124,19 @@ export function toEndpointSlice(object: Json): EndpointSliceRecord | undefined {
   const ips: string[] = [];
   const conditions: number[] = [];
   const hostnames: Array<string | undefined> = [];
+  const podNames: Array<string | undefined> = [];
   (optionalArray(object.endpoints, `${where}: endpoints`) ?? []).forEach((entry, i) => {
     const endpoint = sliceEndpoint(entry, addressType, `${where}: endpoints[${i}]`);
     for (const ip of endpoint.addresses) {
       ips.push(ip);
       conditions.push(endpoint.conditions);
       hostnames.push(endpoint.hostname);
+      // A hostname wins over the pod name, so the pod name is not kept beside one.
+      podNames.push(keepPodNames && endpoint.hostname === undefined ? endpoint.podName : undefined);
     }
   });
   // Copies are sized exactly; arrays grown by push() keep up to half again as many slots, for as long as they live.
-  const named = hostnames.some((hostname) => hostname !== undefined);
-  const endpoints = { ips: ips.slice(), conditions: conditions.slice(), hostnames: named ? hostnames.slice() : undefined };
+  const endpoints = { ips: ips.slice(), conditions: conditions.slice(), hostnames: sizedColumn(hostnames), podNames: sizedColumn(podNames) };
   return { namespace, name, serviceName, addressType, ports, endpoints };
 }
 
@@ -164,7 +173,19 @@ function slicePort(port: unknown, where: string): SlicePort[] {
   return [{ name: portName(port.name, where), port: portNumber(port.port, `${where}.port`), protocol: protocol(port.protocol, where) }];
 }
 
-function sliceEndpoint(endpoint: unknown, addressType: string, where: string): { addresses: string[]; conditions: number; hostname: string | undefined } {
+interface SliceEndpoint {
+  readonly addresses: string[];
+  readonly conditions: number;
+  readonly hostname: string | undefined;
+  /**
+   * `targetRef.name` when it is a DNS label. CoreDNS takes the name whatever the kind and only drops names too
+   * long for a label; a pod name may also hold dots, which would make it several labels: such endpoints keep their
+   * dashed IP instead.
+   */
+  readonly podName: string | undefined;
+}
+
+function sliceEndpoint(endpoint: unknown, addressType: string, where: string): SliceEndpoint {
   if (!isObject(endpoint)) throw new ObjectError(`${where}: expected a mapping`);
   const addresses = (optionalArray(endpoint.addresses, `${where}.addresses`) ?? []).map((address, i) => {
     if (addressType === 'FQDN') return undefined;
@@ -182,7 +203,10 @@ function sliceEndpoint(endpoint: unknown, addressType: string, where: string): {
   const hostname = optionalString(endpoint.hostname, `${where}.hostname`);
   if (hostname !== undefined && !DNS_LABEL.test(hostname)) throw new ObjectError(`${where}.hostname "${hostname}" is not a DNS label`);
   const bits = (ready && !terminating ? READY : 0) | (serving ? SERVING : 0) | (terminating ? TERMINATING : 0);
-  return { addresses, conditions: bits, hostname };
+  const targetRef = optionalObject(endpoint.targetRef, `${where}.targetRef`);
+  const target = targetRef === undefined ? undefined : optionalString(targetRef.name, `${where}.targetRef.name`);
+  const podName = target !== undefined && target.length <= 63 && DNS_LABEL.test(target) ? target : undefined;
+  return { addresses, conditions: bits, hostname, podName };
 }
 
 function metadataName(object: Json, kind: string): string {

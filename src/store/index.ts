@@ -78,7 +78,12 @@ export function splitServiceKey(key: string): { namespace: string; name: string 
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-export const NO_ENDPOINTS: EndpointSet = Object.freeze({ ips: [], conditions: [], hostnames: undefined, ports: [] });
+/** An exact copy of an optional per-row column (`hostnames`, `podNames`), or undefined when no row has a value. */
+export function sizedColumn(column: ReadonlyArray<string | undefined>): Array<string | undefined> | undefined {
+  return column.some((value) => value !== undefined) ? column.slice() : undefined;
+}
+
+export const NO_ENDPOINTS: EndpointSet = Object.freeze({ ips: [], conditions: [], hostnames: undefined, podNames: undefined, ports: [] });
 
 /** True when any address of the set is ready. */
 export const anyReady = (set: EndpointSet): boolean => set.conditions.some((bits) => (bits & READY) !== 0);
@@ -415,7 +420,7 @@ export class RecordStore implements StoreView {
     if (only !== undefined && new Set(only.ips).size === only.ips.length) {
       // One slice without a repeated address, the usual case: its columns are the set's.
       const ports = new Array<readonly SlicePort[]>(only.ips.length).fill(slices[0]!.ports);
-      return { ips: only.ips, conditions: only.conditions, hostnames: only.hostnames, ports };
+      return { ips: only.ips, conditions: only.conditions, hostnames: only.hostnames, podNames: only.podNames, ports };
     }
     // Slice names sort for a stable answer order whatever order the slices arrived in.
     slices.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -423,6 +428,7 @@ export class RecordStore implements StoreView {
     const ips: string[] = [];
     const conditions: number[] = [];
     const hostnames: Array<string | undefined> = [];
+    const podNames: Array<string | undefined> = [];
     const ports: Array<readonly SlicePort[]> = [];
     for (const slice of slices) {
       const { endpoints } = slice;
@@ -436,12 +442,12 @@ export class RecordStore implements StoreView {
         ips[row] = ip;
         conditions[row] = bits;
         hostnames[row] = endpoints.hostnames?.[i];
+        podNames[row] = endpoints.podNames?.[i];
         ports[row] = slice.ports;
       });
     }
-    const named = hostnames.some((hostname) => hostname !== undefined);
     // Exact copies: arrays grown an element at a time keep spare slots for as long as they live.
-    return { ips: ips.slice(), conditions: conditions.slice(), hostnames: named ? hostnames.slice() : undefined, ports: ports.slice() };
+    return { ips: ips.slice(), conditions: conditions.slice(), hostnames: sizedColumn(hostnames), podNames: sizedColumn(podNames), ports: ports.slice() };
   }
 
   private flush(): void {

@@ -62,6 +62,12 @@ export interface EndpointColumns {
   readonly conditions: readonly number[];
   /** The endpoint's hostname per row; absent when no row has one. */
   readonly hostnames?: ReadonlyArray<string | undefined>;
+  /**
+   * The name of the object the endpoint's `targetRef` points to (its pod), per row without a hostname and only
+   * where that name is a DNS label (`endpoint_pod_names` names such endpoints by it); absent when no row has one,
+   * and always absent unless the source was asked to keep them (100k pod names are about 5 MB).
+   */
+  readonly podNames?: ReadonlyArray<string | undefined>;
 }
 
 export interface EndpointSliceRecord {

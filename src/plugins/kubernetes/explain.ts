@@ -5,7 +5,7 @@
  * the service-name index behind "found in". Texts are built when an answer is prepared (once per name per store
  * change), never per query. Reads the store and the zone's service entries; answers nothing itself.
  */
-import { dashedIp, undashIp } from '../../ip.js';
+import { undashIp } from '../../ip.js';
 import { READY, type EndpointSet } from '../../store/index.js';
 
 /**
@@ -32,6 +32,8 @@ export interface ZoneFacts {
   /** The namespaces holding a service of this name. */
   namespacesWith(name: string): readonly string[];
   endpointsOf(namespace: string, name: string): EndpointSet;
+  /** The first label of the name of `endpoints`' row `row`, as the zone names it. */
+  endpointLabel(endpoints: EndpointSet, row: number): string;
   /** False with `noendpoints`: no name answers from endpoints. */
   readonly endpointsServed: boolean;
   readonly pods: 'insecure' | 'verified' | 'disabled';
@@ -70,7 +72,7 @@ export function whyMissing(labels: readonly string[], facts: ZoneFacts): string 
   }
   if (labels.length !== 4) return undefined;
   const endpoint = labels[0]!;
-  const named = endpoints.ips.findIndex((ip, row) => (endpoints.hostnames?.[row] ?? dashedIp(ip)) === endpoint);
+  const named = endpoints.ips.findIndex((_ip, row) => facts.endpointLabel(endpoints, row) === endpoint);
   if (named >= 0) return `endpoint ${quote(endpoint)} of service ${quote(service)} is not ready`;
   return `service ${quote(service)} has no endpoint named ${quote(endpoint)}`;
 }

@@ -29,7 +29,7 @@ import {
 } from '../../wire/index.js';
 import type { Question } from '../../wire/index.js';
 import { notSynced, outOfTouch, whyMissing, type EdeHints, type ZoneFacts } from './explain.js';
-import { ServiceEntry, type EntryRules } from './service-entry.js';
+import { endpointLabel, ServiceEntry, type EntryRules } from './service-entry.js';
 import { NameTable, type NameNode } from './table.js';
 
 /** The Kubernetes DNS-Based Service Discovery schema version we implement (spec §2.2). */
@@ -69,6 +69,11 @@ export interface ClusterZoneOptions {
   readonly noEndpoints?: boolean;
   /** `ignore empty_service`: a ClusterIP service with no ready endpoint is NXDOMAIN, as CoreDNS answers it. */
   readonly ignoreEmptyService?: boolean;
+  /**
+   * `endpoint_pod_names`: an endpoint without a hostname is named by its pod (the store must keep pod names:
+   * the source's `endpointPodNames`), as CoreDNS names it; by its dashed IP otherwise.
+   */
+  readonly endpointPodNames?: boolean;
   /** Milliseconds; Date.now by default. Times the wait for the first sync, and the state's age while out of touch. */
   readonly now?: () => number;
 }
@@ -148,6 +153,7 @@ export class ClusterResolver {
       // With noendpoints nothing is known of the endpoints, so nothing is said about their readiness either.
       explain: this.hints !== 'off' && options.noEndpoints !== true,
       ignoreEmpty: options.ignoreEmptyService === true,
+      podNames: options.endpointPodNames === true,
     };
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
@@ -164,6 +170,7 @@ export class ClusterResolver {
       },
       endpointsOf: (namespace, name) => store.endpointsOf(namespace, name),
       endpointsServed: options.noEndpoints !== true,
+      endpointLabel: (endpoints, row) => endpointLabel(endpoints, row, this.rules.podNames),
     };
     this.selfAddresses = new Set(options.selfAddresses.map((ip) => canonicalIp(ip) ?? ip));
     this.zones = [[options.zone, undefined] as const, ...REVERSE_ZONES].map(([name, reverse]) => ({

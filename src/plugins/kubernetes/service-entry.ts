@@ -4,7 +4,7 @@
  *
  *   <svc>.<ns>.svc.<zone>                 A/AAAA (cluster IPs, or ready endpoints if headless), SRV per port, or CNAME
  *   _<port>._<proto>.<svc>.<ns>.svc.<zone> SRV per named port (targets: the service, or each endpoint name)
- *   <endpoint>.<svc>.<ns>.svc.<zone>      A/AAAA of a ready endpoint (its hostname, else its dashed IP)
+ *   <endpoint>.<svc>.<ns>.svc.<zone>      A/AAAA of a ready endpoint (its hostname, else its dashed IP or pod name)
  *   <reversed ip>.in-addr.arpa|ip6.arpa   PTR for cluster IPs and ready endpoint addresses
  *
  * Only the service and port names go into the name table (`contributions`); endpoint names and reverse names,
@@ -43,6 +43,13 @@ export interface EntryRules {
   readonly explain: boolean;
   /** `ignore empty_service`: a ClusterIP service with no ready endpoint owns no names (CoreDNS: NXDOMAIN). */
   readonly ignoreEmpty: boolean;
+  /** `endpoint_pod_names`: an endpoint without a hostname is named by its pod, where the store kept the name. */
+  readonly podNames: boolean;
+}
+
+/** The first label of an endpoint's name, as CoreDNS picks it: its hostname, its pod name (when asked), its dashed IP. */
+export function endpointLabel(set: EndpointSet, row: number, podNames: boolean): string {
+  return set.hostnames?.[row] ?? (podNames ? set.podNames?.[row] : undefined) ?? dashedIp(set.ips[row]!);
 }
 
 export class ServiceEntry implements NamedSource {
@@ -136,9 +143,8 @@ export class ServiceEntry implements NamedSource {
     return String.fromCharCode(label.length) + label + this.key;
   }
 
-  /** An endpoint's name: its hostname, else its dashed IP (as CoreDNS names them). */
   private endpointLabel(row: number): string {
-    return this.endpoints.hostnames?.[row] ?? dashedIp(this.endpoints.ips[row]!);
+    return endpointLabel(this.endpoints, row, this.rules.podNames);
   }
 
   /** (port, endpoint name) for every answered endpoint and each of its slice's ports that `matches`. */
@@ -176,11 +182,12 @@ export class ServiceEntry implements NamedSource {
 function readyOnly(set: EndpointSet): EndpointSet {
   const rows = set.conditions.flatMap((bits, row) => ((bits & READY) !== 0 ? [row] : []));
   if (rows.length === set.ips.length) return set;
-  const { hostnames } = set;
+  const { hostnames, podNames } = set;
   return {
     ips: rows.map((row) => set.ips[row]!),
     conditions: rows.map((row) => set.conditions[row]!),
     hostnames: hostnames === undefined ? undefined : rows.map((row) => hostnames[row]),
+    podNames: podNames === undefined ? undefined : rows.map((row) => podNames[row]),
     ports: rows.map((row) => set.ports[row]!),
   };
 }

@@ -8,12 +8,12 @@
  *     fallthrough [ZONES...]   startup_timeout DURATION
  *     manifests PATH           (clusterdns: serve manifest files instead of a cluster)
  *     ede_hints all|local|off  (clusterdns: which Extended DNS Error texts answers carry; explain.ts)
- *     noendpoints              ignore empty_service
+ *     noendpoints              ignore empty_service    endpoint_pod_names
  *   }
  *
  * ZONES default to the server block's; one of them is the cluster domain, the others may be in-addr.arpa and
  * ip6.arpa. Options CoreDNS has that clusterdns does not honour (tls, labels, namespace_labels,
- * endpoint_pod_names, kubeconfig's CONTEXT) stop start-up with an error naming them.
+ * multicluster, kubeconfig's CONTEXT) stop start-up with an error naming them.
  */
 import { isNamespaceName } from '../../config/index.js';
 import { pluginError } from '../../corefile/errors.js';
@@ -41,18 +41,19 @@ export interface KubernetesConfig {
   readonly noEndpoints: boolean;
   /** `ignore empty_service`: a ClusterIP service with no ready endpoint is NXDOMAIN, as CoreDNS's. */
   readonly ignoreEmptyService: boolean;
+  /** `endpoint_pod_names`: endpoints without a hostname are named by their pod, as CoreDNS's. */
+  readonly endpointPodNames: boolean;
   readonly source:
     | { readonly kind: 'manifests'; readonly path: string }
     | { readonly kind: 'cluster'; readonly kubeconfig: string | undefined; readonly endpoint: string | undefined; readonly namespaces: readonly string[] };
 }
 
 const REVERSE = ['in-addr.arpa.', 'ip6.arpa.'];
-const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints', 'noendpoints', 'ignore'];
+const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints', 'noendpoints', 'ignore', 'endpoint_pod_names'];
 const NOT_HONOURED: Readonly<Record<string, string>> = {
   tls: 'client certificates go in a kubeconfig (kubeconfig PATH)',
   labels: 'every service is served',
   namespace_labels: 'use namespaces NAMESPACE... instead',
-  endpoint_pod_names: 'endpoints without a hostname are named by their dashed IP',
   multicluster: 'one cluster is served',
 };
 
@@ -81,6 +82,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
     let hints: EdeHints = 'all';
     let noEndpoints = false;
     let ignoreEmptyService = false;
+    let endpointPodNames = false;
     let fallthrough: string[] = [];
     let kubeconfig: string | undefined;
     let endpoint: string | undefined;
@@ -101,6 +103,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
         case 'ede_hints': hints = choice(at, args(plugin, line, 1, 1, 'ede_hints all|local|off')[0]!, EDE_HINTS); break;
         case 'noendpoints': args(plugin, line, 0, 0, 'noendpoints'); noEndpoints = true; break;
         case 'ignore': choice(at, args(plugin, line, 1, 1, 'ignore empty_service')[0]!, ['empty_service'] as const); ignoreEmptyService = true; break;
+        case 'endpoint_pod_names': args(plugin, line, 0, 0, 'endpoint_pod_names'); endpointPodNames = true; break;
         case 'startup_timeout': durationMs(at, args(plugin, line, 1, 1, 'startup_timeout DURATION')[0]!); break;
         case 'namespaces':
           namespaces = [...args(plugin, line, 1, Infinity, 'namespaces NAMESPACE...')];
@@ -120,6 +123,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       hints,
       noEndpoints,
       ignoreEmptyService,
+      endpointPodNames,
       fallthrough: Object.freeze(fallthrough),
       source: manifests !== undefined
         ? Object.freeze({ kind: 'manifests' as const, path: manifests })
@@ -137,6 +141,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       hints: config.hints,
       noEndpoints: config.noEndpoints,
       ignoreEmptyService: config.ignoreEmptyService,
+      endpointPodNames: config.endpointPodNames,
       now: context.now,
       ...(context.virtualIPs !== undefined && { virtualIPs: context.virtualIPs }),
     });
