@@ -203,7 +203,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
     // Nothing to watch: synced now (a replica is synced when the main thread's store is).
     if (replica === undefined) store.markSynced();
   } else if (source.kind === 'manifests') {
-    manifests = new ManifestSource(source.path, store, log.child({ part: 'source' }));
+    manifests = new ManifestSource(source.path, store, log.child({ part: 'source' }), source.labels);
     await manifests.start();
   } else {
     // Loaded only when a cluster is watched: the HTTP and TLS stack and the kubeconfig parts cost ~4 MB of RSS.
@@ -221,6 +221,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
       // Autopath needs to know which namespace a client's address is a pod of; port-forward, which pod has an address.
       watchPods: watchesPods(plan) || portForward,
       endpointPodNames: keepsPodNames(plan),
+      ...(source.labels !== undefined && { labels: source.labels }),
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -486,7 +487,7 @@ function keepsPodNames(plan: ServePlan): boolean {
 /** What a reload cannot change in a running process, or undefined when `next` keeps all of it. */
 function sameRuntime(current: ServePlan, next: ServePlan): string | undefined {
   const source = (plan: ServePlan): string => JSON.stringify(pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0]?.source);
-  if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, manifests or namespaces)';
+  if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, manifests, namespaces or labels)';
   if (!watchesPods(current) && watchesPods(next)) return 'watching pods (pods verified or autopath, newly asked for)';
   // Manifest files always keep pod names; a watched cluster's endpoints were stored without them.
   const watched = pluginConfigs<KubernetesConfig>(current, 'kubernetes')[0]?.source.kind === 'cluster';

@@ -29,6 +29,8 @@ export interface CollectionSpec<K extends ResourceKind> {
   /** Set when the collection is one namespace's share of a namespaced kind. */
   readonly namespace?: string;
   readonly fieldSelector?: string;
+  /** Only objects whose labels match (the kubernetes plugin's `labels`), filtered by the API server. */
+  readonly labelSelector?: string;
   /** API object → slim record, or undefined when the object gives none; throws ObjectError on a bad object. */
   readonly convert: (object: Json) => RecordsByKind[K] | undefined;
   /** A filter applied after conversion (namespaces outside `--namespaces`). */
@@ -174,7 +176,7 @@ export class CollectionStream<K extends ResourceKind> {
     // Services 0.3 MB.
     let limit = Math.min(this.tuning.pageSize, FIRST_PAGE_ITEMS);
     do {
-      const query = { limit: String(limit), continue: token, fieldSelector: this.spec.fieldSelector };
+      const query = { limit: String(limit), continue: token, fieldSelector: this.spec.fieldSelector, labelSelector: this.spec.labelSelector };
       const page = await this.withDeadline((signal) => listPage(this.access, this.spec.path, query, signal));
       this.reach.succeeded();
       limit = Math.max(1, Math.min(this.tuning.pageSize, Math.floor((limit * this.tuning.pageBytes) / Math.max(page.size, 1))));
@@ -254,6 +256,7 @@ export class CollectionStream<K extends ResourceKind> {
       };
       const query: Record<string, string> = { resourceVersion, allowWatchBookmarks: 'true' };
       if (this.spec.fieldSelector !== undefined) query.fieldSelector = this.spec.fieldSelector;
+      if (this.spec.labelSelector !== undefined) query.labelSelector = this.spec.labelSelector;
       const request = startWatch(this.access, this.spec.path, query, {
         onOpen: () => {
           clearTimeout(timer);

@@ -61,6 +61,12 @@ export interface KubeSourceOptions {
   readonly watchPods: boolean;
   /** Keep each endpoint's pod name (`targetRef.name`), for `endpoint_pod_names`; false by default. */
   readonly endpointPodNames?: boolean;
+  /**
+   * A label selector (label-selector.ts, canonical) for Services, EndpointSlices and Pods: the kubernetes plugin's
+   * `labels`. The API server filters by it (Namespaces are not filtered), as CoreDNS's lists and watches do; the
+   * EndpointSlice controller copies a Service's labels onto its slices, so a Service and its slices go together.
+   */
+  readonly labels?: string;
   readonly pageSize?: number;
   readonly pageBytes?: number;
   /** A watch with no event and no bookmark for a whole period of this is aborted and restarted. */
@@ -262,10 +268,12 @@ export class KubeSource {
     const observe = def.kind === 'endpointslice' && this.options.onEndpointsProgrammed !== undefined
       ? (object: Json): void => this.endpointsProgrammed(object)
       : undefined;
+    const labelled = this.options.labels !== undefined && def.kind !== 'namespace';
     const base = {
       kind: def.kind,
       convert: def.convert,
       ...(def.fieldSelector !== undefined && { fieldSelector: def.fieldSelector }),
+      ...(labelled && { labelSelector: this.options.labels }),
       ...(keep && { keep }),
       ...(observe && { observe }),
     };

@@ -11,6 +11,7 @@ import yaml from 'js-yaml';
 import type { Logger } from 'pino';
 import { ManifestError } from '../errors.js';
 import type { RecordStore, RecordsByKind, ResourceKind } from '../store/index.js';
+import { parseLabelSelector, type LabelSelector } from './label-selector.js';
 import { ObjectError, toRecord } from './objects.js';
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
@@ -64,11 +65,22 @@ export function manifestObjects(text: string, file: string): ManifestObject[] {
   return objects;
 }
 
-/** Reads every manifest under `path` into slim records. Throws ManifestError naming the file (and line). */
-export async function loadManifests(path: string, log?: Logger): Promise<Snapshot> {
+/**
+ * Reads every manifest under `path` into slim records: with `labels`, only the Services, EndpointSlices and Pods
+ * whose labels match (as the API server filters a watch). Throws ManifestError naming the file (and line).
+ */
+export async function loadManifests(path: string, log?: Logger, labels?: LabelSelector): Promise<Snapshot> {
   const snapshot: Snapshot = { namespace: [], service: [], endpointslice: [], pod: [] };
-  for (const object of await readManifestObjects(path)) addToSnapshot(snapshot, object, log);
+  for (const object of await readManifestObjects(path)) {
+    if (labels === undefined || selected(object.object, labels)) addToSnapshot(snapshot, object, log);
+  }
   return snapshot;
+}
+
+/** Namespaces are never filtered by `labels` (CoreDNS's: namespace_labels is another option). */
+function selected(object: unknown, labels: LabelSelector): boolean {
+  const { kind, metadata } = (object ?? {}) as { kind?: unknown; metadata?: { labels?: Record<string, string> } };
+  return kind === 'Namespace' || labels.matches(metadata?.labels);
 }
 
 /** The slim records of one manifest file's text into `snapshot` (what the fuzz target drives). */
@@ -132,13 +144,17 @@ export class ManifestSource {
   private reloading: Promise<void> = Promise.resolve();
   private readonly path: string;
 
-  constructor(path: string, private readonly store: RecordStore, private readonly log: Logger) {
+  private readonly labels: LabelSelector | undefined;
+
+  /** `labels`: a label selector's text (the kubernetes plugin's `labels`, already checked by its setup). */
+  constructor(path: string, private readonly store: RecordStore, private readonly log: Logger, labels?: string) {
     this.path = resolve(path);
+    this.labels = labels === undefined ? undefined : parseLabelSelector(labels);
   }
 
   /** The first load; a failure here is fatal to startup (the caller reports it). */
   async start(): Promise<void> {
-    const snapshot = await loadManifests(this.path, this.log);
+    const snapshot = await loadManifests(this.path, this.log, this.labels);
     applySnapshot(this.store, snapshot);
     this.log.info(counts(snapshot), 'loaded manifests');
     await this.watch();
@@ -170,7 +186,7 @@ export class ManifestSource {
 
   private async reload(): Promise<void> {
     try {
-      const snapshot = await loadManifests(this.path, this.log);
+      const snapshot = await loadManifests(this.path, this.log, this.labels);
       applySnapshot(this.store, snapshot);
       this.log.info(counts(snapshot), 'reloaded manifests');
     } catch (error) {

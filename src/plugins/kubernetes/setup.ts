@@ -4,7 +4,7 @@
  *
  *   kubernetes [ZONES...] {
  *     kubeconfig PATH          endpoint URL            namespaces NAMESPACE...
- *     pods disabled|insecure|verified                  ttl SECONDS
+ *     labels EXPRESSION        pods disabled|insecure|verified                  ttl SECONDS
  *     fallthrough [ZONES...]   startup_timeout DURATION
  *     manifests PATH           (clusterdns: serve manifest files instead of a cluster)
  *     ede_hints all|local|off  (clusterdns: which Extended DNS Error texts answers carry; explain.ts)
@@ -12,8 +12,8 @@
  *   }
  *
  * ZONES default to the server block's; one of them is the cluster domain, the others may be in-addr.arpa and
- * ip6.arpa. Options CoreDNS has that clusterdns does not honour (tls, labels, namespace_labels,
- * multicluster, kubeconfig's CONTEXT) stop start-up with an error naming them.
+ * ip6.arpa. Options CoreDNS has that clusterdns does not honour (tls, namespace_labels, multicluster,
+ * kubeconfig's CONTEXT) stop start-up with an error naming them.
  */
 import { isNamespaceName } from '../../config/index.js';
 import { pluginError } from '../../corefile/errors.js';
@@ -22,6 +22,7 @@ import { nameToKey } from '../../wire/index.js';
 import type { PluginSetup } from '../plugin.js';
 import { choice, durationMs, integer, optionLines, single, zoneCovers, zoneName } from '../setup-values.js';
 import { KubernetesHandler } from './handler.js';
+import { parseLabelSelector } from '../../source/label-selector.js';
 import { EDE_HINTS, type EdeHints } from './explain.js';
 import { ClusterResolver, type PodMode } from './index.js';
 import { registerKubernetesMetrics } from './metrics.js';
@@ -43,16 +44,16 @@ export interface KubernetesConfig {
   readonly ignoreEmptyService: boolean;
   /** `endpoint_pod_names`: endpoints without a hostname are named by their pod, as CoreDNS's. */
   readonly endpointPodNames: boolean;
+  /** `labels`: only Services, EndpointSlices and Pods whose labels match, in canonical form (label-selector.ts). */
   readonly source:
-    | { readonly kind: 'manifests'; readonly path: string }
-    | { readonly kind: 'cluster'; readonly kubeconfig: string | undefined; readonly endpoint: string | undefined; readonly namespaces: readonly string[] };
+    | { readonly kind: 'manifests'; readonly path: string; readonly labels?: string }
+    | { readonly kind: 'cluster'; readonly kubeconfig: string | undefined; readonly endpoint: string | undefined; readonly namespaces: readonly string[]; readonly labels?: string };
 }
 
 const REVERSE = ['in-addr.arpa.', 'ip6.arpa.'];
-const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints', 'noendpoints', 'ignore', 'endpoint_pod_names'];
+const OPTIONS = ['kubeconfig', 'endpoint', 'namespaces', 'labels', 'pods', 'ttl', 'fallthrough', 'startup_timeout', 'manifests', 'ede_hints', 'noendpoints', 'ignore', 'endpoint_pod_names'];
 const NOT_HONOURED: Readonly<Record<string, string>> = {
   tls: 'client certificates go in a kubeconfig (kubeconfig PATH)',
-  labels: 'every service is served',
   namespace_labels: 'use namespaces NAMESPACE... instead',
   multicluster: 'one cluster is served',
 };
@@ -88,6 +89,7 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
     let endpoint: string | undefined;
     let manifests: string | undefined;
     let namespaces: string[] = [];
+    let labels: string | undefined;
     for (const line of (plugin.block ?? [])) {
       if (NOT_HONOURED[line.name] !== undefined) throw pluginError(plugin, `option "${line.name}" is not supported by clusterdns (${NOT_HONOURED[line.name]})`, line);
     }
@@ -105,6 +107,16 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
         case 'ignore': choice(at, args(plugin, line, 1, 1, 'ignore empty_service')[0]!, ['empty_service'] as const); ignoreEmptyService = true; break;
         case 'endpoint_pod_names': args(plugin, line, 0, 0, 'endpoint_pod_names'); endpointPodNames = true; break;
         case 'startup_timeout': durationMs(at, args(plugin, line, 1, 1, 'startup_timeout DURATION')[0]!); break;
+        case 'labels': {
+          // The selector's spaces (`env in (a, b)`) split it into several arguments: they are one expression.
+          const expression = args(plugin, line, 1, Infinity, 'labels EXPRESSION').join(' ');
+          try {
+            labels = parseLabelSelector(expression).text;
+          } catch (error) {
+            throw pluginError(plugin, `option "labels": ${(error as Error).message}`, line);
+          }
+          break;
+        }
         case 'namespaces':
           namespaces = [...args(plugin, line, 1, Infinity, 'namespaces NAMESPACE...')];
           for (const namespace of namespaces) if (!isNamespaceName(namespace)) throw pluginError(plugin, `"${namespace}" is not a namespace name`, line);
@@ -126,8 +138,8 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
       endpointPodNames,
       fallthrough: Object.freeze(fallthrough),
       source: manifests !== undefined
-        ? Object.freeze({ kind: 'manifests' as const, path: manifests })
-        : Object.freeze({ kind: 'cluster' as const, kubeconfig, endpoint, namespaces: Object.freeze([...new Set(namespaces)]) }),
+        ? Object.freeze({ kind: 'manifests' as const, path: manifests, ...(labels !== undefined && { labels }) })
+        : Object.freeze({ kind: 'cluster' as const, kubeconfig, endpoint, namespaces: Object.freeze([...new Set(namespaces)]), ...(labels !== undefined && { labels }) }),
     });
   },
   create(config, context) {
