@@ -1,7 +1,7 @@
 /** Wire-format building blocks: name keys, zone matching on label boundaries, IP forms, and prepared answers. */
 import { describe, expect, it } from 'vitest';
 import { canonicalIp, dashedIp, reverseName, undashIp } from '../src/ip.js';
-import { decodeMessage, encodeEde, isInZone, keyToName, MessageError, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, prepareMessage, RRType, writeReply } from '../src/wire/index.js';
+import { decodeEde, decodeMessage, encodeEde, isInZone, joinEde, keyToName, MessageError, nameToKey, newQuery, ParseOutcome, parseQuery, prepareAnswer, prepareMessage, RRType, writeReply } from '../src/wire/index.js';
 import { query } from './support/query-bytes.js';
 
 describe('names', () => {
@@ -105,7 +105,14 @@ describe('kept bytes own their memory (src/wire/kept.ts)', () => {
     const message = decodeMessage(Buffer.concat([header, question, a, cname]));
     expect(message.answer.map((record) => record.rdata.length)).toEqual([4, 9]);
     for (const record of message.answer) ownsExactly(record.rdata);
-    ownsExactly(encodeEde(0, 'state from the Kubernetes API as of 42 s ago'));
+    const age = encodeEde(0, 'state from the Kubernetes API as of 42 s ago');
+    ownsExactly(age);
+    // Joined options (an answer's own, then the age) are kept too, in order; one alone is itself.
+    const joined = joinEde(encodeEde(0, 'service "cart" has no ready endpoints'), undefined, age)!;
+    ownsExactly(joined);
+    expect(decodeEde(joined).map(([, text]) => text)).toEqual(['service "cart" has no ready endpoints', 'state from the Kubernetes API as of 42 s ago']);
+    expect(joinEde(undefined, age)).toBe(age);
+    expect(joinEde(undefined, undefined)).toBeUndefined();
   });
 });
 

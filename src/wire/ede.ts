@@ -38,6 +38,15 @@ export function encodeEde(code: number, text: string): Buffer {
   return option;
 }
 
+/**
+ * Encoded options back to back, in order, skipping the absent ones: one kept buffer (kept.ts), since what it joins
+ * goes into prepared answers; undefined when none is given. The first is the one a reply keeps when only one fits.
+ */
+export function joinEde(...options: ReadonlyArray<Buffer | undefined>): Buffer | undefined {
+  const present = options.filter((option): option is Buffer => option !== undefined);
+  return present.length <= 1 ? present[0] : keptCopy(...present);
+}
+
 /** Each EDE option of `options` (encoded options, back to back) as [INFO-CODE, EXTRA-TEXT]. */
 export function decodeEde(options: Buffer): Array<readonly [number, string]> {
   const decoded: Array<readonly [number, string]> = [];

@@ -14,7 +14,7 @@
  */
 import { canonicalIp } from '../../ip.js';
 import type { StoreView } from '../../store/index.js';
-import { EdeCode, encodeEde, firstLabel, isInZone, keyToName, nameToKey, parentKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, type Message } from '../../wire/index.js';
+import { EdeCode, encodeEde, firstLabel, isInZone, joinEde, keyToName, nameToKey, parentKey, prepareAnswer, preparedRecords, Rcode, RRClass, RRType, type Message } from '../../wire/index.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
 
 export interface AutopathOptions {
@@ -85,7 +85,7 @@ export class Autopath implements Handler {
       const which = encodeEde(EdeCode.OTHER, `autopath: "${keyToName(key)}" answered (search path entry ${index + 2})`);
       // What the found answer says of itself (no ready endpoints, state as of N s ago) comes first: it is about
       // the records the client gets; which entry answered is context.
-      const ede = found.answer.ede === undefined ? which : Buffer.concat([found.answer.ede, which]);
+      const ede = joinEde(found.answer.ede, which)!;
       const answer = prepareAnswer(q.key, {
         rcode: Rcode.NOERROR,
         authoritative: false,

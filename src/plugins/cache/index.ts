@@ -13,7 +13,7 @@
  * Entries are bounded by count (lru-cache), and time comes from an injected clock so tests step it.
  */
 import { LRUCache } from 'lru-cache';
-import { EdeCode, encodeEde, HeaderFlag, isInZone, prepareMessage, Rcode, RRType, type Message, type PreparedAnswer, type Question } from '../../wire/index.js';
+import { EdeCode, encodeEde, HeaderFlag, isInZone, joinEde, prepareMessage, Rcode, RRType, type Message, type PreparedAnswer, type Question } from '../../wire/index.js';
 import type { Client, Handler, Next, Reply, Result } from '../plugin.js';
 
 export interface CacheOptions {
@@ -136,7 +136,7 @@ export class AnswerCache {
     this.servedStale++;
     const code = entry.message.rcode === Rcode.NXDOMAIN ? EdeCode.STALE_NXDOMAIN_ANSWER : EdeCode.STALE_ANSWER;
     const stale = encodeEde(code, `expired ${Math.floor(age - entry.ttl)} s ago; the upstreams did not answer`);
-    return prepareMessage(entry.message, () => STALE_TTL, why === undefined ? stale : Buffer.concat([stale, why]));
+    return prepareMessage(entry.message, () => STALE_TTL, joinEde(stale, why));
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * One question to one upstream and its answer: UDP from a fresh socket (so a random source port, RFC 5452 §9.2)
- * with a random ID, and over TCP when the UDP answer is truncated (or over TCP only: `force_tcp`). The socket is connected to the upstream, as
- * CoreDNS's are: the kernel then delivers only the upstream's datagrams, and an ICMP port unreachable (nothing
+ * with a random ID, and over TCP when the UDP answer is truncated (or over TCP only: `force_tcp`). The socket is
+ * connected to the upstream, as CoreDNS's are: the kernel then delivers only the upstream's datagrams, and an ICMP port unreachable (nothing
  * listens there: a dead node-local cache or stub-domain server) comes back as ECONNREFUSED, so the try fails at
  * once instead of waiting out its timeout. A datagram is accepted only when it parses, is a response, and carries
  * our ID and our question; anything else is ignored and the wait goes on, so a spoofed or garbled packet cannot

@@ -3,7 +3,7 @@
  * goes on to `next`. An ExternalName answer names a CNAME target outside our zones; the target is asked of
  * `next` (the forwarder, when there is one) and the two answers go out as one reply.
  */
-import { isInZone, prepareAnswer, preparedRecords, Rcode, type PreparedAnswer } from '../../wire/index.js';
+import { isInZone, joinEde, prepareAnswer, preparedRecords, Rcode, type PreparedAnswer } from '../../wire/index.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
 import type { ClusterResolver } from './index.js';
 
@@ -58,7 +58,7 @@ export function mergeBehindCname(key: string, qtype: number, first: PreparedAnsw
     // What the target's server said about it (an upstream's EDE) is still true behind the CNAME, and so is what
     // ours said of the CNAME (the age of our state while the API server is unreachable): the target's explains the
     // rcode, so it goes first.
-    ede: target.ede === undefined || first.ede === undefined ? target.ede ?? first.ede : Buffer.concat([target.ede, first.ede]),
+    ede: joinEde(target.ede, first.ede),
     answer: [...ours.answer, ...theirs.answer],
     authority: theirs.answer.length === 0 ? theirs.authority : [],
   });

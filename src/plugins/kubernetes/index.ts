@@ -17,7 +17,7 @@ import {
   encodeEde,
   firstLabel,
   isInZone,
-  keptCopy,
+  joinEde,
   nameToKey,
   parentKey,
   prepareAnswer,
@@ -323,7 +323,7 @@ export class ClusterResolver {
     }
     let marked = aged.answers.get(answer);
     if (marked === undefined) {
-      marked = { ...answer, ede: answer.ede === undefined ? aged.option : keptCopy(answer.ede, aged.option) };
+      marked = { ...answer, ede: joinEde(answer.ede, aged.option) };
       aged.answers.set(answer, marked);
     }
     return marked;
