@@ -22,7 +22,7 @@ import type { NsidConfig } from './plugins/nsid/setup.js';
 import type { HealthConfig } from './plugins/health/setup.js';
 import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
 import { registerSourceMetrics } from './plugins/kubernetes/metrics.js';
-import { queryLogFilter, type LogConfig } from './plugins/log/setup.js';
+import { queryLogRules, type LogConfig } from './plugins/log/setup.js';
 import { PLUGINS } from './plugins/order.js';
 import type { Handler, RunningPlugin } from './plugins/plugin.js';
 import type { PrometheusConfig } from './plugins/prometheus/setup.js';
@@ -453,13 +453,13 @@ function buildChains(plan: ServePlan, listen: ReadonlyArray<HostPort | undefined
     const chain = chainOf(plugins.flatMap((plugin): Handler[] => (plugin.handler === undefined ? [] : [plugin.handler])));
     const hosts = (configs.get('bind') as BindConfig | undefined)?.hosts;
     const logged = configs.get('log') as LogConfig | undefined;
-    const logs = logged === undefined ? undefined : queryLogFilter(logged);
+    const queryLog = logged === undefined ? undefined : queryLogRules(logged);
     const maxUdpReply = (configs.get('bufsize') as BufsizeConfig | undefined)?.size;
     const nsid = (configs.get('nsid') as NsidConfig | undefined)?.option;
     listen.forEach((address, index) => {
       if (address === undefined || address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
       for (const zone of block.zones) {
-        routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(logs !== undefined && { logs }), ...(maxUdpReply !== undefined && { maxUdpReply }), ...(nsid !== undefined && { nsid }) });
+        routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(queryLog !== undefined && { queryLog, local: address.host }), ...(maxUdpReply !== undefined && { maxUdpReply }), ...(nsid !== undefined && { nsid }) });
       }
     });
   }

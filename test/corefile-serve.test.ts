@@ -29,7 +29,7 @@ corp.example:53 {
 `;
 
 /** Corefiles clusters ship: each must serve the cluster zone and forward the rest as written. */
-const SHIPPED = ['kubeadm.Corefile', 'kubeadm-cache-disable.Corefile', 'coredns-deployment.Corefile', 'helm-default.Corefile'];
+const SHIPPED = ['kubeadm.Corefile', 'kubeadm-cache-disable.Corefile', 'coredns-deployment.Corefile', 'helm-default.Corefile', 'talos.Corefile'];
 
 const ns = (name: string): KubeObject => ({ metadata: { name } });
 const svc = (name: string, clusterIP: string): KubeObject => ({

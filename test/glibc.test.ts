@@ -65,7 +65,7 @@ describe.skipIf(!canRun)('glibc in a pod (root: network and mount namespaces)', 
   /** Queries clusterdns logged from the pod since log line `from`. */
   const received = (from: number): LoggedQuery[] => receivedBy(server, from);
   const receivedBy = (from: ServerProcess, since: number): LoggedQuery[] => from.logs.slice(since)
-    .filter((line) => line.msg === 'query' && String(line.client).startsWith(`${POD_IP}:`))
+    .filter((line) => line.part === 'query' && String(line.client).startsWith(`${POD_IP}:`))
     .map((line) => ({ name: String(line.name), type: String(line.type), rcode: String(line.rcode) }));
 
   async function getent(name: string, resolvConf = POD_RESOLV): Promise<{ code: number | null; addresses: string[]; queries: LoggedQuery[] }> {

@@ -23,6 +23,28 @@ export interface Client {
   readonly transport?: 'tcp';
 }
 
+/** What one answered query offers its block's query log (the log plugin's line is made from it). */
+export interface LoggedQuery {
+  readonly key: string;
+  readonly id: number;
+  /** The query's header flags word (its opcode is bits 11-14). */
+  readonly flags: number;
+  readonly qtype: number;
+  readonly qclass: number;
+  readonly edns: boolean;
+  readonly udpSize: number;
+  readonly dnssecOk: boolean;
+  readonly remote: string;
+  readonly port: number;
+  readonly local: string;
+  readonly overTcp: boolean;
+  readonly requestSize: number;
+  readonly rcode: number;
+  /** The reply as sent: its header gives the response flags, its length the size. */
+  readonly reply: Buffer;
+  readonly seconds: number;
+}
+
 export interface Reply {
   readonly answer: PreparedAnswer;
   /** The plugin that wrote the answer, as CoreDNS names it (`kubernetes`, `cache`...); '' for the server itself. */

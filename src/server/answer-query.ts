@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { NOBODY_ANSWERS } from '../plugins/chain.js';
-import type { Client, Next, Reply, Result } from '../plugins/plugin.js';
+import type { Client, LoggedQuery, Next, Reply, Result } from '../plugins/plugin.js';
 import type { FailureTop, QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
@@ -56,8 +56,10 @@ export interface ZoneRoute {
   /** Wire key of the zone (the root for `.`). */
   readonly zoneKey: string;
   readonly chain: Next;
-  /** Which of its queries get a log line, by rcode and answer count (the block's query log); none when absent. */
-  readonly logs?: (rcode: number, answers: number) => boolean;
+  /** The block's query log: the line a query gets (its `msg`), or undefined for none; no query is logged when absent. */
+  readonly queryLog?: (query: LoggedQuery) => string | undefined;
+  /** The address the listener is bound to: the query log's `{local}`. */
+  readonly local?: string;
   /** The largest UDP reply to an EDNS client (the block's bufsize); MAX_UDP_PAYLOAD when absent. */
   readonly maxUdpReply?: number;
   /** The block's NSID option (RFC 5001), encoded, for the clients that ask for it. */
@@ -172,20 +174,25 @@ export class QueryAnswerer {
     this.options.metrics.observe(slot, arrival.overTcp, q.qtype, rcode, plugin, requestSize, reply.length, seconds);
     // A call and two comparisons for any other rcode: the sketch's work (bounded) is for failures only.
     this.options.failures?.record(q.key, rcode, client.address);
-    // ANCOUNT of the reply: a NOERROR without answers is a denial (NODATA), as CoreDNS classifies it.
-    if (route?.logs?.(rcode, reply.readUInt16BE(6)) === true) this.logQuery(q, arrival, client, rcode, reply.length, seconds);
+    if (route?.queryLog !== undefined) this.logQuery(route, requestSize, q, rcode, reply, arrival, client, seconds);
   }
 
-  private logQuery(q: Query, arrival: Arrival, client: Client, rcode: number, size: number, seconds: number): void {
+  /** The block's log line as `msg` (CoreDNS's text), with the same facts as fields for JSON log pipelines. */
+  private logQuery(route: Route, requestSize: number, q: Query, rcode: number, reply: Buffer, arrival: Arrival, client: Client, seconds: number): void {
+    const line = route.queryLog!({
+      key: q.key, id: q.id, flags: q.flags, qtype: q.qtype, qclass: q.qclass, edns: q.edns, udpSize: q.udpSize, dnssecOk: q.dnssecOk,
+      remote: client.address, port: client.port, local: route.local ?? '-', overTcp: arrival.overTcp, requestSize, rcode, reply, seconds,
+    });
+    if (line === undefined) return;
     this.options.log.info({
       client: `${client.address}:${client.port}`,
       proto: arrival.overTcp ? 'tcp' : 'udp',
-      name: q.qtype === 0 ? undefined : keyToName(q.key),
+      name: keyToName(q.key),
       type: typeName(q.qtype),
       rcode: rcodeName(rcode),
-      size,
+      size: reply.length,
       durationMs: Math.round(seconds * 1e6) / 1000,
-    }, 'query');
+    }, line);
   }
 
   private pluginFailed(error: unknown, q: Query): Reply {

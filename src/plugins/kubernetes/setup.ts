@@ -69,7 +69,8 @@ export const kubernetes: PluginSetup<KubernetesConfig> = {
   name: 'kubernetes',
   parse(directives, blockZones) {
     const plugin = single(directives);
-    const zones = plugin.args.length > 0 ? plugin.args.map((text) => zoneName({ plugin }, text)) : [...blockZones];
+    // A zone written twice (RKE2's chart writes `cluster.local cluster.local ...`) is one zone, as in CoreDNS.
+    const zones = [...new Set(plugin.args.length > 0 ? plugin.args.map((text) => zoneName({ plugin }, text)) : blockZones)];
     const forward = zones.filter((zone) => !REVERSE.some((reverse) => zoneCovers(reverse, zone)));
     if (forward.length !== 1 || forward[0] === '.') {
       throw pluginError(plugin, `wants exactly one cluster domain besides in-addr.arpa and ip6.arpa, got ${forward.join(' ') || 'none'}`);
