@@ -9,7 +9,9 @@
  * upstream is tried at once; a refusal (ICMP port unreachable, exchange.ts) fails without waiting. `maxFails`
  * in a row mark the upstream down, and one background probe at a time (`. NS`, every PROBE_INTERVAL_MS)
  * brings it back as soon as it answers anything. Down upstreams are skipped; when all are down, one is still
- * tried. An upstream found to forward back to us (a loop) is never used again, and said so once.
+ * tried (none with `failfast`: SERVFAIL at once). An upstream found to forward back to us (a loop) is never used
+ * again, and said so once. tls:// upstreams are asked over one shared TLS connection each (tls.ts). With `next`
+ * rcodes, an upstream answer with one of them goes on to `next` (the following forward stanza) instead.
  *
  * Its own SERVFAIL and REFUSED say why in an Extended DNS Error (RFC 8914): which upstream failed last and how
  * (22 No Reachable Authority for a timeout, 23 Network Error for a refusal or a broken answer), or that too many
