@@ -3,10 +3,12 @@
  * that what clusterdns decodes was encoded by someone else. It serves a small zone of its own and can be told
  * to misbehave: stay silent, answer garbage, answer with the wrong ID or question, truncate over UDP, fail, be
  * slow, or relay every query to another server (to make a forwarding loop). It records every query it gets.
+ * Given a certificate, its TCP side speaks DNS over TLS instead (RFC 7858), and counts the handshakes.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import dns2 from 'dns2';
 
 const { Packet } = dns2;
@@ -24,7 +26,7 @@ export type Behaviour = 'answer' | 'silent' | 'garbage' | 'wrong-id' | 'wrong-qu
 export interface SeenQuery {
   readonly name: string;
   readonly type: number;
-  readonly proto: 'udp' | 'tcp';
+  readonly proto: 'udp' | 'tcp' | 'tls';
 }
 
 export interface UpstreamOptions {
@@ -35,6 +37,8 @@ export interface UpstreamOptions {
   readonly records?: Readonly<Record<string, UpstreamRecord>>;
   /** The SOA's TTL and MINIMUM in negative answers. */
   readonly negativeTtl?: number;
+  /** PEM: a certificate and its key, to serve DNS over TLS on the TCP port (UDP stays plain). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
 export class TestUpstream {
@@ -43,6 +47,9 @@ export class TestUpstream {
   /** Relay every query here instead of answering (a forwarder that points back at clusterdns). */
   relayTo: { host: string; port: number } | undefined;
   readonly queries: SeenQuery[] = [];
+  /** TLS handshakes completed, and TLS connections closed since (either side closing). */
+  handshakes = 0;
+  closedConnections = 0;
   records: Record<string, UpstreamRecord>;
   negativeTtl: number;
 
@@ -63,7 +70,7 @@ export class TestUpstream {
       udp.bind(options.port ?? 0, host);
       await once(udp, 'listening');
       const port = udp.address().port;
-      const tcp = createServer();
+      const tcp = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });
       try {
         tcp.listen(port, host);
         await once(tcp, 'listening');
@@ -74,7 +81,16 @@ export class TestUpstream {
       }
       const upstream = new TestUpstream(host, port, udp, tcp, options);
       udp.on('message', (packet, peer) => void upstream.onQuery(packet, 'udp', (reply) => udp.send(reply, peer.port, peer.address)));
-      tcp.on('connection', (socket) => upstream.onConnection(socket));
+      if (options.tls === undefined) tcp.on('connection', (socket: Socket) => upstream.onConnection(socket, 'tcp'));
+      else {
+        tcp.on('secureConnection', (socket: Socket) => {
+          upstream.handshakes++;
+          socket.on('close', () => upstream.closedConnections++);
+          upstream.onConnection(socket, 'tls');
+        });
+        // A client that fails the handshake (it rejects our certificate) is no query.
+        tcp.on('tlsClientError', () => {});
+      }
       return upstream;
     }
   }
@@ -91,10 +107,20 @@ export class TestUpstream {
 
   async stop(): Promise<void> {
     this.udp.close();
+    for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((done) => this.tcp.close(() => done()));
   }
 
-  private onConnection(socket: Socket): void {
+  /** Closes every open TCP or TLS connection from this side (as a server's idle timeout does). */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.end();
+  }
+
+  private readonly sockets = new Set<Socket>();
+
+  private onConnection(socket: Socket, proto: 'tcp' | 'tls'): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
     let pending = Buffer.alloc(0);
     socket.on('error', () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
@@ -102,7 +128,7 @@ export class TestUpstream {
       while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
         const packet = pending.subarray(2, 2 + pending.readUInt16BE(0));
         pending = pending.subarray(2 + packet.length);
-        void this.onQuery(packet, 'tcp', (reply) => {
+        void this.onQuery(packet, proto, (reply) => {
           const framed = Buffer.alloc(reply.length + 2);
           framed.writeUInt16BE(reply.length, 0);
           reply.copy(framed, 2);
@@ -112,7 +138,7 @@ export class TestUpstream {
     });
   }
 
-  private async onQuery(packet: Buffer, proto: 'udp' | 'tcp', reply: (bytes: Buffer) => void): Promise<void> {
+  private async onQuery(packet: Buffer, proto: SeenQuery['proto'], reply: (bytes: Buffer) => void): Promise<void> {
     let request: InstanceType<typeof Packet>;
     try {
       request = Packet.parse(packet);
@@ -145,7 +171,7 @@ export class TestUpstream {
     }
   }
 
-  private answer(request: InstanceType<typeof Packet>, name: string, type: number, proto: 'udp' | 'tcp'): Buffer {
+  private answer(request: InstanceType<typeof Packet>, name: string, type: number, proto: SeenQuery['proto']): Buffer {
     const response = Packet.createResponseFromRequest(request);
     response.header.ra = 1;
     if (this.behaviour === 'servfail' || this.behaviour === 'refused') {

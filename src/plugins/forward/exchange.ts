@@ -12,7 +12,15 @@ import { createSocket } from 'node:dgram';
 import { canonicalIp, formatHostPort as describe, type HostPort } from '../../ip.js';
 import { decodeMessage, encodeQuery, HeaderFlag, MAX_UDP_PAYLOAD, MessageError, tcpExchange, type Message } from '../../wire/index.js';
 
-export type UpstreamAddress = HostPort;
+export interface UpstreamAddress extends HostPort {
+  /** DNS over TLS (`tls://`), with this SNI name when given one of its own (`tls://IP%NAME`). */
+  readonly tls?: { readonly servername?: string };
+}
+
+/** How errors, logs and metrics name an upstream: `10.0.0.2:53`, or `tls://1.1.1.1:853`. */
+export function describeUpstream(upstream: UpstreamAddress): string {
+  return upstream.tls === undefined ? describe(upstream) : `tls://${describe(upstream)}`;
+}
 
 export interface Question {
   readonly key: string;
@@ -23,8 +31,8 @@ export interface Question {
 }
 
 export class ExchangeError extends Error {
-  /** `code`: the socket error's code (`ECONNREFUSED`...) of a network failure. */
-  constructor(readonly reason: 'timeout' | 'network' | 'malformed', message: string, readonly code?: string) {
+  /** `code`: the socket error's code (`ECONNREFUSED`...) of a network failure, the TLS error's of a failed handshake. */
+  constructor(readonly reason: 'timeout' | 'network' | 'malformed' | 'tls', message: string, readonly code?: string) {
     super(message);
   }
 }
@@ -82,7 +90,7 @@ async function exchangeTcp(upstream: UpstreamAddress, query: Buffer, id: number,
 }
 
 /** The decoded reply when it answers our question, else undefined. */
-function accept(packet: Buffer, id: number, question: Question): Message | undefined {
+export function accept(packet: Buffer, id: number, question: Question): Message | undefined {
   let message: Message;
   try {
     // A truncated reply may end inside a record: only its header and question matter, the rest comes over TCP.

@@ -9,7 +9,9 @@
  * upstream is tried at once; a refusal (ICMP port unreachable, exchange.ts) fails without waiting. `maxFails`
  * in a row mark the upstream down, and one background probe at a time (`. NS`, every PROBE_INTERVAL_MS)
  * brings it back as soon as it answers anything. Down upstreams are skipped; when all are down, one is still
- * tried. An upstream found to forward back to us (a loop) is never used again, and said so once.
+ * tried (none with `failfast`: SERVFAIL at once). An upstream found to forward back to us (a loop) is never used
+ * again, and said so once. tls:// upstreams are asked over one shared TLS connection each (tls.ts). With `next`
+ * rcodes, an upstream answer with one of them goes on to `next` (the following forward stanza) instead.
  *
  * Its own SERVFAIL and REFUSED say why in an Extended DNS Error (RFC 8914): which upstream failed last and how
  * (22 No Reachable Authority for a timeout, 23 Network Error for a refusal or a broken answer), or that too many
@@ -32,8 +34,8 @@ import {
   type Question as ClientQuestion,
 } from '../../wire/index.js';
 import type { Client, Handler, Next, Reply, Result } from '../plugin.js';
-import { formatHostPort as describe } from '../../ip.js';
-import { exchange, ExchangeError, type Question, type Transport, type UpstreamAddress } from './exchange.js';
+import { describeUpstream, exchange, ExchangeError, type Question, type Transport, type UpstreamAddress } from './exchange.js';
+import { DEFAULT_EXPIRE_MS, DotUpstream, type TlsClientConfig } from './tls.js';
 
 export type { UpstreamAddress } from './exchange.js';
 
@@ -73,6 +75,17 @@ export interface ForwarderOptions {
   readonly probeIntervalMs?: number;
   /** 'tcp': queries, health probes and loop probes all go over TCP (CoreDNS's `force_tcp`); 'udp' by default. */
   readonly transport?: Transport;
+  /** The client side of TLS for tls:// upstreams (their queries and probes all go over TLS). */
+  readonly tls?: TlsClientConfig;
+  /** A TLS connection with nothing in flight is closed after this long (CoreDNS's `expire`); 10 s by default. */
+  readonly expireMs?: number;
+  /**
+   * An upstream answer with one of these rcodes goes on to `next` instead (CoreDNS's `next`): set only when the
+   * next handler is another forward stanza, where CoreDNS's `next` acts.
+   */
+  readonly nextRcodes?: ReadonlySet<number>;
+  /** Every upstream down: SERVFAIL at once instead of trying one anyway (`failfast_all_unhealthy_upstreams`). */
+  readonly failfast?: boolean;
   readonly observer: ForwardObserver;
   readonly log: Logger;
   /** In [0, 1); Math.random in production. */
@@ -108,11 +121,18 @@ function failedReply(failure: Failure): Reply {
   const { upstream, error, tried } = failure;
   const [code, what] = error.reason === 'timeout' ? [EdeCode.NO_REACHABLE_AUTHORITY, 'no answer (timeout)']
     : error.reason === 'malformed' ? [EdeCode.NETWORK_ERROR, 'an answer that does not match the question']
+    : error.reason === 'tls' ? [EdeCode.NETWORK_ERROR, `TLS handshake failed (${error.code ?? 'error'})`]
     : error.code === 'ECONNREFUSED' ? [EdeCode.NETWORK_ERROR, 'connection refused']
     : [EdeCode.NETWORK_ERROR, `network error ${error.code ?? ''}`.trim()];
   const text = `upstream ${upstream.to}: ${what}${tried > 1 ? `; ${tried} upstreams tried` : ''}`;
   return { answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(code, text)), plugin: 'forward' };
 }
+
+/** Every upstream was down and `failfast_all_unhealthy_upstreams` is set. */
+const ALL_DOWN: Reply = {
+  answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(EdeCode.NO_REACHABLE_AUTHORITY, 'every upstream is down (failfast_all_unhealthy_upstreams)')),
+  plugin: 'forward',
+};
 
 class Upstream {
   readonly to: string;
@@ -121,8 +141,14 @@ class Upstream {
   looping = false;
   probing: NodeJS.Timeout | undefined;
 
-  constructor(readonly address: UpstreamAddress) {
-    this.to = describe(address);
+  /** `dot`: the shared TLS connection of a tls:// upstream. */
+  constructor(readonly address: UpstreamAddress, readonly dot?: DotUpstream) {
+    this.to = describeUpstream(address);
+  }
+
+  close(): void {
+    clearTimeout(this.probing);
+    this.dot?.close();
   }
 }
 
@@ -146,7 +172,7 @@ class Group {
       ordered = [...usable.slice(start), ...usable.slice(0, start)];
     }
     const healthy = ordered.filter((upstream) => !upstream.down);
-    // All down: still try one, the first in policy order.
+    // All down: still try one, the first in policy order (unless failfast, which tries none).
     return healthy.length > 0 ? healthy : ordered.slice(0, 1);
   }
 }
@@ -156,10 +182,10 @@ function upstreamQuestion(q: ClientQuestion): Question {
   return { key: q.key, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: (q.flags & HeaderFlag.CD) !== 0 };
 }
 
-function upstreamFor(known: Map<string, Upstream>, address: UpstreamAddress): Upstream {
-  const to = describe(address);
+function upstreamFor(known: Map<string, Upstream>, address: UpstreamAddress, create: (address: UpstreamAddress) => Upstream): Upstream {
+  const to = describeUpstream(address);
   let found = known.get(to);
-  if (found === undefined) known.set(to, (found = new Upstream(address)));
+  if (found === undefined) known.set(to, (found = create(address)));
   return found;
 }
 
@@ -185,7 +211,7 @@ export class Forwarder implements Handler {
       plugin: 'forward',
     };
     const byAddress = new Map<string, Upstream>();
-    const upstream = (address: UpstreamAddress): Upstream => upstreamFor(byAddress, address);
+    const upstream = (address: UpstreamAddress): Upstream => upstreamFor(byAddress, address, this.create);
     this.defaultGroup = options.upstreams.length > 0 ? new Group(options.upstreams.map(upstream)) : undefined;
     // Longest domain first, so the most specific stub domain wins.
     this.stubGroups = [...options.stubDomains]
@@ -201,9 +227,9 @@ export class Forwarder implements Handler {
   async setUpstreams(addresses: readonly UpstreamAddress[]): Promise<void> {
     const known = new Map(this.all.map((upstream) => [upstream.to, upstream]));
     const before = new Set(known.keys());
-    this.defaultGroup = addresses.length > 0 ? new Group(addresses.map((address) => upstreamFor(known, address))) : undefined;
+    this.defaultGroup = addresses.length > 0 ? new Group(addresses.map((address) => upstreamFor(known, address, this.create))) : undefined;
     const used = new Set([...(this.defaultGroup?.upstreams ?? []), ...this.stubGroups.flatMap((stub) => stub.group.upstreams)]);
-    for (const upstream of this.all) if (!used.has(upstream)) clearTimeout(upstream.probing);
+    for (const upstream of this.all) if (!used.has(upstream)) upstream.close();
     this.all = [...used];
     await this.detectLoops(this.all.filter((upstream) => !before.has(upstream.to)));
   }
@@ -215,7 +241,7 @@ export class Forwarder implements Handler {
       const key = nameToKey(name);
       this.loopProbes.set(key, upstream);
       try {
-        await exchange(upstream.address, { key, qtype: HINFO, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, LOOP_PROBE_TIMEOUT_MS, this.options.transport);
+        await this.send(upstream, { key, qtype: HINFO, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, LOOP_PROBE_TIMEOUT_MS);
       } catch {
         // Unanswered is fine here: health checks deal with dead upstreams; only a probe that returns matters.
       } finally {
@@ -230,8 +256,20 @@ export class Forwarder implements Handler {
 
   close(): void {
     this.closed = true;
-    for (const upstream of this.all) clearTimeout(upstream.probing);
+    for (const upstream of this.all) upstream.close();
   }
+
+  /** A tls:// upstream is asked over its shared TLS connection; the others as `transport` says. */
+  private send(upstream: Upstream, question: Question, timeoutMs: number): Promise<Message> {
+    return upstream.dot !== undefined ? upstream.dot.exchange(question, timeoutMs) : exchange(upstream.address, question, timeoutMs, this.options.transport);
+  }
+
+  /** An Upstream for an address: a tls:// one gets its shared TLS connection. */
+  private readonly create = (address: UpstreamAddress): Upstream => {
+    if (address.tls === undefined) return new Upstream(address);
+    const tls = { ...this.options.tls, ...address.tls };
+    return new Upstream(address, new DotUpstream(address, describeUpstream(address), tls, this.options.expireMs ?? DEFAULT_EXPIRE_MS, this.options.log));
+  };
 
   resolve(q: ClientQuestion, client: Client, next: Next): Result {
     const probed = this.loopProbes.get(q.key);
@@ -252,7 +290,10 @@ export class Forwarder implements Handler {
     }
     const answer = this.ask(group, question).finally(() => this.inFlight.delete(coalesceKey));
     this.inFlight.set(coalesceKey, answer);
-    return answer;
+    const passOn = this.options.nextRcodes;
+    if (passOn === undefined) return answer;
+    // CoreDNS's `next`: an upstream answer with one of these rcodes is the next forward stanza's to answer.
+    return answer.then((reply) => (reply.message !== undefined && passOn.has(reply.message.rcode) ? next(q, client) : reply));
   }
 
   private excepted(key: string): boolean {
@@ -271,6 +312,7 @@ export class Forwarder implements Handler {
       const outcome = await this.tryUpstreams(group, question);
       if (outcome === undefined) return SERVFAIL;
       if (outcome === 'looping') return ALL_LOOPING;
+      if (outcome === 'down') return ALL_DOWN;
       if ('error' in outcome) return failedReply(outcome);
       return { answer: prepareMessage(outcome, (record) => record.ttl), plugin: this.name, message: outcome };
     } finally {
@@ -282,11 +324,14 @@ export class Forwarder implements Handler {
    * Tries upstreams in policy order until one answers or the deadline passes: the answer, or how the last try
    * failed, or 'looping' when no upstream is left to try, or undefined when the deadline left no time for a try.
    */
-  private async tryUpstreams(group: Group, question: Question): Promise<Message | Failure | 'looping' | undefined> {
+  private async tryUpstreams(group: Group, question: Question): Promise<Message | Failure | 'looping' | 'down' | undefined> {
     const deadline = Date.now() + this.options.deadlineMs;
     const order = group.order(this.options.policy, this.random);
     if (order.length === 0) return 'looping';
-    if (order.every((upstream) => upstream.down)) this.options.observer.allDown();
+    if (order.every((upstream) => upstream.down)) {
+      this.options.observer.allDown();
+      if (this.options.failfast === true) return 'down';
+    }
     let failure: Failure | undefined;
     for (let attempt = 0; attempt < order.length; attempt++) {
       const upstream = order[attempt]!;
@@ -296,7 +341,7 @@ export class Forwarder implements Handler {
       this.options.observer.request(upstream.to);
       let message: Message;
       try {
-        message = await exchange(upstream.address, question, Math.min(this.options.tryTimeoutMs, left), this.options.transport);
+        message = await this.send(upstream, question, Math.min(this.options.tryTimeoutMs, left));
       } catch (error) {
         if (!(error instanceof ExchangeError)) throw error;
         this.failed(upstream, error);
@@ -323,7 +368,7 @@ export class Forwarder implements Handler {
   private probe(upstream: Upstream): void {
     if (this.closed || upstream.looping) return;
     upstream.probing = setTimeout(() => {
-      exchange(upstream.address, { key: '\0', qtype: RRType.NS, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, this.options.tryTimeoutMs, this.options.transport).then(
+      this.send(upstream, { key: '\0', qtype: RRType.NS, qclass: RRClass.IN, dnssecOk: false, checkingDisabled: false }, this.options.tryTimeoutMs).then(
         () => {
           upstream.down = false;
           upstream.fails = 0;
@@ -342,7 +387,7 @@ export class Forwarder implements Handler {
   private loopFound(upstream: Upstream): Reply {
     if (!upstream.looping) {
       upstream.looping = true;
-      clearTimeout(upstream.probing);
+      upstream.close();
       const others = this.all.filter((other) => !other.looping).map((other) => other.to);
       this.options.log.error(
         { upstream: upstream.to, stillUsed: others },
