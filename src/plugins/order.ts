@@ -12,6 +12,7 @@ import { errors } from './errors/setup.js';
 import { forward } from './forward/setup.js';
 import { health } from './health/setup.js';
 import { hosts } from './hosts/setup.js';
+import { k8sExternal } from './k8s_external/setup.js';
 import { kubernetes } from './kubernetes/setup.js';
 import { loadbalance } from './loadbalance/setup.js';
 import { log } from './log/setup.js';
@@ -46,6 +47,7 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   autopath,
   template,
   hosts,
+  k8sExternal,
   kubernetes,
   loop,
   forward,

@@ -74,8 +74,9 @@ export function toService(object: Json): ServiceRecord {
   const hasSelector = selector !== undefined && Object.keys(selector).length > 0;
   // One literal with every field, never `{ ...base, ... }`: objects cloned by spread at this call site each got
   // a map (hidden class) of their own, 2.9 MB of maps and descriptor arrays for 10k services.
+  const externalIPs = externalAddresses(spec, optionalObject(object.status, `${where}: status`), where);
   const record = (kind: ServiceKind, clusterIPs: string[], externalName?: string, affinityTimeoutSeconds?: number): ServiceRecord =>
-    ({ namespace, name, kind, clusterIPs, externalName, ports, publishNotReadyAddresses, hasSelector, affinityTimeoutSeconds });
+    ({ namespace, name, kind, clusterIPs, externalName, ports, publishNotReadyAddresses, hasSelector, affinityTimeoutSeconds, externalIPs });
 
   if (type === 'ExternalName') {
     const externalName = optionalString(spec.externalName, `${where}: spec.externalName`);
@@ -102,6 +103,37 @@ export function toService(object: Json): ServiceRecord {
     ? (numberAt(spec, ['sessionAffinityConfig', 'clientIP', 'timeoutSeconds']) ?? DEFAULT_AFFINITY_SECONDS)
     : undefined;
   return record('ClusterIP', ips, undefined, affinity);
+}
+
+/**
+ * `spec.externalIPs` and then each `status.loadBalancer.ingress[]` entry's `ip`, or its `hostname` when it has no
+ * IP (a cloud load balancer known by name), in that order as CoreDNS keeps them; undefined when there are none.
+ */
+function externalAddresses(spec: Json, status: Json | undefined, where: string): string[] | undefined {
+  const listed = optionalArray(spec.externalIPs, `${where}: spec.externalIPs`) ?? [];
+  const loadBalancer = optionalObject(status?.loadBalancer, `${where}: status.loadBalancer`);
+  const ingress = optionalArray(loadBalancer?.ingress, `${where}: status.loadBalancer.ingress`) ?? [];
+  if (listed.length === 0 && ingress.length === 0) return undefined;
+  const addresses = listed.map((ip, i) => {
+    const canonical = typeof ip === 'string' ? canonicalIp(ip) : undefined;
+    if (canonical === undefined) throw new ObjectError(`${where}: spec.externalIPs[${i}] ${JSON.stringify(ip)} is not an IP address`);
+    return canonical;
+  });
+  ingress.forEach((entry, i) => {
+    const at = `${where}: status.loadBalancer.ingress[${i}]`;
+    if (!isObject(entry)) throw new ObjectError(`${at}: expected a mapping`);
+    const ip = optionalString(entry.ip, `${at}.ip`);
+    const hostname = optionalString(entry.hostname, `${at}.hostname`);
+    if (ip !== undefined && ip !== '') {
+      const canonical = canonicalIp(ip);
+      if (canonical === undefined) throw new ObjectError(`${at}.ip ${JSON.stringify(ip)} is not an IP address`);
+      addresses.push(canonical);
+    } else if (hostname !== undefined && hostname !== '') {
+      if (!isDnsName(hostname)) throw new ObjectError(`${at}.hostname ${JSON.stringify(hostname)} is not a DNS name`);
+      addresses.push(hostname.replace(/\.$/, '').toLowerCase());
+    }
+  });
+  return addresses.length === 0 ? undefined : addresses;
 }
 
 /**

@@ -34,6 +34,12 @@ export interface ServiceRecord {
   readonly hasSelector: boolean;
   /** Set when `sessionAffinity: ClientIP`. */
   readonly affinityTimeoutSeconds?: number;
+  /**
+   * The addresses the service is reached on from outside (what k8s_external answers): `spec.externalIPs`, then
+   * `status.loadBalancer.ingress[]`, each its `ip` (canonical) or else its `hostname` (lower-case), as CoreDNS
+   * keeps them. Absent when there are none, as for most services: no array is kept per service.
+   */
+  readonly externalIPs?: readonly string[];
 }
 
 export interface SlicePort {

@@ -179,7 +179,7 @@ export class ServiceEntry implements NamedSource {
 }
 
 /** The ready rows of a set: the set itself when every row is ready, as in a healthy cluster. */
-function readyOnly(set: EndpointSet): EndpointSet {
+export function readyOnly(set: EndpointSet): EndpointSet {
   const rows = set.conditions.flatMap((bits, row) => ((bits & READY) !== 0 ? [row] : []));
   if (rows.length === set.ips.length) return set;
   const { hostnames, podNames } = set;
@@ -192,12 +192,12 @@ function readyOnly(set: EndpointSet): EndpointSet {
   };
 }
 
-function addressRecord(owner: string, ttl: number, ip: string): ResourceRecord {
+export function addressRecord(owner: string, ttl: number, ip: string): ResourceRecord {
   return { owner, ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } };
 }
 
 /** One SRV per (port, target), priority 0, weights split evenly: floor(100 / N) each, as CoreDNS gives them. */
-function srvRecords(owner: string, ttl: number, targets: ReadonlyArray<readonly [number, string]>): ResourceRecord[] {
+export function srvRecords(owner: string, ttl: number, targets: ReadonlyArray<readonly [number, string]>): ResourceRecord[] {
   const seen = new Set<string>();
   const unique = targets.filter(([port, target]) => {
     const id = `${port} ${target}`;

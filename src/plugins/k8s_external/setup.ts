@@ -1,0 +1,72 @@
+/**
+ * The k8s_external plugin's setup. Syntax (CoreDNS's, every option its README documents):
+ *
+ *   k8s_external [ZONE...] {
+ *     apex APEX     ttl TTL     headless
+ *   }
+ *
+ * ZONES default to the server block's. It reads the store the kubernetes plugin of the same server block fills.
+ * Reverse zones (CoreDNS's PTR answers for external IPs) are not supported yet: an error names them.
+ */
+import { pluginError } from '../../corefile/errors.js';
+import { nameToKey } from '../../wire/index.js';
+import type { PluginSetup } from '../plugin.js';
+import { integer, optionLines, single, zoneCovers, zoneName } from '../setup-values.js';
+import { ExternalZone } from './index.js';
+
+export interface K8sExternalConfig {
+  readonly zones: readonly string[];
+  readonly apex: string;
+  readonly ttl: number;
+  readonly headless: boolean;
+}
+
+export const k8sExternal: PluginSetup<K8sExternalConfig> = {
+  name: 'k8s_external',
+  requires: ['kubernetes'],
+  parse(directives, blockZones) {
+    const plugin = single(directives);
+    const zones = plugin.args.length > 0 ? plugin.args.map((text) => zoneName({ plugin }, text)) : [...blockZones];
+    for (const zone of zones) {
+      if (zoneCovers('in-addr.arpa.', zone) || zoneCovers('ip6.arpa.', zone) || zone === 'arpa.' || zone === '.') {
+        throw pluginError(plugin, `zone ${zone}: reverse (PTR) answers for external IPs are not supported by clusterdns; name the external zone (usage: k8s_external ZONE...)`);
+      }
+    }
+    let apex = 'dns';
+    let ttl = 5;
+    let headless = false;
+    for (const line of optionLines(plugin, ['apex', 'ttl', 'headless'])) {
+      const at = { plugin, line };
+      const wants = (count: number, usage: string): readonly string[] => {
+        if (line.args.length !== count) throw pluginError(plugin, `option "${line.name}" wants ${count} argument${count === 1 ? '' : 's'}, got ${line.args.length} (usage: ${usage})`, line);
+        return line.args;
+      };
+      switch (line.name) {
+        case 'apex': {
+          apex = wants(1, 'apex APEX')[0]!.replace(/\.$/, '').toLowerCase();
+          try {
+            nameToKey(apex);
+          } catch (error) {
+            throw pluginError(plugin, `option "apex": "${line.args[0]}" is not a name: ${(error as Error).message}`, line);
+          }
+          break;
+        }
+        case 'ttl': ttl = integer(at, wants(1, 'ttl TTL')[0]!, 0, 3600); break;
+        case 'headless': wants(0, 'headless'); headless = true; break;
+      }
+    }
+    return Object.freeze({ zones: Object.freeze(zones), apex, ttl, headless });
+  },
+  create(config, context) {
+    const kube = context.configOf('kubernetes') as { readonly endpointPodNames: boolean } | undefined;
+    const handler = new ExternalZone(context.store, {
+      zones: config.zones,
+      apex: config.apex,
+      ttl: config.ttl,
+      headless: config.headless,
+      endpointPodNames: kube?.endpointPodNames === true,
+      selfAddresses: context.selfAddresses,
+    });
+    return { handler, close: () => handler.close() };
+  },
+};
