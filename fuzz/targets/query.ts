@@ -6,6 +6,7 @@
  * rcode the rules give (FORMERR, NOTIMP, BADVERS, REFUSED for transfers, else the chain's), fits the transport,
  * cuts answers only with TC; and a parsed question re-encodes (as an upstream query) to the same question.
  */
+import { COMMON_LOG_FORMAT, compileFormat, formatLine } from '../../src/plugins/log/format.js';
 import pino from 'pino';
 import type { Arrival, Client } from '../../src/server/answer-query.js';
 import { QueryAnswerer } from '../../src/server/answer-query.js';
@@ -35,6 +36,7 @@ function answerCount(qtype: number): number {
 }
 
 /** One answerer for every input, as the server has: state it keeps between queries is part of what is fuzzed. */
+const COMMON_FORMAT = compileFormat(COMMON_LOG_FORMAT);
 const answerer = new QueryAnswerer([[{
   zoneKey: ROOT_KEY,
   chain: (q: Question) => ({
@@ -46,8 +48,8 @@ const answerer = new QueryAnswerer([[{
       additional: [{ owner: q.key, ttl: 5, data: { type: RRType.TXT, texts: ['fuzz'] } }],
     }),
   }),
-  // Builds each query's log line (name text from the key and all) even though nothing is written.
-  logs: () => true,
+  // Builds each query's log line (CoreDNS's format, every field) even though nothing is written.
+  queryLog: (query) => formatLine(COMMON_FORMAT, query),
 }]], {
   metrics: new QueryMetrics([{ server: 'dns://:53', family: 1 }], ['fuzz']),
   log: pino({ level: 'silent' }),
