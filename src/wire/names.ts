@@ -53,6 +53,13 @@ export function firstLabel(key: string): string {
   return key.slice(1, 1 + key.charCodeAt(0));
 }
 
+/** The labels of a run of wire-form labels (a key without its root, e.g. the part of a key above its zone), leftmost first. */
+export function labelsOf(labels: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < labels.length; i += labels.charCodeAt(i) + 1) out.push(labels.slice(i + 1, i + 1 + labels.charCodeAt(i)));
+  return out;
+}
+
 /** True when `key` is `zoneKey` or below it, matching on label boundaries only. */
 export function isInZone(key: string, zoneKey: string): boolean {
   if (key.length < zoneKey.length || !key.endsWith(zoneKey)) return false;

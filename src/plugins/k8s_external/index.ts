@@ -10,7 +10,7 @@
  */
 import { canonicalIp } from '../../ip.js';
 import { NO_ENDPOINTS, type EndpointSet, type ServiceRecord, type StoreView } from '../../store/index.js';
-import { emptyAnswer, isInZone, nameToKey, prepareAnswer, Rcode, RRClass, RRType, type PreparedAnswer, type ResourceRecord } from '../../wire/index.js';
+import { emptyAnswer, isInZone, labelsOf, nameToKey, prepareAnswer, Rcode, RRClass, RRType, type PreparedAnswer, type ResourceRecord } from '../../wire/index.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
 import { mergeBehindCname } from '../kubernetes/handler.js';
 import { addressRecord, endpointLabel, readyOnly, srvRecords } from '../kubernetes/service-entry.js';
@@ -188,11 +188,4 @@ export class ExternalZone implements Handler {
     const rname = nameToKey(`hostmaster.${apex}`).slice(0, -1) + zone;
     return { owner: zone, ttl, data: { type: RRType.SOA, mname: this.nsKey(zone), rname, serial, refresh: 7200, retry: 1800, expire: 86400, minimum: ttl } };
   }
-}
-
-/** The labels of a run of wire-form labels (no root), leftmost first. */
-function labelsOf(labels: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < labels.length; i += labels.charCodeAt(i) + 1) out.push(labels.slice(i + 1, i + 1 + labels.charCodeAt(i)));
-  return out;
 }

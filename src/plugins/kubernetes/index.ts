@@ -16,6 +16,7 @@ import {
   emptyAnswer,
   encodeEde,
   firstLabel,
+  labelsOf,
   isInZone,
   joinEde,
   nameToKey,
@@ -573,13 +574,6 @@ export class ClusterResolver {
     const addresses = fronting.length > 0 ? fronting : [...this.selfAddresses];
     return addresses.map((ip) => ({ owner, ttl: this.options.ttl, data: { type: ip.includes(':') ? RRType.AAAA : RRType.A, ip } }));
   }
-}
-
-/** The labels of a run of wire-form labels (no root), leftmost first. */
-function labelsOf(labels: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < labels.length; i += labels.charCodeAt(i) + 1) out.push(labels.slice(i + 1, i + 1 + labels.charCodeAt(i)));
-  return out;
 }
 
 const ownersOf = (owners: ServiceEntry | ServiceEntry[] | undefined): ServiceEntry[] =>
