@@ -11,9 +11,9 @@ export const NOBODY_ANSWERS: Reply = {
   plugin: '',
 };
 
-/** `handlers` as one Next, built once (no closure per query). */
-export function chainOf(handlers: readonly Handler[]): Next {
-  let next: Next = () => NOBODY_ANSWERS;
+/** `handlers` as one Next, built once (no closure per query), ending in `end`: REFUSED unless given another. */
+export function chainOf(handlers: readonly Handler[], end: Next = () => NOBODY_ANSWERS): Next {
+  let next: Next = end;
   for (let i = handlers.length - 1; i >= 0; i--) {
     const handler = handlers[i]!;
     const after = next;

@@ -172,7 +172,7 @@ class Group {
       ordered = [...usable.slice(start), ...usable.slice(0, start)];
     }
     const healthy = ordered.filter((upstream) => !upstream.down);
-    // All down: still try one, the first in policy order (unless failfast, which tries none).
+    // All down: still try one, the first in policy order (tryUpstreams tries none with failfast).
     return healthy.length > 0 ? healthy : ordered.slice(0, 1);
   }
 }

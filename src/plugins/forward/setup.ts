@@ -32,6 +32,7 @@ import { pluginError } from '../../corefile/errors.js';
 import type { Directive } from '../../corefile/types.js';
 import { nameToKey, Rcode } from '../../wire/index.js';
 import type { Handler, Next, PluginSetup, RunningPlugin, SetupContext } from '../plugin.js';
+import { chainOf } from '../chain.js';
 import { choice, durationMs, integer, optionLines, zoneName } from '../setup-values.js';
 import { FORWARD_POLICIES, Forwarder, type ForwardPolicy, type UpstreamAddress } from './index.js';
 import type { Transport } from './exchange.js';
@@ -209,13 +210,12 @@ export const forward: PluginSetup<ForwardConfig> = {
   create(config, context) {
     const last = config.length - 1;
     const stanzas = config.map((stanza, index) => createStanza(stanza, context, index < last));
-    for (const [index, stanza] of config.entries()) {
-      if (index === last && stanza.nextLine !== undefined) {
-        context.log.warn({ plugin: 'forward', line: stanza.nextLine }, 'next has no effect: no forward follows it in this server block (CoreDNS ignores it there too)');
-      }
+    const { nextLine } = config[last]!;
+    if (nextLine !== undefined) {
+      context.log.warn({ plugin: 'forward', line: nextLine }, 'next has no effect: no forward follows it in this server block (CoreDNS ignores it there too)');
     }
     // One stanza (the usual case): its forwarder is the handler itself, nothing in between.
-    const handler: Handler = stanzas.length === 1 ? stanzas[0]!.handler! : chainOf(stanzas.map((stanza) => stanza.handler as Forwarder));
+    const handler: Handler = stanzas.length === 1 ? stanzas[0]!.handler! : stanzaChain(stanzas.map((stanza) => stanza.handler!));
     return {
       handler,
       warnings: () => stanzas.flatMap((stanza) => stanza.warnings?.() ?? []),
@@ -229,13 +229,22 @@ export const forward: PluginSetup<ForwardConfig> = {
   },
 };
 
-/** Several stanzas in one server block: each passes what it does not answer to the next, the last to the chain. */
-function chainOf(forwarders: readonly Forwarder[]): Handler {
+/**
+ * Several stanzas in one server block: each passes what it does not answer to the next, the last to the block's
+ * chain. That chain is the same function for every query, so the stanzas are composed once for it (chainOf), not
+ * per query.
+ */
+function stanzaChain(forwarders: readonly Handler[]): Handler {
+  let after: Next | undefined;
+  let composed: Next | undefined;
   return {
     name: 'forward',
     resolve(q, client, next) {
-      const at = (index: number): Next => (index === forwarders.length ? next : (question, who) => forwarders[index]!.resolve(question, who, at(index + 1)));
-      return at(0)(q, client);
+      if (next !== after) {
+        after = next;
+        composed = chainOf(forwarders, next);
+      }
+      return composed!(q, client);
     },
   };
 }
