@@ -8,8 +8,8 @@
  * ZONES default to the server block's. It reads the store the kubernetes plugin of the same server block fills.
  * Reverse zones (CoreDNS's PTR answers for external IPs) are not supported yet: an error names them.
  */
-import { pluginError } from '../../corefile/errors.js';
-import { nameToKey } from '../../wire/index.js';
+import { expectArgs, pluginError } from '../../corefile/errors.js';
+import type { KubernetesConfig } from '../kubernetes/setup.js';
 import type { PluginSetup } from '../plugin.js';
 import { integer, optionLines, single, zoneCovers, zoneName } from '../setup-values.js';
 import { ExternalZone } from './index.js';
@@ -37,28 +37,17 @@ export const k8sExternal: PluginSetup<K8sExternalConfig> = {
     let headless = false;
     for (const line of optionLines(plugin, ['apex', 'ttl', 'headless'])) {
       const at = { plugin, line };
-      const wants = (count: number, usage: string): readonly string[] => {
-        if (line.args.length !== count) throw pluginError(plugin, `option "${line.name}" wants ${count} argument${count === 1 ? '' : 's'}, got ${line.args.length} (usage: ${usage})`, line);
-        return line.args;
-      };
       switch (line.name) {
-        case 'apex': {
-          apex = wants(1, 'apex APEX')[0]!.replace(/\.$/, '').toLowerCase();
-          try {
-            nameToKey(apex);
-          } catch (error) {
-            throw pluginError(plugin, `option "apex": "${line.args[0]}" is not a name: ${(error as Error).message}`, line);
-          }
-          break;
-        }
-        case 'ttl': ttl = integer(at, wants(1, 'ttl TTL')[0]!, 0, 3600); break;
-        case 'headless': wants(0, 'headless'); headless = true; break;
+        // Kept relative (`dns`): it names labels under each zone.
+        case 'apex': apex = zoneName(at, expectArgs(line, 1, 1, 'apex APEX', plugin)[0]!).replace(/\.$/, ''); break;
+        case 'ttl': ttl = integer(at, expectArgs(line, 1, 1, 'ttl TTL', plugin)[0]!, 0, 3600); break;
+        case 'headless': expectArgs(line, 0, 0, 'headless', plugin); headless = true; break;
       }
     }
     return Object.freeze({ zones: Object.freeze(zones), apex, ttl, headless });
   },
   create(config, context) {
-    const kube = context.configOf('kubernetes') as { readonly endpointPodNames: boolean } | undefined;
+    const kube = context.configOf('kubernetes') as KubernetesConfig | undefined;
     const handler = new ExternalZone(context.store, {
       zones: config.zones,
       apex: config.apex,
