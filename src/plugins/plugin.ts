@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Directive } from '../corefile/types.js';
 import type { ServiceRecord, StoreView } from '../store/index.js';
-import type { Message, PreparedAnswer, Question } from '../wire/index.js';
+import type { Message, PreparedAnswer, Query, Question } from '../wire/index.js';
 
 export type { Question } from '../wire/index.js';
 
@@ -25,19 +25,12 @@ export interface Client {
 
 /** What one answered query offers its block's query log (the log plugin's line is made from it). */
 export interface LoggedQuery {
-  readonly key: string;
-  readonly id: number;
-  /** The query's header flags word (its opcode is bits 11-14). */
-  readonly flags: number;
-  readonly qtype: number;
-  readonly qclass: number;
-  readonly edns: boolean;
-  readonly udpSize: number;
-  readonly dnssecOk: boolean;
-  readonly remote: string;
-  readonly port: number;
+  /** The parsed query: its question, ID, header flags and EDNS facts. */
+  readonly query: Query;
+  readonly client: Client;
+  /** The address the query arrived on. */
   readonly local: string;
-  readonly overTcp: boolean;
+  /** The whole query's size, OPT record included. */
   readonly requestSize: number;
   readonly rcode: number;
   /** The reply as sent: its header gives the response flags, its length the size. */

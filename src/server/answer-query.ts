@@ -179,10 +179,7 @@ export class QueryAnswerer {
 
   /** The block's log line as `msg` (CoreDNS's text), with the same facts as fields for JSON log pipelines. */
   private logQuery(route: Route, requestSize: number, q: Query, rcode: number, reply: Buffer, arrival: Arrival, client: Client, seconds: number): void {
-    const line = route.queryLog!({
-      key: q.key, id: q.id, flags: q.flags, qtype: q.qtype, qclass: q.qclass, edns: q.edns, udpSize: q.udpSize, dnssecOk: q.dnssecOk,
-      remote: client.address, port: client.port, local: route.local ?? '-', overTcp: arrival.overTcp, requestSize, rcode, reply, seconds,
-    });
+    const line = route.queryLog!({ query: q, client, local: route.local ?? '-', requestSize, rcode, reply, seconds });
     if (line === undefined) return;
     this.options.log.info({
       client: `${client.address}:${client.port}`,

@@ -11,7 +11,7 @@ import type { LoggedQuery } from '../plugin.js';
 export const COMMON_LOG_FORMAT = '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
 export const COMBINED_LOG_FORMAT = `${COMMON_LOG_FORMAT} "{>opcode}"`;
 
-type Field = (query: LoggedQuery) => string;
+type Field = (logged: LoggedQuery) => string;
 
 /** An IP as CoreDNS's replacer writes it: IPv6 in brackets (RFC 3986), so `{remote}:{port}` stays readable. */
 function bracketed(address: string): string {
@@ -40,23 +40,23 @@ function duration(seconds: number): string {
 }
 
 const FIELDS: Readonly<Record<string, Field>> = {
-  '{type}': (query) => typeName(query.qtype),
-  '{name}': (query) => (query.qtype === 0 ? '-' : keyToName(query.key)),
-  '{class}': (query) => classMnemonic(query.qclass) ?? `CLASS${query.qclass}`,
-  '{proto}': (query) => (query.overTcp ? 'tcp' : 'udp'),
-  '{size}': (query) => String(query.requestSize),
-  '{remote}': (query) => bracketed(query.remote),
-  '{port}': (query) => String(query.port),
-  '{local}': (query) => bracketed(query.local),
-  '{rcode}': (query) => rcodeName(query.rcode),
-  '{rsize}': (query) => String(query.reply.length),
-  '{duration}': (query) => duration(query.seconds),
-  '{>id}': (query) => String(query.id),
-  '{>opcode}': (query) => String((query.flags >> 11) & 0xf),
-  '{>do}': (query) => String(query.edns && query.dnssecOk),
+  '{type}': ({ query }) => typeName(query.qtype),
+  '{name}': ({ query }) => keyToName(query.key),
+  '{class}': ({ query }) => classMnemonic(query.qclass) ?? `CLASS${query.qclass}`,
+  '{proto}': ({ client }) => (client.transport === 'tcp' ? 'tcp' : 'udp'),
+  '{size}': (logged) => String(logged.requestSize),
+  '{remote}': ({ client }) => bracketed(client.address),
+  '{port}': ({ client }) => String(client.port),
+  '{local}': (logged) => bracketed(logged.local),
+  '{rcode}': (logged) => rcodeName(logged.rcode),
+  '{rsize}': (logged) => String(logged.reply.length),
+  '{duration}': (logged) => duration(logged.seconds),
+  '{>id}': ({ query }) => String(query.id),
+  '{>opcode}': ({ query }) => String((query.flags >> 11) & 0xf),
+  '{>do}': ({ query }) => String(query.edns && query.dnssecOk),
   // CoreDNS's request size: 65535 over TCP, else the advertised EDNS size, at least 512.
-  '{>bufsize}': (query) => String(query.overTcp ? 65535 : query.edns ? Math.max(512, query.udpSize) : 512),
-  '{>rflags}': (query) => replyFlags(query.reply),
+  '{>bufsize}': ({ query, client }) => String(client.transport === 'tcp' ? 65535 : query.edns ? Math.max(512, query.udpSize) : 512),
+  '{>rflags}': (logged) => replyFlags(logged.reply),
 };
 
 /** A format's pieces: literal texts and the fields between them. */
@@ -80,8 +80,8 @@ export function compileFormat(format: string): CompiledFormat {
   return pieces;
 }
 
-export function formatLine(format: CompiledFormat, query: LoggedQuery): string {
+export function formatLine(format: CompiledFormat, logged: LoggedQuery): string {
   let line = '';
-  for (const piece of format) line += typeof piece === 'string' ? piece : piece(query);
+  for (const piece of format) line += typeof piece === 'string' ? piece : piece(logged);
   return line;
 }

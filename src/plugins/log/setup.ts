@@ -11,7 +11,7 @@ import type { Directive } from '../../corefile/types.js';
 import { isInZone, nameToKey } from '../../wire/index.js';
 import type { LoggedQuery, PluginSetup } from '../plugin.js';
 import { choice, durationMs, optionLines, zoneName } from '../setup-values.js';
-import { COMMON_LOG_FORMAT, compileFormat, formatLine, type CompiledFormat } from './format.js';
+import { COMMON_LOG_FORMAT, compileFormat, formatLine } from './format.js';
 
 export type LogClass = 'all' | 'denial' | 'error' | 'success';
 
@@ -66,13 +66,14 @@ function classOf(rcode: number, answers: number): LogClass {
  * decides, as in CoreDNS (a later rule for a wider zone is not asked).
  */
 export function queryLogRules(config: LogConfig): (query: LoggedQuery) => string | undefined {
-  const rules = config.rules.map((rule) => ({ ...rule, zoneKey: nameToKey(rule.zone), compiled: compileFormat(rule.format) as CompiledFormat }));
-  return (query) => {
+  const rules = config.rules.map((rule) => ({ ...rule, zoneKey: nameToKey(rule.zone), compiled: compileFormat(rule.format) }));
+  return (logged) => {
     for (const rule of rules) {
-      if (!isInZone(query.key, rule.zoneKey)) continue;
-      const kept = rule.classes.has('all') || rule.classes.has(classOf(query.rcode, query.reply.length >= 8 ? query.reply.readUInt16BE(6) : 0))
-        || (rule.minDurationMs !== undefined && query.seconds * 1000 > rule.minDurationMs);
-      return kept ? formatLine(rule.compiled, query) : undefined;
+      if (!isInZone(logged.query.key, rule.zoneKey)) continue;
+      // ANCOUNT of the reply: a NOERROR without answers is a denial (NODATA).
+      const kept = rule.classes.has('all') || rule.classes.has(classOf(logged.rcode, logged.reply.readUInt16BE(6)))
+        || (rule.minDurationMs !== undefined && logged.seconds * 1000 > rule.minDurationMs);
+      return kept ? formatLine(rule.compiled, logged) : undefined;
     }
     return undefined;
   };
