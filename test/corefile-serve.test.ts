@@ -29,7 +29,7 @@ corp.example:53 {
 `;
 
 /** Corefiles clusters ship: each must serve the cluster zone and forward the rest as written. */
-const SHIPPED = ['kubeadm.Corefile', 'kubeadm-cache-disable.Corefile', 'coredns-deployment.Corefile', 'helm-default.Corefile', 'talos.Corefile'];
+const SHIPPED = ['kubeadm.Corefile', 'kubeadm-cache-disable.Corefile', 'coredns-deployment.Corefile', 'helm-default.Corefile', 'talos.Corefile', 'rke2.Corefile'];
 
 const ns = (name: string): KubeObject => ({ metadata: { name } });
 const svc = (name: string, clusterIP: string): KubeObject => ({
@@ -81,14 +81,15 @@ async function start(corefile: string): Promise<Running> {
   const port = await freePort();
   const text = corefile
     .replaceAll(':53 {', `:${port} {`)
-    .replace('health {', 'health 127.0.0.1:0 {')
-    .replace(/^(\s*)ready$/m, '$1ready 127.0.0.1:0')
-    .replace(/prometheus \S+/, 'prometheus 127.0.0.1:0')
+    // Spacing as each distribution writes it (RKE2's chart leaves runs of spaces and trailing ones).
+    .replace(/health\s+\{/, 'health 127.0.0.1:0 {')
+    .replace(/^(\s*)ready\s*$/m, '$1ready 127.0.0.1:0')
+    .replace(/prometheus\s+\S+/, 'prometheus 127.0.0.1:0')
     .replace('1.2.3.4', corp.address)
-    .replaceAll('forward . /etc/resolv.conf', `forward . ${join(dir, 'resolv.conf')}`)
+    .replaceAll(/forward\s+\.\s+\/etc\/resolv\.conf/g, `forward . ${join(dir, 'resolv.conf')}`)
     .replace('CORP_UPSTREAM', corp.address)
     // The Corefile binds every address as kubeadm's does; the test's own listen on loopback only.
-    .replaceAll(/^(\s*)errors$/gm, '$1errors\n$1bind 127.0.0.1');
+    .replaceAll(/^(\s*)errors\s*$/gm, '$1errors\n$1bind 127.0.0.1');
   await writeFile(join(dir, 'Corefile'), text);
   const server = await startServer([], '127.0.0.1', { corefile: join(dir, 'Corefile'), env: { KUBECONFIG: join(dir, 'kubeconfig') } });
   cleanups.push(() => server.stop());
