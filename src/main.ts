@@ -86,10 +86,9 @@ export function planFromOrigin(origin: PlanOrigin, logLevel: LogLevel): ServePla
   return origin.kind === 'flags' ? planFromFlags(origin.config, origin.command) : planFromCorefile(origin.path, logLevel, origin.text);
 }
 
-export function version(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
-}
+import { version } from './version.js';
+
+export { version };
 
 /** The plan the flags stand for: the Corefile they build, through the same plugin setups. */
 export function planFromFlags(config: ServeConfig, command: 'serve' | 'proxy' | 'dev' = 'serve'): ServePlan {

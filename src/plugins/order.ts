@@ -8,6 +8,7 @@ import { autopath } from './autopath/setup.js';
 import { bind } from './bind/setup.js';
 import { bufsize } from './bufsize/setup.js';
 import { cache } from './cache/setup.js';
+import { chaos } from './chaos/setup.js';
 import { errors } from './errors/setup.js';
 import { forward } from './forward/setup.js';
 import { health } from './health/setup.js';
@@ -41,6 +42,7 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   errors,
   log,
   any,
+  chaos,
   loadbalance,
   cache,
   rewrite,

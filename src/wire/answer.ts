@@ -34,6 +34,8 @@ export type Rdata =
 /** One record; `owner` and every name inside `data` are wire keys (names.ts). */
 export interface ResourceRecord {
   readonly owner: string;
+  /** IN unless given: only the chaos plugin's records are CH. */
+  readonly class?: number;
   readonly ttl: number;
   readonly data: Rdata;
 }
@@ -169,7 +171,7 @@ class SectionWriter {
     const data = record.data;
     this.name(record.owner, true);
     this.u16(data.type);
-    this.u16(RRClass.IN);
+    this.u16(record.class ?? RRClass.IN);
     this.u32(record.ttl);
     const lengthAt = this.used;
     this.u16(0);

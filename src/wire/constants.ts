@@ -13,7 +13,8 @@ export const RRType = {
   ANY: 255,
 } as const;
 
-export const RRClass = { IN: 1, ANY: 255 } as const;
+/** Classes: IN for everything but the server's own CHAOS TXT records (version.bind, hostname.bind...). */
+export const RRClass = { IN: 1, CH: 3, ANY: 255 } as const;
 
 export const Rcode = {
   NOERROR: 0,
