@@ -4,7 +4,7 @@
 // but for its addresses: ports become free loopback ones and /etc/resolv.conf a file naming the test's upstream.
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dig, lines } from './support/dig.js';
@@ -29,7 +29,7 @@ corp.example:53 {
 `;
 
 /** Corefiles clusters ship: each must serve the cluster zone and forward the rest as written. */
-const SHIPPED = ['kubeadm.Corefile', 'kubeadm-cache-disable.Corefile', 'coredns-deployment.Corefile', 'helm-default.Corefile', 'talos.Corefile', 'rke2.Corefile'];
+const SHIPPED = ['kubeadm.Corefile', 'kubeadm-cache-disable.Corefile', 'coredns-deployment.Corefile', 'helm-default.Corefile', 'talos.Corefile', 'rke2.Corefile', 'openshift.Corefile'];
 
 const ns = (name: string): KubeObject => ({ metadata: { name } });
 const svc = (name: string, clusterIP: string): KubeObject => ({
@@ -80,7 +80,8 @@ async function start(corefile: string): Promise<Running> {
   await writeFile(join(dir, 'resolv.conf'), `nameserver ${nameserver}\n`);
   const port = await freePort();
   const text = corefile
-    .replaceAll(':53 {', `:${port} {`)
+    // kubeadm's blocks are on :53, OpenShift's on :5353.
+    .replaceAll(/:(53|5353) \{/g, `:${port} {`)
     // Spacing as each distribution writes it (RKE2's chart leaves runs of spaces and trailing ones).
     .replace(/health\s+\{/, 'health 127.0.0.1:0 {')
     .replace(/^(\s*)ready\s*$/m, '$1ready 127.0.0.1:0')
@@ -88,8 +89,8 @@ async function start(corefile: string): Promise<Running> {
     .replace('1.2.3.4', corp.address)
     .replaceAll(/forward\s+\.\s+\/etc\/resolv\.conf/g, `forward . ${join(dir, 'resolv.conf')}`)
     .replace('CORP_UPSTREAM', corp.address)
-    // The Corefile binds every address as kubeadm's does; the test's own listen on loopback only.
-    .replaceAll(/^(\s*)errors\s*$/gm, '$1errors\n$1bind 127.0.0.1');
+    // The Corefile binds every address as kubeadm's does; the test's blocks listen on loopback only.
+    .replaceAll(/^(\S.*\{)\s*$/gm, '$1\n    bind 127.0.0.1');
   await writeFile(join(dir, 'Corefile'), text);
   const server = await startServer([], '127.0.0.1', { corefile: join(dir, 'Corefile'), env: { KUBECONFIG: join(dir, 'kubeconfig') } });
   cleanups.push(() => server.stop());
@@ -100,9 +101,20 @@ async function start(corefile: string): Promise<Running> {
 describe('clusterdns -conf: the Corefiles clusters ship, as written', () => {
   it.each(SHIPPED)('%s: the cluster zone, and other names through resolv.conf\'s nameserver', async (name) => {
     const { server, upstream } = await start(fixture(name));
-    expect((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer).toEqual(lines(`web.default.svc.cluster.local. ${name.startsWith('coredns-deployment') ? 5 : 30} IN A 10.96.0.10`));
+    // The kubernetes stanza's ttl, CoreDNS's 5 when it gives none.
+    const ttl = /^\s*ttl (\d+)$/m.exec(fixture(name))?.[1] ?? '5';
+    expect((await dig(server.port, ['web.default.svc.cluster.local', 'A'])).answer).toEqual(lines(`web.default.svc.cluster.local. ${ttl} IN A 10.96.0.10`));
     expect((await dig(server.port, ['www.example.test', 'A'])).answer.at(-1)).toMatch(/IN A 192\.0\.2\.10$/);
     expect(upstream.queriesFor('www.example.test')).toHaveLength(1);
+  });
+
+  it('openshift.Corefile: its hostname.bind block answers CH TXT with the host name; other CH names go upstream', async () => {
+    const { server, upstream } = await start(fixture('openshift.Corefile'));
+    const id = await dig(server.port, ['-c', 'CH', '-t', 'TXT', 'hostname.bind']);
+    expect(id.answer).toEqual([`hostname.bind. 0 CH TXT "${hostname()}"`]);
+    // version.bind is not one of the block's zones: the . block forwards it, as CoreDNS's would.
+    await dig(server.port, ['-c', 'CH', '-t', 'TXT', 'version.bind']);
+    expect(upstream.queriesFor('version.bind')).toHaveLength(1);
   });
 });
 
