@@ -68,9 +68,10 @@ async function main(argv: readonly string[]): Promise<void> {
         process.stdout.write(`${serveHelp(command)}\n`);
         return;
       }
-      const log = createLogger(config.logLevel);
-      log.debug(heapSettings(), 'node heap');
       const plan = config.corefile !== undefined ? planFromCorefile(config.corefile, config.logLevel) : planFromFlags(config, command);
+      // The plan's level: the Corefile's `debug` raises --log-level's.
+      const log = createLogger(plan.logLevel);
+      log.debug(heapSettings(), 'node heap');
       const running = await serve(plan, log);
       const first = running.addresses[0];
       // The hint names the cluster's own zone, and only when a block serves one (a Corefile may have none).

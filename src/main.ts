@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import type { ProxyConfig, ServeConfig } from './config/index.js';
+import { LOG_LEVELS, type LogLevel, type ProxyConfig, type ServeConfig } from './config/index.js';
 import { planServers, type BlockPlan } from './config/plan.js';
 import { readResolvConf } from './config/resolv-conf.js';
 import { CorefileError } from './corefile/errors.js';
@@ -37,7 +37,6 @@ import type { KubeSource } from './source/kube.js';
 import { ManifestSource } from './source/manifests.js';
 import { RecordStore } from './store/index.js';
 import { createTelemetry, FailureTop, Registry, TelemetryEndpoints, TOP_DEFAULTS, type Listener, type Logger, type TopReport } from './telemetry/index.js';
-import type { LogLevel } from './config/index.js';
 import type { MultisocketConfig } from './plugins/multisocket/setup.js';
 import { nameToKey } from './wire/index.js';
 
@@ -132,7 +131,9 @@ export function planOf(blocks: readonly ServerBlock[], settings: Omit<ServePlan,
     const at = planned.find((block) => block.plugins.some(({ setup }) => setup.name === 'multisocket'))!;
     throw new CorefileError(at, `plugin "multisocket": server blocks give different numbers (${[...sockets].join(', ')}); give one: the threads answer for every block`);
   }
-  const plan = { ...settings, blocks: planned, workers: [...sockets][0] ?? 1 };
+  // `debug` in any block raises the process's level to debug; a level already below it (trace) stays.
+  const logLevel = asksDebug({ blocks: planned }) && LOG_LEVELS.indexOf(settings.logLevel) < LOG_LEVELS.indexOf('debug') ? 'debug' : settings.logLevel;
+  const plan = { ...settings, logLevel, blocks: planned, workers: [...sockets][0] ?? 1 };
   // One store per process: every kubernetes plugin must read the same source.
   const sources = new Set(pluginConfigs<KubernetesConfig>(plan, 'kubernetes').map((config) => JSON.stringify(config.source)));
   if (sources.size > 1) {
@@ -140,6 +141,10 @@ export function planOf(blocks: readonly ServerBlock[], settings: Omit<ServePlan,
     throw new CorefileError(second, 'plugin "kubernetes": every server block\'s kubernetes must watch the same cluster (or manifests)');
   }
   return Object.freeze(plan);
+}
+
+function asksDebug(plan: Pick<ServePlan, 'blocks'>): boolean {
+  return pluginConfigs(plan, 'debug').length > 0;
 }
 
 function pluginConfigs<C>(plan: Pick<ServePlan, 'blocks'>, name: string): C[] {
@@ -335,6 +340,9 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
       reloadMetrics?.failed();
       log.error({ err: error, corefile: current.corefile!.path }, `reload failed, still serving the previous Corefile: ${(error as Error).message}`);
       return;
+    }
+    if (asksDebug(current) !== asksDebug(next)) {
+      log.warn({ corefile: current.corefile!.path }, 'the debug plugin was added or removed: the log level changes when clusterdns restarts');
     }
     for (const index of removed) fresh.routes[index] = old.routes[index]!;
     chains = fresh;

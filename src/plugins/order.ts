@@ -9,6 +9,7 @@ import { bind } from './bind/setup.js';
 import { bufsize } from './bufsize/setup.js';
 import { cache } from './cache/setup.js';
 import { chaos } from './chaos/setup.js';
+import { debug } from './debug/setup.js';
 import { errors } from './errors/setup.js';
 import { forward } from './forward/setup.js';
 import { health } from './health/setup.js';
@@ -36,6 +37,7 @@ export const PLUGINS: readonly PluginSetup<any>[] = [
   nsid,
   bufsize,
   bind,
+  debug,
   ready,
   health,
   prometheus,
