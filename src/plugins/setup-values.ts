@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { pluginError } from '../corefile/errors.js';
 import type { Directive } from '../corefile/types.js';
 import type { HostPort } from '../ip.js';
+import type { PluginSetup } from './plugin.js';
 import { NameError, nameToKey } from '../wire/index.js';
 
 /** Where a value was written: the plugin's own line, or one of its option lines. */
@@ -94,4 +95,16 @@ export function bare(directives: readonly Directive[]): void {
   const plugin = single(directives);
   if (plugin.args.length > 0) throw pluginError(plugin, `takes no arguments, got ${plugin.args.length} (usage: ${plugin.name})`);
   optionLines(plugin, []);
+}
+
+/** A plugin that takes no arguments and no options, and whose presence is all it says (loop, debug). */
+export function bareSetup(name: string): PluginSetup<null> {
+  return {
+    name,
+    parse(directives) {
+      bare(directives);
+      return null;
+    },
+    create: () => ({}),
+  };
 }

@@ -6,14 +6,6 @@
  * its stack trace whether or not `debug` is there. The level is set at start: a reload that adds or removes
  * `debug` says that it takes effect at the next restart (main.ts).
  */
-import type { PluginSetup } from '../plugin.js';
-import { bare } from '../setup-values.js';
+import { bareSetup } from '../setup-values.js';
 
-export const debug: PluginSetup<null> = {
-  name: 'debug',
-  parse(directives) {
-    bare(directives);
-    return null;
-  },
-  create: () => ({}),
-};
+export const debug = bareSetup('debug');
