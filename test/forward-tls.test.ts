@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dig } from './support/dig.js';
 import { metrics, value } from './support/http.js';
-import { freePort, startServer, type ServerProcess } from './support/server-process.js';
+import { freePort, runCli, startServer, type ServerProcess } from './support/server-process.js';
 import { TestUpstream, type UpstreamOptions } from './support/upstream.js';
 
 const run = promisify(execFile);
@@ -21,6 +21,7 @@ const RECORDS = { 'www.example.test': { A: ['192.0.2.10'], ttl: 300 }, 'a.corp.t
 let dir: string;
 let ca: string;
 let cert: { cert: Buffer; key: Buffer };
+let clientCa: Buffer;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'clusterdns-dot-'));
@@ -30,8 +31,12 @@ beforeAll(async () => {
   await openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=dns.test');
   await writeFile(join(dir, 'san.ext'), 'subjectAltName=DNS:dns.test\n');
   await openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext');
+  // A client certificate from the same CA, for an upstream that asks for one (mutual TLS).
+  await openssl('req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=clusterdns');
+  await openssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2');
   ca = join(dir, 'ca.pem');
   cert = { cert: await readFile(join(dir, 'server.pem')), key: await readFile(join(dir, 'server.key')) };
+  clientCa = await readFile(ca);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -117,6 +122,46 @@ describe('forward to tls:// upstreams (DNS over TLS)', () => {
     const result = await server.ask('www.example.test.');
     expect(result.status).toBe('SERVFAIL');
     expect(result.raw).toMatch(new RegExp(`EDE: 23 \\(Network Error\\): \\(upstream ${tlsOf(up).replace(/\./g, '\\.')}: TLS handshake failed \\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\\)`));
+  });
+});
+
+describe('forward to tls:// upstreams: client certificates and an SNI name per upstream', () => {
+  it('tls CERT KEY CA shows the client certificate to an upstream that asks for one; without it the handshake fails', async () => {
+    const up = await upstream({ tls: { ...cert, clientCa } });
+    const withCert = await serve(`    forward . ${tlsOf(up)} {\n        tls ${join(dir, 'client.pem')} ${join(dir, 'client.key')} ${ca}\n        tls_servername dns.test\n    }`);
+    expect((await withCert.ask('www.example.test.')).answer).toEqual(['www.example.test. 300 IN A 192.0.2.10']);
+    expect(up.queriesFor('www.example.test').map((query) => query.proto)).toEqual(['tls']);
+    const without = await serve(`    forward . ${tlsOf(up)} {\n        tls ${ca}\n        tls_servername dns.test\n        max_fails 0\n    }`);
+    const refused = await without.ask('a.corp.test.');
+    expect(refused.status).toBe('SERVFAIL');
+    expect(refused.raw).toContain(`; EDE: 23 (Network Error): (upstream ${tlsOf(up)}`);
+    expect(up.queriesFor('a.corp.test')).toEqual([]);
+  });
+
+  it('tls://IP%NAME:PORT verifies that upstream for NAME, without tls_servername; both at once is refused at start', async () => {
+    const up = await upstream({ tls: cert });
+    const named = `tls://${up.host}%dns.test:${up.port}`;
+    const server = await serve(`    forward . ${named} {\n        tls ${ca}\n    }`);
+    expect((await server.ask('www.example.test.')).answer).toEqual(['www.example.test. 300 IN A 192.0.2.10']);
+    // Another name than the certificate's: the same upstream, refused by the check.
+    const wrong = await serve(`    forward . tls://${up.host}%wrong.test:${up.port} {\n        tls ${ca}\n        max_fails 0\n    }`);
+    expect((await wrong.ask('a.corp.test.')).raw).toContain('ERR_TLS_CERT_ALTNAME_INVALID');
+    const corefile = join(dir, 'Corefile.both');
+    await writeFile(corefile, `.:53 {\n    forward . ${named} {\n        tls ${ca}\n        tls_servername dns.test\n    }\n}\n`);
+    const refused = await runCli(['-conf', corefile]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${corefile}:2: plugin "forward": tls_servername cannot go with an upstream naming its own (tls://${up.host}%dns.test)`);
+  });
+
+  it('a tls file that cannot be read or is not PEM stops start-up, naming the file and line', async () => {
+    const corefile = join(dir, 'Corefile.badtls');
+    await writeFile(join(dir, 'notpem.pem'), 'not a certificate\n');
+    for (const [files, why] of [[join(dir, 'missing.pem'), `cannot read ${join(dir, 'missing.pem')}: ENOENT`], [`${join(dir, 'notpem.pem')} ${join(dir, 'client.key')}`, `${join(dir, 'notpem.pem')} ${join(dir, 'client.key')}: `]] as const) {
+      await writeFile(corefile, `.:53 {\n    forward . tls://127.0.0.1 {\n        tls ${files}\n    }\n}\n`);
+      const run = await runCli(['-conf', corefile]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`${corefile}:3: plugin "forward": option "tls": ${why}`);
+    }
   });
 });
 

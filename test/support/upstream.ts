@@ -37,8 +37,11 @@ export interface UpstreamOptions {
   readonly records?: Readonly<Record<string, UpstreamRecord>>;
   /** The SOA's TTL and MINIMUM in negative answers. */
   readonly negativeTtl?: number;
-  /** PEM: a certificate and its key, to serve DNS over TLS on the TCP port (UDP stays plain). */
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /**
+   * PEM: a certificate and its key, to serve DNS over TLS on the TCP port (UDP stays plain); with `clientCa`, a
+   * client must show a certificate that CA signed.
+   */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly clientCa?: Buffer };
 }
 
 export class TestUpstream {
@@ -70,7 +73,11 @@ export class TestUpstream {
       udp.bind(options.port ?? 0, host);
       await once(udp, 'listening');
       const port = udp.address().port;
-      const tcp = options.tls === undefined ? createServer() : createTlsServer({ cert: options.tls.cert, key: options.tls.key });
+      const tcp = options.tls === undefined ? createServer() : createTlsServer({
+        cert: options.tls.cert,
+        key: options.tls.key,
+        ...(options.tls.clientCa !== undefined && { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+      });
       try {
         tcp.listen(port, host);
         await once(tcp, 'listening');
