@@ -134,6 +134,31 @@ describe('k8s_external options', () => {
   });
 });
 
+describe('k8s_external with reverse zones: PTR for the external IPs', () => {
+  const v6 = '0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.';
+  const s = server('reverse', '2.0.192.in-addr.arpa 8.b.d.0.1.0.0.2.ip6.arpa');
+  it.each([
+    ['10.2.0.192.in-addr.arpa.', 'PTR', { status: 'NOERROR', answer: [`10.2.0.192.in-addr.arpa. 5 IN PTR web.${Z}`] }],
+    [v6, 'PTR', { status: 'NOERROR', answer: [`${v6} 5 IN PTR web.${Z}`] }],
+    // The name exists: another type is NODATA, not NXDOMAIN.
+    ['10.2.0.192.in-addr.arpa.', 'A', { status: 'NOERROR', answer: [] }],
+    // An address under the zone that no service has, and a name that is no address.
+    ['11.2.0.192.in-addr.arpa.', 'PTR', { status: 'NXDOMAIN', answer: [] }],
+    ['x.10.2.0.192.in-addr.arpa.', 'PTR', { status: 'NXDOMAIN', answer: [] }],
+  ] as const)('%s %s', async (name, type, expected) => {
+    expect(await ask(s.current!, name, type)).toEqual(expected);
+  });
+  it('the reverse zone\'s apex has its SOA, and its NXDOMAIN carries it', async () => {
+    expect((await ask(s.current!, '2.0.192.in-addr.arpa.', 'SOA')).answer.map(soaLine))
+      .toEqual(['2.0.192.in-addr.arpa. 5 IN SOA ns1.dns.2.0.192.in-addr.arpa. hostmaster.dns.2.0.192.in-addr.arpa. SERIAL 7200 1800 86400 5']);
+    const negative = await ask(s.current!, '11.2.0.192.in-addr.arpa.', 'PTR', ['authority']);
+    expect(negative.authority!.map(soaLine)).toEqual(['2.0.192.in-addr.arpa. 5 IN SOA ns1.dns.2.0.192.in-addr.arpa. hostmaster.dns.2.0.192.in-addr.arpa. SERIAL 7200 1800 86400 5']);
+  });
+  it('the forward zone answers as before', async () => {
+    expect(await ask(s.current!, `web.${Z}`, 'A')).toEqual({ status: 'NOERROR', answer: [`web.${Z} 5 IN A 192.0.2.10`] });
+  });
+});
+
 describe('k8s_external setup errors name the file and line', () => {
   it.each([
     ['fallthrough', '{\n        fallthrough\n    }', /:7: plugin "k8s_external": unknown option "fallthrough" \(supported: apex, ttl, headless\)/],
@@ -142,6 +167,13 @@ describe('k8s_external setup errors name the file and line', () => {
     const result = await runCli(['-conf', await corefile(`bad-${name}`, block)]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(message);
+  });
+  it('a reverse zone first: the first zone names the PTR targets', async () => {
+    const file = join(dir, 'Corefile-reverse-first');
+    await writeFile(file, `.:${await freePort()} {\n    kubernetes cluster.local\n    k8s_external 2.0.192.in-addr.arpa example.org\n}\n`);
+    const result = await runCli(['-conf', file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${file}:3: plugin "k8s_external": the first zone names the PTR targets, so it must be the external zone, not 2.0.192.in-addr.arpa.`);
   });
   it('without kubernetes in the block', async () => {
     const file = join(dir, 'Corefile-alone');

@@ -3,12 +3,14 @@
  * from outside the cluster, as CoreDNS's k8s_external: `<svc>.<ns>.<zone>` gets A/AAAA for `spec.externalIPs`
  * and load-balancer ingress IPs (a CNAME for an ingress hostname), `_<port>._<proto>.<svc>.<ns>.<zone>` and the
  * service name get SRV, and the apex its SOA and NS (`ns1.<apex>.<zone>`, with glue). With `headless`, a headless
- * service without external IPs answers with its ready endpoints, also by endpoint name.
+ * service without external IPs answers with its ready endpoints, also by endpoint name. A reverse zone among its
+ * zones (`0.19.198.in-addr.arpa`) gets PTR records for the external IPs: `<svc>.<ns>.<first zone>`, one per
+ * service with that address, as CoreDNS's; any other reverse name there is NXDOMAIN.
  *
  * Reads the store only (the service records' `externalIPs`); writes nothing. Answers are prepared when a name is
  * first asked and dropped on any store change, since the serial in every SOA moves with it.
  */
-import { canonicalIp } from '../../ip.js';
+import { canonicalIp, reverseName } from '../../ip.js';
 import { NO_ENDPOINTS, type EndpointSet, type ServiceRecord, type StoreView } from '../../store/index.js';
 import { emptyAnswer, isInZone, labelsOf, nameToKey, prepareAnswer, Rcode, RRClass, RRType, type PreparedAnswer, type ResourceRecord } from '../../wire/index.js';
 import type { Client, Handler, Next, Question, Reply, Result } from '../plugin.js';
@@ -16,7 +18,7 @@ import { mergeBehindCname } from '../kubernetes/handler.js';
 import { addressRecord, endpointLabel, readyOnly, srvRecords } from '../kubernetes/service-entry.js';
 
 export interface ExternalOptions {
-  /** Absolute, lower-case zones. */
+  /** Absolute, lower-case zones; the first is the external zone, which names the PTR targets. */
   readonly zones: readonly string[];
   /** The label(s) under each zone holding the name server's records: `dns` by default. */
   readonly apex: string;
@@ -38,6 +40,8 @@ export class ExternalZone implements Handler {
   readonly name = 'k8s_external';
   private readonly zoneKeys: readonly string[];
   private prepared = new Map<string, Map<number, PreparedAnswer>>();
+  /** Reverse name key of an external IP → its PTR targets; built when a reverse name is first asked. */
+  private reverse: Map<string, string[]> | undefined;
   private readonly unsubscribe: () => void;
   private readonly notReady = emptyAnswer(Rcode.SERVFAIL);
 
@@ -45,6 +49,7 @@ export class ExternalZone implements Handler {
     this.zoneKeys = options.zones.map((zone) => nameToKey(zone));
     this.unsubscribe = store.subscribe(() => {
       this.prepared = new Map();
+      this.reverse = undefined;
     });
   }
 
@@ -112,6 +117,10 @@ export class ExternalZone implements Handler {
       if (key === this.nsKey(zone)) return this.glue().map((ip) => addressRecord(key, ttl, ip));
       return undefined;
     }
+    if (isReverseZone(zone)) {
+      const targets = this.reverseIndex().get(key);
+      return targets?.map((target) => ({ owner: key, ttl, data: { type: RRType.PTR, target } }));
+    }
     const labels = labelsOf(key.slice(0, key.length - zone.length));
     const namespace = labels.at(-1)!;
     if (!this.store.namespaceExists(namespace)) return undefined;
@@ -137,6 +146,24 @@ export class ExternalZone implements Handler {
     if (labels.length === 3) return protocols.has(labels[0]!) ? [] : undefined;
     const ports = service.ports.filter((port) => port.name !== '' && `_${port.name}` === labels[0] && `_${port.protocol.toLowerCase()}` === labels[1]);
     return ports.length === 0 ? undefined : srvRecords(key, ttl, ports.map((port) => [port.port, srvTarget] as const));
+  }
+
+  private reverseIndex(): Map<string, string[]> {
+    if (this.reverse !== undefined) return this.reverse;
+    const index = new Map<string, string[]>();
+    const external = this.zoneKeys[0]!;
+    for (const service of this.store.services()) {
+      for (const address of service.externalIPs ?? []) {
+        const ip = canonicalIp(address);
+        if (ip === undefined) continue;
+        const key = nameToKey(reverseName(ip));
+        const target = nameToKey(`${service.name}.${service.namespace}`).slice(0, -1) + external;
+        const targets = index.get(key);
+        if (targets === undefined) index.set(key, [target]);
+        else if (!targets.includes(target)) targets.push(target);
+      }
+    }
+    return (this.reverse = index);
   }
 
   /** With `headless`, a headless service without external IPs answers with its endpoints (ready, or all). */
@@ -188,4 +215,8 @@ export class ExternalZone implements Handler {
     const rname = nameToKey(`hostmaster.${apex}`).slice(0, -1) + zone;
     return { owner: zone, ttl, data: { type: RRType.SOA, mname: this.nsKey(zone), rname, serial, refresh: 7200, retry: 1800, expire: 86400, minimum: ttl } };
   }
+}
+
+function isReverseZone(zone: string): boolean {
+  return isInZone(zone, nameToKey('in-addr.arpa.')) || isInZone(zone, nameToKey('ip6.arpa.'));
 }

@@ -6,7 +6,8 @@
  *   }
  *
  * ZONES default to the server block's. It reads the store the kubernetes plugin of the same server block fills.
- * Reverse zones (CoreDNS's PTR answers for external IPs) are not supported yet: an error names them.
+ * A reverse zone among them answers PTR for the external IPs under it, naming services under the first zone,
+ * which must therefore be the external zone (CoreDNS takes the first zone whatever it is).
  */
 import { expectArgs, pluginError } from '../../corefile/errors.js';
 import type { KubernetesConfig } from '../kubernetes/setup.js';
@@ -28,9 +29,11 @@ export const k8sExternal: PluginSetup<K8sExternalConfig> = {
     const plugin = single(directives);
     const zones = plugin.args.length > 0 ? plugin.args.map((text) => zoneName({ plugin }, text)) : [...blockZones];
     for (const zone of zones) {
-      if (zoneCovers('in-addr.arpa.', zone) || zoneCovers('ip6.arpa.', zone) || zone === 'arpa.' || zone === '.') {
-        throw pluginError(plugin, `zone ${zone}: reverse (PTR) answers for external IPs are not supported by clusterdns; name the external zone (usage: k8s_external ZONE...)`);
-      }
+      if (zone === 'arpa.' || zone === '.') throw pluginError(plugin, `zone ${zone} would hold every name; name the external zone (usage: k8s_external ZONE...)`);
+    }
+    const reverse = (zone: string): boolean => zoneCovers('in-addr.arpa.', zone) || zoneCovers('ip6.arpa.', zone);
+    if (reverse(zones[0]!)) {
+      throw pluginError(plugin, `the first zone names the PTR targets, so it must be the external zone, not ${zones[0]} (usage: k8s_external ZONE [REVERSE-ZONE...])`);
     }
     let apex = 'dns';
     let ttl = 5;
