@@ -24,7 +24,7 @@ import type { KubernetesConfig } from './plugins/kubernetes/setup.js';
 import { registerSourceMetrics } from './plugins/kubernetes/metrics.js';
 import { queryLogRules, type LogConfig } from './plugins/log/setup.js';
 import { PLUGINS } from './plugins/order.js';
-import type { Handler, RunningPlugin } from './plugins/plugin.js';
+import type { Handler, RunningPlugin, SetupContext } from './plugins/plugin.js';
 import type { PrometheusConfig } from './plugins/prometheus/setup.js';
 import type { ReadyConfig } from './plugins/ready/setup.js';
 import { registerReloadMetrics } from './plugins/reload/metrics.js';
@@ -180,7 +180,21 @@ export interface ServeOptions {
    * thread bound (with their real ports), bound again here beside its sockets.
    */
   readonly replica?: { readonly store: RecordStore; readonly listen: readonly HostPort[]; readonly thread: number };
+  /** The plugins' time and timers (SetupContext's `now` and `after`): real ones unless a test steps its own. */
+  readonly clock?: PluginClock;
 }
+
+/** Time and timers for the plugins, injected so tests step them. */
+export type PluginClock = Pick<SetupContext, 'now' | 'after'>;
+
+const REAL_CLOCK: PluginClock = {
+  now: Date.now,
+  after: (ms, callback) => {
+    const timer = setTimeout(callback, ms);
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
 
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
@@ -240,7 +254,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
   // Listen addresses by listener index; a reload may add some (new indexes) and remove some (left undefined).
   // As configured (a port may be 0): what routes match; a replica binds the main thread's real ports instead.
   let listen: Array<HostPort | undefined> = plan.answersDns ? listenAddresses(plan.blocks) : [];
-  let parts: ChainParts = { store, registry, log, resolvConf: { path: plan.resolvConf, search }, selfAddresses: selfAddresses(listen), ...(vips !== undefined && { vips }) };
+  let parts: ChainParts = { store, registry, log, clock: options.clock ?? REAL_CLOCK, resolvConf: { path: plan.resolvConf, search }, selfAddresses: selfAddresses(listen), ...(vips !== undefined && { vips }) };
   let chains = buildChains(plan, listen, parts);
   let server: DnsServer | undefined;
   const telemetry = createTelemetry(registry, {
@@ -432,6 +446,7 @@ interface ChainParts {
   readonly store: RecordStore;
   readonly registry: Registry;
   readonly log: Logger;
+  readonly clock: PluginClock;
   readonly resolvConf: { readonly path: string; readonly search: readonly string[] };
   readonly selfAddresses: readonly string[];
   readonly vips?: LoopbackVips;
@@ -449,7 +464,8 @@ function buildChains(plan: ServePlan, listen: ReadonlyArray<HostPort | undefined
       store: parts.store,
       registry: parts.registry,
       log: parts.log.child({ part: 'plugin' }),
-      now: Date.now,
+      now: parts.clock.now,
+      after: parts.clock.after,
       selfAddresses: parts.selfAddresses,
       resolvConf: parts.resolvConf,
       configOf: (name: string) => configs.get(name),
@@ -458,6 +474,7 @@ function buildChains(plan: ServePlan, listen: ReadonlyArray<HostPort | undefined
     const plugins = block.plugins.map(({ setup, config }) => setup.create(config, context));
     running.push(...plugins);
     const chain = chainOf(plugins.flatMap((plugin): Handler[] => (plugin.handler === undefined ? [] : [plugin.handler])));
+    const reportError = plugins.find((plugin) => plugin.reportError !== undefined)?.reportError;
     const hosts = (configs.get('bind') as BindConfig | undefined)?.hosts;
     const logged = configs.get('log') as LogConfig | undefined;
     const queryLog = logged === undefined ? undefined : queryLogRules(logged);
@@ -466,7 +483,7 @@ function buildChains(plan: ServePlan, listen: ReadonlyArray<HostPort | undefined
     listen.forEach((address, index) => {
       if (address === undefined || address.port !== block.port || (hosts !== undefined && !hosts.includes(address.host))) return;
       for (const zone of block.zones) {
-        routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(queryLog !== undefined && { queryLog, local: address.host }), ...(maxUdpReply !== undefined && { maxUdpReply }), ...(nsid !== undefined && { nsid }) });
+        routes[index]!.push({ zoneKey: nameToKey(zone), chain, ...(queryLog !== undefined && { queryLog, local: address.host }), ...(reportError !== undefined && { reportError }), ...(maxUdpReply !== undefined && { maxUdpReply }), ...(nsid !== undefined && { nsid }) });
       }
     });
   }

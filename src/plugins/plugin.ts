@@ -23,6 +23,9 @@ export interface Client {
   readonly transport?: 'tcp';
 }
 
+/** Where the server hands a query's error: the question, the rcode it was answered with, and the error. */
+export type ErrorSink = (q: Question, rcode: number, error: Error) => void;
+
 /** What one answered query offers its block's query log (the log plugin's line is made from it). */
 export interface LoggedQuery {
   /** The parsed query: its question, ID, header flags and EDNS facts. */
@@ -44,6 +47,12 @@ export interface Reply {
   readonly plugin: string;
   /** The upstream message the answer was prepared from, when it came from another server: what a cache may keep. */
   readonly message?: Message;
+  /**
+   * Why the plugin answered with a failure (CoreDNS's returned `error`), in the words CoreDNS users match with
+   * `errors { consolidate }` (`read udp ...: i/o timeout`): what the block's errors plugin logs. Set only on failures,
+   * so an answer costs the server one check of it.
+   */
+  readonly error?: Error;
 }
 
 export type Result = Reply | Promise<Reply>;
@@ -72,6 +81,8 @@ export interface SetupContext {
   readonly log: Logger;
   /** Milliseconds; Date.now in production, a stepped clock in tests. */
   readonly now: () => number;
+  /** Calls `callback` once, `ms` from now (an unref'd setTimeout in production, the stepped clock's in tests); returns its cancel. */
+  readonly after: (ms: number, callback: () => void) => () => void;
   /** The addresses clients reach this server on (the NS glue falls back to them). */
   readonly selfAddresses: readonly string[];
   /** The node's resolv.conf: its search domains (which the kubelet appends to pods' own) and its path. */
@@ -90,6 +101,8 @@ export interface RunningPlugin {
   notReady?(): string | undefined;
   /** Problems that do not stop it answering (a forwarding loop), listed under /ready's 200. */
   warnings?(): readonly string[];
+  /** Takes the error a query of its block was answered with (Reply.error): the errors plugin, which logs them. */
+  readonly reportError?: ErrorSink;
   start?(): Promise<void>;
   close?(): void | Promise<void>;
 }

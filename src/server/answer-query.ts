@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { NOBODY_ANSWERS } from '../plugins/chain.js';
-import type { Client, LoggedQuery, Next, Reply, Result } from '../plugins/plugin.js';
+import type { Client, ErrorSink, LoggedQuery, Next, Reply, Result } from '../plugins/plugin.js';
 import type { FailureTop, QueryMetrics } from '../telemetry/index.js';
 import {
   emptyAnswer,
@@ -58,6 +58,8 @@ export interface ZoneRoute {
   readonly chain: Next;
   /** The block's query log: the line a query gets (its `msg`), or undefined for none; no query is logged when absent. */
   readonly queryLog?: (query: LoggedQuery) => string | undefined;
+  /** Where the errors a plugin answered with (Reply.error) go: the block's errors plugin; absent, they are not logged. */
+  readonly reportError?: ErrorSink;
   /** The address the listener is bound to: the query log's `{local}`. */
   readonly local?: string;
   /** The largest UDP reply to an EDNS client (the block's bufsize); MAX_UDP_PAYLOAD when absent. */
@@ -166,6 +168,8 @@ export class QueryAnswerer {
     if (this.notes.ede !== undefined) this.options.metrics.observeExtendedErrors(route?.slot ?? this.unrouted[arrival.listener]!, this.notes.ede);
     this.count(requestSize, q, resolved.answer.rcode, this.options.metrics.pluginIndex(resolved.plugin), reply, route, arrival, client, started);
     send(reply);
+    // One check for an answer without an error (every cluster answer, every cache hit); logged after the reply is sent.
+    if (resolved.error !== undefined) route?.reportError?.(q, resolved.answer.rcode, resolved.error);
   }
 
   private count(requestSize: number, q: Query, rcode: number, plugin: number, reply: Buffer, route: Route | undefined, arrival: Arrival, client: Client, started: number): void {

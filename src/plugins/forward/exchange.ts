@@ -6,6 +6,10 @@
  * once instead of waiting out its timeout. A datagram is accepted only when it parses, is a response, and carries
  * our ID and our question; anything else is ignored and the wait goes on, so a spoofed or garbled packet cannot
  * end the exchange.
+ *
+ * A failed exchange's message is Go's net error text, what CoreDNS's forward returns and its errors plugin logs
+ * (`read udp 10.0.0.5:41234->10.0.0.2:53: i/o timeout`, `...: read: connection refused`): Corefiles match those
+ * texts with `errors { consolidate 5m ".* i/o timeout$" }`.
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -37,6 +41,25 @@ export class ExchangeError extends Error {
   }
 }
 
+/** Go's text for the errno codes an exchange meets (syscall.Errno's strings); Node's own message otherwise. */
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset by peer',
+  EHOSTUNREACH: 'no route to host',
+  ENETUNREACH: 'network is unreachable',
+  EADDRNOTAVAIL: 'cannot assign requested address',
+  EPIPE: 'broken pipe',
+};
+
+function errnoText(error: NodeJS.ErrnoException): string {
+  return (error.code !== undefined ? ERRNO_TEXT[error.code] : undefined) ?? error.message;
+}
+
+/** Go's `op net local->remote` prefix of a net.OpError (without the local side when there is none yet). */
+function opPrefix(op: string, net: string, local: string | undefined, remote: string): string {
+  return `${op} ${net} ${local === undefined ? '' : `${local}->`}${remote}`;
+}
+
 /** How questions go to an upstream: UDP first (TCP when truncated), or TCP only (`force_tcp`). */
 export type Transport = 'udp' | 'tcp';
 
@@ -63,10 +86,14 @@ function exchangeUdp(upstream: UpstreamAddress, query: Buffer, id: number, quest
       if (error !== undefined) reject(error);
       else resolve(message);
     };
-    const timer = setTimeout(() => done(new ExchangeError('timeout', `no answer from ${describe(upstream)} in ${timeoutMs} ms`)), timeoutMs);
-    const failed = (error: NodeJS.ErrnoException): void => done(new ExchangeError('network', `${describe(upstream)}: ${error.message}`, error.code));
+    const remote = describe(upstream);
+    // The socket's own address once connected (the `local->` of Go's texts).
+    let local: string | undefined;
+    const timer = setTimeout(() => done(new ExchangeError('timeout', `${opPrefix(local === undefined ? 'dial' : 'read', 'udp', local, remote)}: i/o timeout`)), timeoutMs);
+    const failed = (error: NodeJS.ErrnoException, op = 'read'): void =>
+      done(new ExchangeError('network', `${opPrefix(op, 'udp', local, remote)}: ${local === undefined ? '' : `${op}: `}${errnoText(error)}`, error.code));
     // A refusal (ECONNREFUSED) arrives here, from the receive that follows the ICMP error.
-    socket.on('error', failed);
+    socket.on('error', (error) => failed(error));
     socket.on('message', (packet) => {
       const message = accept(packet, id, question);
       if (message === undefined) return;
@@ -74,16 +101,22 @@ function exchangeUdp(upstream: UpstreamAddress, query: Buffer, id: number, quest
       done(undefined, (message.flags & HeaderFlag.TC) !== 0 ? undefined : message);
     });
     socket.connect(upstream.port, host, (error?: Error) => {
-      if (error) failed(error);
-      else socket.send(query, (sendError) => sendError && failed(sendError));
+      if (error) return failed(error, 'dial');
+      const address = socket.address();
+      local = describe({ host: address.address, port: address.port });
+      socket.send(query, (sendError) => sendError && failed(sendError, 'write'));
     });
   }).then((message) => message ?? exchangeTcp(upstream, query, id, question, Math.max(1, timeoutMs - (Date.now() - started))));
 }
 
 async function exchangeTcp(upstream: UpstreamAddress, query: Buffer, id: number, question: Question, timeoutMs: number): Promise<Message> {
   const outcome = await tcpExchange(upstream, query, timeoutMs);
-  if (outcome.kind === 'timeout') throw new ExchangeError('timeout', `no TCP answer from ${describe(upstream)} in ${timeoutMs} ms`);
-  if (outcome.kind === 'error') throw new ExchangeError('network', `${describe(upstream)} over TCP: ${outcome.detail}`, outcome.code);
+  // tcpExchange does not say which local port it had: Go's texts without their `local->`.
+  if (outcome.kind === 'timeout') throw new ExchangeError('timeout', `read tcp ${describe(upstream)}: i/o timeout`);
+  if (outcome.kind === 'error') {
+    const text = ERRNO_TEXT[outcome.code] ?? outcome.detail;
+    throw new ExchangeError('network', outcome.code === 'ECONNREFUSED' ? `dial tcp ${describe(upstream)}: connect: ${text}` : `read tcp ${describe(upstream)}: ${text}`, outcome.code);
+  }
   const message = accept(outcome.message, id, question);
   if (message === undefined) throw new ExchangeError('malformed', `${describe(upstream)} answered over TCP with a message that does not match the question`);
   return message;

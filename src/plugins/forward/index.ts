@@ -15,7 +15,9 @@
  *
  * Its own SERVFAIL and REFUSED say why in an Extended DNS Error (RFC 8914): which upstream failed last and how
  * (22 No Reachable Authority for a timeout, 23 Network Error for a refusal or a broken answer), or that too many
- * queries were in flight. An upstream's own EDE options pass through with its answer (wire/).
+ * queries were in flight. An upstream's own EDE options pass through with its answer (wire/). They carry the
+ * error too (Reply.error), in CoreDNS's words: the last try's (Go's net text, exchange.ts), `no healthy proxies`,
+ * `concurrent queries exceeded maximum N`: what the errors plugin logs.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -102,10 +104,15 @@ const PROBE_INTERVAL_MS = 500;
 const LOOP_PROBE_TIMEOUT_MS = 2000;
 const HINFO = 13;
 const SERVFAIL: Reply = { answer: emptyAnswer(Rcode.SERVFAIL), plugin: 'forward' };
+/** CoreDNS's ErrNoHealthy: no upstream could be tried. */
+const NO_HEALTHY = new Error('no healthy proxies');
+/** The deadline left no time for a try. */
+const NO_TRY: Reply = { ...SERVFAIL, error: NO_HEALTHY };
 /** Every upstream left is one found to forward back to us. */
 const ALL_LOOPING: Reply = {
   answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(EdeCode.NO_REACHABLE_AUTHORITY, 'every upstream forwards back to this server (a loop)')),
   plugin: 'forward',
+  error: new Error('no healthy proxies: every upstream forwards back to this server (a loop)'),
 };
 
 /** Why the last try of a question failed. */
@@ -125,13 +132,14 @@ function failedReply(failure: Failure): Reply {
     : error.code === 'ECONNREFUSED' ? [EdeCode.NETWORK_ERROR, 'connection refused']
     : [EdeCode.NETWORK_ERROR, `network error ${error.code ?? ''}`.trim()];
   const text = `upstream ${upstream.to}: ${what}${tried > 1 ? `; ${tried} upstreams tried` : ''}`;
-  return { answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(code, text)), plugin: 'forward' };
+  return { answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(code, text)), plugin: 'forward', error };
 }
 
 /** Every upstream was down and `failfast_all_unhealthy_upstreams` is set. */
 const ALL_DOWN: Reply = {
   answer: emptyAnswer(Rcode.SERVFAIL, false, encodeEde(EdeCode.NO_REACHABLE_AUTHORITY, 'every upstream is down (failfast_all_unhealthy_upstreams)')),
   plugin: 'forward',
+  error: NO_HEALTHY,
 };
 
 class Upstream {
@@ -209,6 +217,8 @@ export class Forwarder implements Handler {
     this.busy = {
       answer: emptyAnswer(Rcode.REFUSED, false, encodeEde(EdeCode.OTHER, `too many queries in flight upstream (max_concurrent ${options.maxConcurrent})`)),
       plugin: 'forward',
+      // CoreDNS's ErrLimitExceeded.
+      error: new Error(`concurrent queries exceeded maximum ${options.maxConcurrent}`),
     };
     const byAddress = new Map<string, Upstream>();
     const upstream = (address: UpstreamAddress): Upstream => upstreamFor(byAddress, address, this.create);
@@ -310,7 +320,7 @@ export class Forwarder implements Handler {
     this.upstreamQueries++;
     try {
       const outcome = await this.tryUpstreams(group, question);
-      if (outcome === undefined) return SERVFAIL;
+      if (outcome === undefined) return NO_TRY;
       if (outcome === 'looping') return ALL_LOOPING;
       if (outcome === 'down') return ALL_DOWN;
       if ('error' in outcome) return failedReply(outcome);

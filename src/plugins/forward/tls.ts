@@ -13,7 +13,7 @@
 import { randomInt } from 'node:crypto';
 import { connect, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { HostPort } from '../../ip.js';
+import { formatHostPort, type HostPort } from '../../ip.js';
 import { encodeQuery, frameTcp, MAX_UDP_PAYLOAD, TcpDeframer, type Message } from '../../wire/index.js';
 import { accept, ExchangeError, type Question } from './exchange.js';
 
@@ -110,7 +110,7 @@ export class DotUpstream {
       const timer = setTimeout(() => {
         connection.pending.delete(id);
         connection.settle(this.expireMs);
-        reject(new ExchangeError('timeout', `no answer from ${this.to} in ${timeoutMs} ms`));
+        reject(new ExchangeError('timeout', `read tcp ${formatHostPort(this.address)}: i/o timeout`));
       }, timeoutMs);
       connection.busy();
       connection.pending.set(id, { question, resolve, reject, timer, reused: connection.secure });
