@@ -153,6 +153,16 @@ describe('errors: a real server (clusterdns -conf)', () => {
     expect(first.stack).toBeUndefined();
   });
 
+  it('a query refused past max_concurrent is logged with CoreDNS\'s text and rcode 5', async () => {
+    const port = await freePort();
+    const text = block(port, '    errors', silentPort).replace('timeout 100ms', 'timeout 500ms\n        max_concurrent 1');
+    server = await startServer([], '127.0.0.1', { corefile: await corefile(text) });
+    const [waiting, refused] = await Promise.all([dig(port, ['a.example.org', 'A']), new Promise((resolve) => setTimeout(resolve, 100)).then(() => dig(port, ['b.example.org', 'A']))]);
+    expect([waiting.status, refused.status]).toEqual(['SERVFAIL', 'REFUSED']);
+    const line = await server.waitForLog((logged) => logged.plugin === 'errors' && logged.rcode === 5);
+    expect(line.msg).toBe('5 b.example.org. A: concurrent queries exceeded maximum 1');
+  });
+
   it('stacktrace: the error\'s stack goes with its line', async () => {
     const port = await freePort();
     server = await startServer([], '127.0.0.1', { corefile: await corefile(block(port, '    errors {\n        stacktrace\n    }', silentPort)) });
