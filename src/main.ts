@@ -221,12 +221,15 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
     // Nothing to watch: synced now (a replica is synced when the main thread's store is).
     if (replica === undefined) store.markSynced();
   } else if (source.kind === 'manifests') {
-    manifests = new ManifestSource(source.path, store, log.child({ part: 'source' }), source.labels);
+    manifests = new ManifestSource(source.path, store, log.child({ part: 'source' }), source.labels, source.namespaceLabels);
     await manifests.start();
   } else {
     // Loaded only when a cluster is watched: the HTTP and TLS stack and the kubeconfig parts cost ~4 MB of RSS.
     const { KubeSource, loadKubeConfig } = await import('./source/kube.js');
-    const access = loadKubeConfig(source.kubeconfig, source.endpoint);
+    const access = loadKubeConfig(source.kubeconfig, source.endpoint, {
+      ...(source.context !== undefined && { context: source.context }),
+      ...(source.tls !== undefined && { tls: source.tls }),
+    });
     const portForward = plan.proxy?.via === 'port-forward';
     if (portForward) {
       // Through the API server to the pod behind an endpoint address, which the watched Pods name.
@@ -240,6 +243,7 @@ export async function serve(givenPlan: ServePlan, log: Logger, options: ServeOpt
       watchPods: watchesPods(plan) || portForward,
       endpointPodNames: keepsPodNames(plan),
       ...(source.labels !== undefined && { labels: source.labels }),
+      ...(source.namespaceLabels !== undefined && { namespaceLabels: source.namespaceLabels }),
       onEndpointsProgrammed: ({ namespace, service, triggeredAtMs }) => {
         const record = store.getService(namespace, service);
         if (record === undefined || record.kind === 'ExternalName') return;
@@ -511,7 +515,7 @@ function keepsPodNames(plan: ServePlan): boolean {
 /** What a reload cannot change in a running process, or undefined when `next` keeps all of it. */
 function sameRuntime(current: ServePlan, next: ServePlan): string | undefined {
   const source = (plan: ServePlan): string => JSON.stringify(pluginConfigs<KubernetesConfig>(plan, 'kubernetes')[0]?.source);
-  if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, manifests, namespaces or labels)';
+  if (source(current) !== source(next)) return 'the kubernetes source (kubeconfig, endpoint, tls, manifests, namespaces, namespace_labels or labels)';
   if (!watchesPods(current) && watchesPods(next)) return 'watching pods (pods verified or autopath, newly asked for)';
   // Manifest files always keep pod names; a watched cluster's endpoints were stored without them.
   const watched = pluginConfigs<KubernetesConfig>(current, 'kubernetes')[0]?.source.kind === 'cluster';

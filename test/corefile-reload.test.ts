@@ -94,7 +94,7 @@ describe('reload: a changed Corefile, without a lost query', () => {
     expect((await get(server, '/ready')).status).toBe(200);
     // A change that needs a restart is refused the same way: another source for the store.
     await writeFile(path, corefile(port, 30).replace(DEMO, `${DEMO}.elsewhere`));
-    await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('the kubernetes source (kubeconfig, endpoint, manifests, namespaces or labels) changed'), 8000);
+    await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('the kubernetes source (kubeconfig, endpoint, tls, manifests, namespaces, namespace_labels or labels) changed'), 8000);
     expect(await ttlOf(server)).toBe(30);
   });
 

@@ -695,6 +695,64 @@ describe('scope', () => {
   });
 });
 
+describe('namespaceLabels (namespace_labels)', () => {
+  const labelled = (name: string, dns: string): KubeObject => ({ metadata: { name, labels: { dns } } });
+
+  it('a relist (410) while namespaces were relabelled and services changed reconciles what is served, and what is held', async () => {
+    const h = await setup({
+      source: { namespaceLabels: 'dns=public', watchPods: true },
+      fill: (server) => {
+        server.create('namespaces', labelled('shop', 'public'));
+        server.create('namespaces', labelled('payroll', 'private'));
+        server.create('services', svc('shop', 'web', '10.96.1.1'));
+        server.create('endpointslices', slice('shop', 'web-1', 'web', ['10.244.1.1']));
+        server.create('services', svc('payroll', 'web', '10.96.2.1'));
+        server.create('pods', pod('payroll', 'web-0', '10.244.2.1'));
+      },
+    });
+    expect([...h.store.namespaces()]).toEqual(['shop']);
+    expect(ask(h.resolver, 'web.shop.svc.cluster.local').ips).toEqual(['10.96.1.1']);
+    expect(ask(h.resolver, 'web.payroll.svc.cluster.local').rcode).toBe('NXDOMAIN');
+    expect(h.store.podCount).toBe(0);
+
+    // Every watch is cut off while the cluster changes and its history is compacted: each kind lists again.
+    h.server.failAll(503, { verb: 'watch' });
+    h.server.closeWatches({ abrupt: true });
+    await h.server.waitForRequests((r) => r.verb === 'watch' && r.resource === 'namespaces', { count: 3 });
+    h.server.update('namespaces', labelled('shop', 'private'));
+    h.server.update('namespaces', labelled('payroll', 'public'));
+    h.server.create('services', svc('payroll', 'api', '10.96.2.2'));
+    h.server.create('services', svc('shop', 'cart', '10.96.1.2'));
+    h.server.compact();
+    h.server.clearFaults();
+    await eventually(() => h.source.states().every((state) => state.relists === 1 && state.connected), 'every kind relisted');
+    await eventually(() => h.store.getService('payroll', 'api') !== undefined, 'payroll served');
+    expect([...h.store.namespaces()]).toEqual(['payroll']);
+    expect([...h.store.services()].map((record) => `${record.namespace}/${record.name}`).sort()).toEqual(['payroll/api', 'payroll/web']);
+    expect(h.store.endpointsOf('shop', 'web').ips).toEqual([]);
+    expect(h.store.podsByIP('10.244.2.1')).toEqual(['payroll/web-0']);
+
+    // What shop had, including what the relist brought while it did not match, is back when it matches again.
+    h.server.update('namespaces', labelled('shop', 'public'));
+    await eventually(() => h.store.getService('shop', 'cart') !== undefined, 'shop served again');
+    expect(ask(h.resolver, 'web.shop.svc.cluster.local').ips).toEqual(['10.96.1.1']);
+    expect(h.store.endpointsOf('shop', 'web').ips).toEqual(['10.244.1.1']);
+    // A deleted namespace takes what is in it along, and so does a service deleted while hidden.
+    h.server.delete('services', { metadata: { name: 'web', namespace: 'payroll' } });
+    h.server.delete('namespaces', { metadata: { name: 'payroll' } });
+    await eventually(() => !h.store.namespaceExists('payroll'), 'payroll gone');
+    expect(h.store.podCount).toBe(0);
+    h.server.create('namespaces', labelled('payroll', 'public'));
+    await eventually(() => h.store.namespaceExists('payroll'), 'payroll back');
+    expect([...h.store.services()].map((record) => `${record.namespace}/${record.name}`).sort()).toEqual(['payroll/api', 'shop/cart', 'shop/web']);
+  });
+
+  it('cannot go with namespaces', async () => {
+    const h = await setup({ source: { namespaces: ['default'], namespaceLabels: 'dns=public' }, start: false });
+    await expect(h.source.start()).rejects.toThrow('namespaces and namespace_labels cannot both be set');
+  });
+});
+
 describe('back to current after an outage', () => {
   /**
    * Real time that the test can also jump ahead: timers run on their own, and those a jump passes fire as it

@@ -10,7 +10,7 @@
  * 0.35 s at start (node 20, measured in a bare process: 56 → 111 MB), half the 120 MB the whole server may use
  * at 100k endpoints. Owns nothing else; knows nothing of watching or of DNS.
  */
-import { accessSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
@@ -131,16 +131,29 @@ function fileOrData(file: string | undefined | null, data: string | undefined | 
   return undefined;
 }
 
+/** What the kubernetes plugin adds to a kubeconfig (its `kubeconfig PATH CONTEXT` and `tls CERT KEY CACERT`). */
+export interface KubeConfigChoices {
+  /** Use this context instead of the current one; one the kubeconfig does not have is an error listing those it has. */
+  readonly context?: string;
+  /** With `endpoint`: the client certificate, its key and the CA of the API server, as files (read per request). */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+}
+
 /**
  * The kubeconfig to use: `path` when given; else in-cluster (service account) when KUBERNETES_SERVICE_HOST is
- * set; else $KUBECONFIG (several files joined by the path delimiter are merged) or ~/.kube/config. Throws
- * ConfigError naming what was tried when none is usable.
+ * set; else $KUBECONFIG (several files joined by the path delimiter are merged) or ~/.kube/config. `endpoint`
+ * with `tls` is a configuration of its own, as CoreDNS builds it: that server, that CA, that client certificate.
+ * Throws ConfigError naming what was tried when none is usable.
  */
-export function loadKubeConfig(path?: string, endpoint?: string): KubeAccess {
+export function loadKubeConfig(path?: string, endpoint?: string, choices: KubeConfigChoices = {}): KubeAccess {
   let origin: string;
   let parts: ConfigParts;
+  const { tls } = choices;
   try {
-    if (endpoint !== undefined && path === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
+    if (endpoint !== undefined && tls !== undefined) {
+      origin = `endpoint ${endpoint} with tls ${tls.cert} ${tls.key} ${tls.ca}`;
+      parts = endpointWithCertificates(endpoint, tls);
+    } else if (endpoint !== undefined && path === undefined && !process.env.KUBERNETES_SERVICE_HOST) {
       // The kubernetes plugin's `endpoint` alone: an API server reached without credentials (kubectl proxy).
       origin = `endpoint ${endpoint}`;
       parts = { clusters: [{ name: 'endpoint', server: endpoint, skipTLSVerify: false }], users: [], contexts: [{ name: 'endpoint', cluster: 'endpoint', user: '' }], currentContext: 'endpoint' };
@@ -170,12 +183,42 @@ export function loadKubeConfig(path?: string, endpoint?: string): KubeAccess {
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(`cannot load the kubeconfig from ${origin!}: ${(error as Error).message}`);
   }
-  if (endpoint !== undefined) {
+  if (choices.context !== undefined) parts = withContext(parts, choices.context, origin);
+  if (endpoint !== undefined && tls === undefined) {
     // `endpoint URL` overrides the server of the kubeconfig's (or the service account's) current cluster.
     const current = parts.contexts.find((entry) => entry.name === parts.currentContext)?.cluster;
     parts = { ...parts, clusters: parts.clusters.map((cluster) => (cluster.name === current ? { ...cluster, server: endpoint } : cluster)) };
   }
   return accessOf(parts, origin);
+}
+
+/** The named context made the current one, or a ConfigError naming it and the contexts there are. */
+function withContext(parts: ConfigParts, context: string, origin: string): ConfigParts {
+  if (!parts.contexts.some((entry) => entry.name === context)) {
+    const known = parts.contexts.map((entry) => `"${entry.name}"`).join(', ') || 'none';
+    throw new ConfigError(`kubeconfig from ${origin}: no context "${context}" (its contexts: ${known})`);
+  }
+  return { ...parts, currentContext: context };
+}
+
+/**
+ * `endpoint` with `tls`: one cluster (the endpoint, verified against CACERT) and one user (CERT and KEY). Each
+ * file must be readable now, so a missing one fails at start naming it; requestOptions() reads them again.
+ */
+function endpointWithCertificates(endpoint: string, tls: NonNullable<KubeConfigChoices['tls']>): ConfigParts {
+  for (const [what, file] of [['client certificate', tls.cert], ['client key', tls.key], ['CA certificate', tls.ca]] as const) {
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (error) {
+      throw new ConfigError(`tls: cannot read the ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  }
+  return {
+    clusters: [{ name: 'endpoint', server: endpoint, caFile: tls.ca, skipTLSVerify: false }],
+    users: [{ name: 'tls', certFile: tls.cert, keyFile: tls.key }],
+    contexts: [{ name: 'endpoint', cluster: 'endpoint', user: 'tls' }],
+    currentContext: 'endpoint',
+  };
 }
 
 /** A kubeconfig given as text (YAML or JSON), for tests and tools; relative file names are left as they are. */

@@ -14,10 +14,11 @@
  * With `namespaces`, Services, EndpointSlices and Pods are watched per namespace on the namespaced paths
  * (`/api/v1/namespaces/<ns>/services`), so the API server does the filtering and a namespace-scoped Role is
  * enough for them; Namespaces (cluster-scoped) are watched whole and filtered here. Without it, one cluster-wide
- * watch per kind.
+ * watch per kind. With `namespaceLabels`, every watch is cluster-wide and a gate (namespace-gate.ts) lets into the
+ * store only what is in a namespace whose labels match.
  */
 import type { Logger } from 'pino';
-import { ClusterDnsError } from '../errors.js';
+import { ClusterDnsError, ConfigError } from '../errors.js';
 import type { RecordsByKind, RecordStore, ResourceKind } from '../store/index.js';
 import {
   CollectionStream,
@@ -30,6 +31,8 @@ import {
 import type { Json } from './kube-api.js';
 import { checkCluster, isPlainLoopback, type KubeAccess } from './kube-config.js';
 import { Reachability, REAL_CLOCK, type Clock, type ReachMember } from './kube-reach.js';
+import { parseLabelSelector } from './label-selector.js';
+import { NamespaceGate } from './namespace-gate.js';
 import { toEndpointSlice, toNamespace, toPod, toService } from './objects.js';
 
 export { kubeConfigFromText, loadKubeConfig, type KubeAccess } from './kube-config.js';
@@ -67,6 +70,12 @@ export interface KubeSourceOptions {
    * EndpointSlice controller copies a Service's labels onto its slices, so a Service and its slices go together.
    */
   readonly labels?: string;
+  /**
+   * A label selector (canonical) for Namespaces: the kubernetes plugin's `namespace_labels`. Only the namespaces
+   * that match are served, with their Services, EndpointSlices and Pods (namespace-gate.ts); a namespace that is
+   * relabelled comes and goes without a list. Not with `namespaces`.
+   */
+  readonly namespaceLabels?: string;
   readonly pageSize?: number;
   readonly pageBytes?: number;
   /** A watch with no event and no bookmark for a whole period of this is aborted and restarted. */
@@ -151,6 +160,8 @@ export class KubeSource {
   private startedAt = 0;
   private readonly clock: Clock;
   private readonly reach: Reachability;
+  /** With `namespaceLabels`: what stands between the streams and the store. */
+  private gate: NamespaceGate | undefined;
 
   constructor(
     private readonly access: KubeAccess,
@@ -185,7 +196,16 @@ export class KubeSource {
       this.log.debug({ server: this.access.cluster.server }, 'plain http:// to a loopback address (kubectl proxy?), accepted as kubectl does');
     }
     const namespaces = this.options.namespaces?.length ? [...new Set(this.options.namespaces)] : undefined;
-    this.addKind(NAMESPACES, undefined, namespaces); // cluster-scoped: one watch, filtered here
+    if (namespaces !== undefined && this.options.namespaceLabels !== undefined) {
+      throw new ConfigError('namespaces and namespace_labels cannot both be set');
+    }
+    if (this.options.namespaceLabels !== undefined) {
+      const selector = parseLabelSelector(this.options.namespaceLabels);
+      this.gate = new NamespaceGate(this.store);
+      this.addKind({ ...NAMESPACES, convert: (object) => (selector.matches(namespaceLabels(object)) ? toNamespace(object) : undefined) }, undefined);
+    } else {
+      this.addKind(NAMESPACES, undefined, namespaces); // cluster-scoped: one watch, filtered here
+    }
     this.addKind(SERVICES, namespaces);
     this.addKind(this.options.endpointPodNames === true ? { ...ENDPOINT_SLICES, convert: (object) => toEndpointSlice(object, true) } : ENDPOINT_SLICES, namespaces);
     if (this.options.watchPods) this.addKind(PODS, namespaces);
@@ -278,7 +298,7 @@ export class KubeSource {
       ...(observe && { observe }),
     };
     if (namespaces === undefined || !def.namespaced) {
-      add({ ...base, path: `${def.prefix}/${def.resource}` }, storeSink(this.store, def.kind));
+      add({ ...base, path: `${def.prefix}/${def.resource}` }, this.gate === undefined ? storeSink(this.store, def.kind) : this.gate.sink(def.kind));
       return;
     }
     for (const namespace of namespaces) {
@@ -324,6 +344,12 @@ export class KubeSource {
       this.resolveSynced();
     }
   }
+}
+
+/** A Namespace object's labels, for `namespaceLabels`; the record the store keeps has none. */
+function namespaceLabels(object: Json): Record<string, string> | undefined {
+  const labels = (object.metadata as { labels?: unknown } | undefined)?.labels;
+  return typeof labels === 'object' && labels !== null ? labels as Record<string, string> : undefined;
 }
 
 /** The extreme (by `pick`, Math.min or Math.max) of the defined values, or undefined when none is. */

@@ -67,20 +67,29 @@ export function manifestObjects(text: string, file: string): ManifestObject[] {
 
 /**
  * Reads every manifest under `path` into slim records: with `labels`, only the Services, EndpointSlices and Pods
- * whose labels match (as the API server filters a watch). Throws ManifestError naming the file (and line).
+ * whose labels match (as the API server filters a watch); with `namespaceLabels`, only the Namespaces whose labels
+ * match and what is in them (an object whose Namespace is not in the files is in no matching namespace). Throws
+ * ManifestError naming the file (and line).
  */
-export async function loadManifests(path: string, log?: Logger, labels?: LabelSelector): Promise<Snapshot> {
+export async function loadManifests(path: string, log?: Logger, labels?: LabelSelector, namespaceLabels?: LabelSelector): Promise<Snapshot> {
   const snapshot: Snapshot = { namespace: [], service: [], endpointslice: [], pod: [] };
   for (const object of await readManifestObjects(path)) {
-    if (labels === undefined || selected(object.object, labels)) addToSnapshot(snapshot, object, log);
+    if (labels !== undefined && !selected(object.object, labels)) continue;
+    if (namespaceLabels !== undefined && isNamespace(object.object) && !namespaceLabels.matches(labelsOf(object.object))) continue;
+    addToSnapshot(snapshot, object, log);
   }
-  return snapshot;
+  if (namespaceLabels === undefined) return snapshot;
+  const served = new Set(snapshot.namespace.map((record) => record.name));
+  const inServed = (record: { readonly namespace: string }): boolean => served.has(record.namespace);
+  return { namespace: snapshot.namespace, service: snapshot.service.filter(inServed), endpointslice: snapshot.endpointslice.filter(inServed), pod: snapshot.pod.filter(inServed) };
 }
+
+const isNamespace = (object: unknown): boolean => (object as { kind?: unknown } | undefined)?.kind === 'Namespace';
+const labelsOf = (object: unknown): Record<string, string> | undefined => (object as { metadata?: { labels?: Record<string, string> } } | undefined)?.metadata?.labels;
 
 /** Namespaces are never filtered by `labels` (CoreDNS's: namespace_labels is another option). */
 function selected(object: unknown, labels: LabelSelector): boolean {
-  const { kind, metadata } = (object ?? {}) as { kind?: unknown; metadata?: { labels?: Record<string, string> } };
-  return kind === 'Namespace' || labels.matches(metadata?.labels);
+  return isNamespace(object) || labels.matches(labelsOf(object));
 }
 
 /** The slim records of one manifest file's text into `snapshot` (what the fuzz target drives). */
@@ -145,16 +154,21 @@ export class ManifestSource {
   private readonly path: string;
 
   private readonly labels: LabelSelector | undefined;
+  private readonly namespaceLabels: LabelSelector | undefined;
 
-  /** `labels`: a label selector's text (the kubernetes plugin's `labels`, already checked by its setup). */
-  constructor(path: string, private readonly store: RecordStore, private readonly log: Logger, labels?: string) {
+  /**
+   * `labels`, `namespaceLabels`: label selectors' texts (the kubernetes plugin's `labels` and `namespace_labels`,
+   * already checked by its setup).
+   */
+  constructor(path: string, private readonly store: RecordStore, private readonly log: Logger, labels?: string, namespaceLabels?: string) {
     this.path = resolve(path);
     this.labels = labels === undefined ? undefined : parseLabelSelector(labels);
+    this.namespaceLabels = namespaceLabels === undefined ? undefined : parseLabelSelector(namespaceLabels);
   }
 
   /** The first load; a failure here is fatal to startup (the caller reports it). */
   async start(): Promise<void> {
-    const snapshot = await loadManifests(this.path, this.log, this.labels);
+    const snapshot = await loadManifests(this.path, this.log, this.labels, this.namespaceLabels);
     applySnapshot(this.store, snapshot);
     this.log.info(counts(snapshot), 'loaded manifests');
     await this.watch();
@@ -186,7 +200,7 @@ export class ManifestSource {
 
   private async reload(): Promise<void> {
     try {
-      const snapshot = await loadManifests(this.path, this.log, this.labels);
+      const snapshot = await loadManifests(this.path, this.log, this.labels, this.namespaceLabels);
       applySnapshot(this.store, snapshot);
       this.log.info(counts(snapshot), 'reloaded manifests');
     } catch (error) {

@@ -1,7 +1,8 @@
 // A Kubernetes API server for tests: the list/watch protocol of kube-apiserver over plain HTTP on 127.0.0.1,
 // for Namespaces, Services, discovery.k8s.io/v1 EndpointSlices and Pods, so the real @kubernetes/client-node
-// runs against it unchanged. It owns an in-memory store with one global resourceVersion (like etcd), the event
-// history, and fault injection. It must not import anything from src/: it is the outside world.
+// runs against it unchanged (or over HTTPS requiring a client certificate, with the `tls` option). It owns an
+// in-memory store with one global resourceVersion (like etcd), the event history, and fault injection. It must not
+// import anything from src/: it is the outside world.
 //
 // HOW @kubernetes/client-node 1.4.0 SURFACES EACH CASE (read from dist/watch.js, dist/gen/apis/*.js,
 // dist/gen/http/isomorphic-fetch.js and dist/config.js, and pinned by test/k8s-api-server.test.ts):
@@ -78,7 +79,9 @@
 // waitForRequests(predicate, {count?}), waitUntil(cond, what).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -113,6 +116,8 @@ export interface RequestRecord {
   resource?: ResourceName;
   namespace?: string;
   verb: Verb;
+  /** With `tls`: the CN of the client certificate the request came with. */
+  clientCN?: string;
 }
 
 export interface FaultFilter {
@@ -130,6 +135,12 @@ export interface FakeKubeApiServerOptions {
   bookmarkIntervalMs?: number;
   /** When set, requests without `Authorization: Bearer <token>` get 401, and kubeconfigYaml() carries it. */
   token?: string;
+  /**
+   * When set, HTTPS with this certificate and key, and a client certificate signed by `ca` is required: a client
+   * without one fails its TLS handshake, as kube-apiserver's with --client-ca-file and no other authentication.
+   * The client certificate's subject CN of each request is in `requests[].clientCN`.
+   */
+  tls?: { cert: Buffer; key: Buffer; ca: Buffer };
   /** Clock for creationTimestamp. */
   now?: () => Date;
 }
@@ -336,7 +347,7 @@ const keyOf = (o: KubeObject): string => (o.metadata.namespace ? `${o.metadata.n
 const timestamp = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class FakeKubeApiServer {
-  private readonly options: Required<Omit<FakeKubeApiServerOptions, 'token'>> & { token: string | undefined };
+  private readonly options: Required<Omit<FakeKubeApiServerOptions, 'token' | 'tls'>> & Pick<FakeKubeApiServerOptions, 'token' | 'tls'>;
   private server: Server | undefined;
   private port: number | undefined;
   private readonly sockets = new Set<Socket>();
@@ -369,6 +380,7 @@ export class FakeKubeApiServer {
       watchTooOld: options.watchTooOld ?? 'event',
       bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
       token: options.token,
+      tls: options.tls,
       now: options.now ?? (() => new Date()),
     };
   }
@@ -378,9 +390,12 @@ export class FakeKubeApiServer {
   /** Listens on 127.0.0.1 (the same port again after stop()); resolves to the port. */
   async start(): Promise<number> {
     if (this.server) return this.port!;
-    const server = createServer((req, res) => this.onRequest(req, res));
+    const tls = this.options.tls;
+    const server = tls === undefined
+      ? createServer((req, res) => this.onRequest(req, res))
+      : createHttpsServer({ ...tls, requestCert: true, rejectUnauthorized: true }, (req, res) => this.onRequest(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
-    server.on('connection', (s) => {
+    server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -414,7 +429,7 @@ export class FakeKubeApiServer {
 
   get url(): string {
     if (this.port === undefined) throw new Error('FakeKubeApiServer: start() first');
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${this.port}`;
   }
 
   /** A kubeconfig for the server; `insecure-skip-tls-verify: true` is required by the client for http://. */
@@ -427,7 +442,7 @@ export class FakeKubeApiServer {
       '- name: fake',
       '  cluster:',
       `    server: ${this.url}`,
-      '    insecure-skip-tls-verify: true',
+      this.options.tls === undefined ? '    insecure-skip-tls-verify: true' : `    certificate-authority-data: ${this.options.tls.ca.toString('base64')}`,
       'users:',
       '- name: fake',
       `  user: ${user}`,
@@ -689,6 +704,7 @@ export class FakeKubeApiServer {
       verb: route?.resource ? (route.name ? 'get' : watch ? 'watch' : 'list') : 'other',
     };
     if (route?.resource) record.resource = route.resource.name;
+    if (req.socket instanceof TLSSocket) record.clientCN = String(req.socket.getPeerCertificate().subject?.CN ?? '');
     if (route?.namespace) record.namespace = route.namespace;
     this.requests.push(record);
     if (this.hanging) {
