@@ -179,7 +179,7 @@ describe('clusterdns -conf: a Corefile that cannot be served stops start-up nami
   const cases: Array<[string, string, RegExp]> = [
     ['an unknown plugin', '.:1053 {\n    whoareyou\n}\n', /Corefile:2: unknown plugin "whoareyou" \(supported: .*kubernetes.*\)/],
     ['an unknown option', '.:1053 {\n    cache 30 {\n        sucess 100\n    }\n}\n', /Corefile:3: plugin "cache": unknown option "sucess" \(supported: success, denial/],
-    ['an option clusterdns cannot honour', '.:1053 {\n    kubernetes cluster.local {\n        namespace_labels istio-injection=enabled\n    }\n}\n', /Corefile:3: plugin "kubernetes": option "namespace_labels" is not supported by clusterdns/],
+    ['an option clusterdns cannot honour', '.:1053 {\n    kubernetes cluster.local {\n        multicluster clusterset.local\n    }\n}\n', /Corefile:3: plugin "kubernetes": option "multicluster" is not supported by clusterdns/],
     ['a bad value', '.:1053 {\n    forward . 10.0.0.1 {\n        policy fastest\n    }\n}\n', /Corefile:3: plugin "forward": option "policy": "fastest" is not one of random, round_robin, sequential/],
     ['autopath without kubernetes', '.:1053 {\n    autopath @kubernetes\n}\n', /Corefile:2: plugin "autopath": needs the kubernetes plugin in the same server block/],
     ['a plugin twice', '.:1053 {\n    cache\n    cache 10\n}\n', /Corefile:3: plugin "cache": appears again in this server block \(first at line 2\)/],
